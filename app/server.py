@@ -1,0 +1,228 @@
+"""gunicorn, with a shutdown that drains before it stops.
+
+Plain gunicorn stops at once on SIGTERM: the master closes its listeners and
+tells workers to exit, and connections still queued in the kernel are reset
+when the last worker closes the socket (gunicorn issues #2529 and #3397).
+SIGINT is its quick shutdown. Behind a Kubernetes Service that loses
+requests on every rollout. This module changes three things, all tied to the
+pinned gunicorn 27.0.1 (`app/requirements.txt`):
+
+1. `DrainingArbiter` (the master): SIGTERM or SIGINT flips the shared
+   readiness flag, so `/ready` answers 503 in every worker at once, and the
+   server keeps serving for DRAIN_SECONDS. Repeated SIGTERM/SIGINT are
+   counted and ignored from then on. Only SIGQUIT (gunicorn's quick
+   shutdown) or SIGKILL cut the shutdown short.
+2. After the drain, gunicorn's own graceful stop runs: workers get SIGTERM
+   and have GRACEFUL_TIMEOUT_SECONDS to finish in-flight requests; the
+   master exits 0.
+3. `DrainingThreadWorker`: when told to stop, a worker first accepts every
+   connection already queued on the listening socket, then closes its copy
+   of the socket at once, instead of holding it open (and letting new
+   connections pile up to be reset) until its last request ends. Workers
+   ignore SIGINT, so a terminal's Ctrl-C, sent to the whole process group,
+   reaches them only through the master's drain.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import signal
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+from gunicorn.arbiter import Arbiter
+from gunicorn.workers.gthread import TConn, ThreadWorker
+
+from app.jsonlog import configure_logging, lifecycle
+from app.lifecycle import ShutdownState
+from app.settings import AppSettings
+
+_SHUTDOWN_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class DrainingArbiter(Arbiter):
+    """gunicorn's master process, with a readiness drain before the graceful stop."""
+
+    shutdown: ShutdownState
+    drain_seconds: float
+
+    def __init__(self, app: WebServer) -> None:
+        super().__init__(app)
+        self.shutdown = app.shutdown
+        self.drain_seconds = float(app.settings.drain_seconds)
+        self._drain_deadline: float | None = None
+        self._ignored_signals = 0
+        self._ignored_logged = 0
+
+    # Signal handler: runs between bytecodes of the master, so it only queues.
+    def signal(self, sig: int, frame: Any) -> None:
+        """Queue the signal, except repeated SIGTERM/SIGINT once shutdown has begun."""
+        if self._drain_deadline is not None and sig in _SHUTDOWN_SIGNALS:
+            self._ignored_signals += 1
+            return
+        super().signal(sig, frame)
+
+    def handle_term(self) -> None:
+        """SIGTERM: begin the drain instead of stopping at once."""
+        self._begin_drain("SIGTERM")
+
+    def handle_int(self) -> None:
+        """SIGINT: the same drain as SIGTERM (gunicorn would stop at once)."""
+        self._begin_drain("SIGINT")
+
+    def _begin_drain(self, signame: str) -> None:
+        self.shutdown.begin()
+        self._drain_deadline = time.monotonic() + self.drain_seconds
+        lifecycle(
+            self.log,
+            "draining",
+            f"{signame} received: /ready answers 503; serving for {self.drain_seconds:g}s before stopping",
+            signal=signame,
+            drain_seconds=self.drain_seconds,
+        )
+
+    def wait_for_signals(self, timeout: float = 1.0) -> list[int]:
+        """Wait as gunicorn does, but wake up when the drain ends."""
+        if self._drain_deadline is not None:
+            timeout = max(0.0, min(timeout, self._drain_deadline - time.monotonic()))
+        signals: list[int] = super().wait_for_signals(timeout)
+        return signals
+
+    def manage_workers(self) -> None:
+        """Keep the worker count (gunicorn's per-loop step), and end the drain when it is due."""
+        if self._drain_deadline is not None:
+            if self._ignored_signals > self._ignored_logged:
+                self._ignored_logged = self._ignored_signals
+                self.log.info(
+                    "Shutdown already under way; ignored a repeated SIGTERM/SIGINT (send SIGQUIT to stop at once)",
+                    extra={"fields": {"event": "signal_ignored", "count": self._ignored_signals}},
+                )
+            if time.monotonic() >= self._drain_deadline:
+                lifecycle(
+                    self.log,
+                    "stopping",
+                    "Drain over: closing listeners and finishing in-flight requests",
+                    graceful_timeout_seconds=self.cfg.graceful_timeout,
+                )
+                raise StopIteration  # Arbiter.run() answers with halt(): graceful stop, exit 0
+        super().manage_workers()
+
+
+class DrainingThreadWorker(ThreadWorker):
+    """gunicorn's threaded worker, which empties the accept queue before letting go of the socket."""
+
+    def init_signals(self) -> None:
+        """gunicorn's worker signals, but SIGINT is left to the master's drain."""
+        super().init_signals()
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def set_accept_enabled(self, enabled: bool) -> None:
+        """Stop polling the listeners; on shutdown, also accept what is queued and close them."""
+        super().set_accept_enabled(enabled)
+        if not enabled and not self.alive:
+            self._accept_queued_then_close()
+
+    def _accept_queued_then_close(self) -> None:
+        for listener in self.sockets:
+            if listener.sock is None:  # already closed by an earlier call
+                continue
+            listener.setblocking(False)
+            for _ in range(self.cfg.backlog):  # bounded even under a flood
+                try:
+                    client, address = listener.accept()
+                except OSError as error:
+                    if error.errno == errno.ECONNABORTED:
+                        continue
+                    break  # EAGAIN: the queue is empty
+                self.nr_conns += 1
+                client.setblocking(True)
+                self.enqueue_req(TConn(self.cfg, client, address, listener.getsockname()))
+            listener.close()
+
+
+def _when_ready(server: Arbiter) -> None:
+    lifecycle(server.log, "started", "Server ready", pid=server.pid, workers=server.num_workers)
+
+
+def _on_exit(server: Arbiter) -> None:
+    lifecycle(server.log, "stopped", "Server stopped", pid=server.pid)
+
+
+def gunicorn_options(settings: AppSettings) -> dict[str, Any]:
+    """The gunicorn settings this service runs with, derived from its environment."""
+    return {
+        "bind": [f"0.0.0.0:{settings.port}"],
+        "workers": settings.workers,
+        "threads": settings.threads,
+        "worker_class": "app.server.DrainingThreadWorker",
+        "graceful_timeout": settings.graceful_timeout_seconds,
+        "timeout": 30,
+        "keepalive": 5,
+        "loglevel": settings.log_level,
+        "logger_class": "app.jsonlog.GunicornJsonLogger",
+        "accesslog": "-",
+        "errorlog": "-",
+        # The runtime control socket would be written under $HOME, which is
+        # read-only in the pod, and nobody operates it there.
+        "control_socket_disable": True,
+        # Heartbeat files on tmpfs: /tmp is an emptyDir in the pod.
+        "worker_tmp_dir": "/dev/shm" if _is_dir("/dev/shm") else None,
+        "when_ready": _when_ready,
+        "on_exit": _on_exit,
+        "proc_name": "webapp",
+    }
+
+
+def _is_dir(path: str) -> bool:
+    import os
+
+    return os.path.isdir(path) and os.access(path, os.W_OK)
+
+
+class WebServer(BaseApplication):
+    """The Flask app under gunicorn, configured in code and run by `DrainingArbiter`."""
+
+    def __init__(self, settings: AppSettings, app_factory: Callable[..., Any] | None = None) -> None:
+        self.settings = settings
+        self.shutdown = ShutdownState()  # created before the fork, so every worker shares it
+        self._app_factory = app_factory
+        super().__init__()
+
+    def load_config(self) -> None:
+        """Apply `gunicorn_options`; gunicorn validates each value."""
+        for key, value in gunicorn_options(self.settings).items():
+            if value is not None:
+                self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        """Build the WSGI app in each worker, wired to the shared shutdown flag."""
+        if self._app_factory is not None:
+            return self._app_factory()
+        from app import create_app
+
+        return create_app(settings=self.settings, shutdown=self.shutdown)
+
+    def run(self) -> None:
+        """Run the master loop with the draining arbiter (gunicorn's own run() hardcodes Arbiter)."""
+        try:
+            DrainingArbiter(self).run()
+        except RuntimeError as error:
+            logging.getLogger("app.server").error("Server failed to start: %s", error)
+            sys.exit(1)
+
+
+def main() -> None:
+    """Entry point of `python -m app`: parse the environment, log JSON, serve."""
+    from app.errors import SettingsError
+
+    try:
+        settings = AppSettings.from_env()
+    except SettingsError as error:
+        print(f"Configuration error: {error}", file=sys.stderr)
+        sys.exit(2)
+    configure_logging(settings.log_level)
+    WebServer(settings).run()

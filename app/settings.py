@@ -1,0 +1,90 @@
+"""The app's settings, read once from the environment.
+
+The Deployment injects them from a ConfigMap (plain values) and a Secret
+(`DATABASE_PASSWORD`); README.md lists each variable with its default.
+A bad value stops start-up with a message that names the variable.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from app.errors import SettingsError
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _integer(env: Mapping[str, str], name: str, default: int, minimum: int, maximum: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a whole number; expected {minimum}..{maximum}.") from None
+    if not minimum <= value <= maximum:
+        raise SettingsError(f"{name}={value} is out of range; expected {minimum}..{maximum}.")
+    return value
+
+
+def _boolean(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    lowered = raw.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise SettingsError(f"{name}={raw!r} is not a boolean; expected one of true/false/1/0.")
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    """Every environment variable the app reads, parsed and range-checked."""
+
+    greeting: str = "Hello"
+    """GREETING: the greeting that `GET /` returns."""
+    database_password_set: bool = False
+    """Whether the secret DATABASE_PASSWORD is non-empty; the value itself is never kept here."""
+    version: str = ""
+    """APP_VERSION: the deployed image tag; the package version when unset."""
+    port: int = 8080
+    """PORT: the TCP port the server listens on, on all interfaces."""
+    workers: int = 2
+    """WEB_CONCURRENCY: gunicorn worker processes."""
+    threads: int = 4
+    """WEB_THREADS: request threads per worker."""
+    drain_seconds: int = 5
+    """DRAIN_SECONDS: how long the server keeps serving after a shutdown signal, with /ready at 503."""
+    graceful_timeout_seconds: int = 20
+    """GRACEFUL_TIMEOUT_SECONDS: how long in-flight requests may take to finish after the drain."""
+    log_level: str = "info"
+    """LOG_LEVEL: debug, info, warning or error."""
+    enable_test_routes: bool = False
+    """ENABLE_TEST_ROUTES: mount /debug/sleep, used by the shutdown tests and benchmarks only."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> AppSettings:
+        """Parse settings from `env` (the process environment by default)."""
+        from app import __version__
+
+        env = os.environ if env is None else env
+        log_level = env.get("LOG_LEVEL", "info").strip().lower() or "info"
+        if log_level not in {"debug", "info", "warning", "error"}:
+            raise SettingsError(f"LOG_LEVEL={log_level!r} is not a level; expected debug, info, warning or error.")
+        return cls(
+            greeting=env.get("GREETING", "Hello"),
+            database_password_set=bool(env.get("DATABASE_PASSWORD", "")),
+            version=env.get("APP_VERSION", "").strip() or __version__,
+            port=_integer(env, "PORT", 8080, 1, 65535),
+            workers=_integer(env, "WEB_CONCURRENCY", 2, 1, 64),
+            threads=_integer(env, "WEB_THREADS", 4, 1, 256),
+            drain_seconds=_integer(env, "DRAIN_SECONDS", 5, 0, 300),
+            graceful_timeout_seconds=_integer(env, "GRACEFUL_TIMEOUT_SECONDS", 20, 1, 600),
+            log_level=log_level,
+            enable_test_routes=_boolean(env, "ENABLE_TEST_ROUTES", False),
+        )

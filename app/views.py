@@ -1,0 +1,41 @@
+"""The application's own routes."""
+
+from __future__ import annotations
+
+import time
+
+from flask import Blueprint, Response, abort, current_app, jsonify, request
+
+main = Blueprint("main", __name__)
+test_routes = Blueprint("test_routes", __name__, url_prefix="/debug")
+
+MAX_SLEEP_SECONDS = 30.0
+
+
+@main.get("/")
+def index() -> Response:
+    """Greet, and say whether the database secret is configured (never its value)."""
+    settings = current_app.config["SETTINGS"]
+    return jsonify(
+        message=settings.greeting,
+        version=settings.version,
+        database_password_configured=settings.database_password_set,
+    )
+
+
+@test_routes.get("/sleep")
+def sleep() -> Response:
+    """Hold the request open for `seconds`, to put a slow request in flight.
+
+    Mounted only with ENABLE_TEST_ROUTES=true: the shutdown tests and the
+    benchmark use it; production Deployments never set it.
+    """
+    raw = request.args.get("seconds", "1")
+    try:
+        seconds = float(raw)
+    except ValueError:
+        abort(400, description=f"The query parameter seconds={raw!r} is not a number.")
+    if not 0 <= seconds <= MAX_SLEEP_SECONDS:
+        abort(400, description=f"The query parameter seconds must be between 0 and {MAX_SLEEP_SECONDS:g}.")
+    time.sleep(seconds)
+    return jsonify(slept_seconds=seconds)

@@ -1,0 +1,38 @@
+"""The app's environment parsing: defaults, and errors that name the variable."""
+
+from __future__ import annotations
+
+import pytest
+
+from app import __version__
+from app.errors import SettingsError
+from app.settings import AppSettings
+
+
+def test_defaults() -> None:
+    settings = AppSettings.from_env({})
+    assert settings.port == 8080
+    assert settings.workers == 2
+    assert settings.drain_seconds == 5
+    assert settings.graceful_timeout_seconds == 20
+    assert settings.version == __version__
+    assert settings.greeting == "Hello"
+    assert settings.enable_test_routes is False
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"PORT": "http"}, "PORT='http' is not a whole number"),
+        ({"PORT": "70000"}, "PORT=70000 is out of range"),
+        ({"WEB_CONCURRENCY": "0"}, "WEB_CONCURRENCY=0 is out of range"),
+        ({"DRAIN_SECONDS": "-1"}, "DRAIN_SECONDS=-1 is out of range"),
+        ({"GRACEFUL_TIMEOUT_SECONDS": "1.5"}, "GRACEFUL_TIMEOUT_SECONDS='1.5' is not a whole number"),
+        ({"LOG_LEVEL": "loud"}, "LOG_LEVEL='loud' is not a level"),
+        ({"ENABLE_TEST_ROUTES": "maybe"}, "ENABLE_TEST_ROUTES='maybe' is not a boolean"),
+    ],
+)
+def test_bad_values_name_the_variable(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError) as exc:
+        AppSettings.from_env(env)
+    assert message in str(exc.value)
