@@ -1,0 +1,142 @@
+"""A real server receiving SIGTERM or SIGINT under load must not fail a request.
+
+The client opens a fresh connection per request, so "the listener closed" is
+observable: the first ConnectionRefusedError. Before it every request must get
+an HTTP answer; after it only refusals are acceptable. Every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.server_process import Outcome, free_port, get, start_server, stop, wait_until_ready
+
+MAX_REQUESTS = 400
+MAX_LOOP_SECONDS = 15.0
+PACE_SECONDS = 0.004
+SLOW_REQUEST_SECONDS = 2.5
+DRAIN_SECONDS = 1
+
+
+def _client_loop(port: int, results: list[Outcome], stop_event: threading.Event) -> None:
+    deadline = time.monotonic() + MAX_LOOP_SECONDS
+    paths = ("/", "/ready")
+    while len(results) < MAX_REQUESTS and time.monotonic() < deadline and not stop_event.is_set():
+        outcome = get(port, paths[len(results) % 2], timeout=10.0)
+        results.append(outcome)
+        if sum(1 for r in results if r.error == "ConnectionRefusedError") >= 5:
+            return  # the listener is closed for good
+        time.sleep(PACE_SECONDS)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "signals",
+    [
+        pytest.param([signal.SIGTERM], id="SIGTERM"),
+        pytest.param([signal.SIGINT], id="SIGINT"),
+        pytest.param([signal.SIGTERM, signal.SIGTERM, signal.SIGINT], id="repeated-signals-do-not-cut-the-drain"),
+    ],
+)
+def test_shutdown_under_load_drops_no_request(tmp_path: Path, signals: list[signal.Signals]) -> None:
+    port = free_port()
+    process = start_server(
+        port,
+        tmp_path,
+        DRAIN_SECONDS=str(DRAIN_SECONDS),
+        GRACEFUL_TIMEOUT_SECONDS="10",
+        WEB_CONCURRENCY="2",
+        WEB_THREADS="4",
+        ENABLE_TEST_ROUTES="true",
+    )
+    try:
+        wait_until_ready(process, port)
+        results: list[Outcome] = []
+        slow: list[Outcome] = []
+        stop_event = threading.Event()
+        loop = threading.Thread(target=_client_loop, args=(port, results, stop_event))
+        slow_request = threading.Thread(
+            target=lambda: slow.append(get(port, f"/debug/sleep?seconds={SLOW_REQUEST_SECONDS}", timeout=20.0))
+        )
+        loop.start()
+        slow_request.start()
+        time.sleep(0.3)  # load and the slow request are in flight
+
+        for number, sig in enumerate(signals):
+            if number:
+                time.sleep(0.2)
+            process.send_signal(sig)
+
+        exit_code = process.wait(timeout=30)
+        stop_event.set()
+        loop.join(timeout=20)
+        slow_request.join(timeout=20)
+    finally:
+        stop(process)
+
+    assert exit_code == 0, (tmp_path / "stderr.log").read_text()
+    assert not loop.is_alive()
+    assert not slow_request.is_alive()
+
+    refused_at = next((i for i, r in enumerate(results) if r.error == "ConnectionRefusedError"), len(results))
+    before_close, after_close = results[:refused_at], results[refused_at:]
+    failures = [r for r in before_close if r.error is not None or r.status not in (200, 503)]
+    assert not failures, f"requests failed before the listener closed: {failures[:5]}"
+    assert all(r.error == "ConnectionRefusedError" for r in after_close), after_close[:5]
+    assert all(r.status == 200 for r in before_close if r.path == "/"), "/ must be served during the drain"
+
+    ready_statuses = [r.status for r in before_close if r.path == "/ready"]
+    assert 503 in ready_statuses, "/ready never answered 503 before the listener closed"
+    first_503 = ready_statuses.index(503)
+    assert all(s == 503 for s in ready_statuses[first_503:]), "readiness must not flip back to 200"
+    assert sum(1 for r in before_close if r.path == "/" and r.sent_at > _first_503_time(before_close)) > 0, (
+        "the server stopped serving / as soon as readiness failed; the drain did not happen"
+    )
+
+    assert slow == [Outcome(slow[0].path, 200, None, slow[0].sent_at)], f"slow request: {slow}"
+
+    events = _lifecycle_events(tmp_path / "stdout.log")
+    assert events[:1] == ["started"]
+    assert events[-3:] == ["draining", "stopping", "stopped"], events
+
+
+def _first_503_time(results: list[Outcome]) -> float:
+    return next(r.sent_at for r in results if r.status == 503)
+
+
+def _lifecycle_events(stdout_log: Path) -> list[str]:
+    lines = [json.loads(line) for line in stdout_log.read_text().splitlines() if line.strip()]
+    return [line["event"] for line in lines if line.get("event") in {"started", "draining", "stopping", "stopped"}]
+
+
+@pytest.mark.slow
+def test_every_stdout_line_is_json_with_access_fields(tmp_path: Path) -> None:
+    port = free_port()
+    process = start_server(port, tmp_path, DRAIN_SECONDS="0")
+    try:
+        wait_until_ready(process, port)
+        assert get(port, "/no-such-page").status == 404
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
+    finally:
+        stop(process)
+    lines = [json.loads(line) for line in (tmp_path / "stdout.log").read_text().splitlines()]
+    access = [line for line in lines if line.get("event") == "access" and line["path"] == "/no-such-page"]
+    assert len(access) == 1
+    assert access[0]["method"] == "GET"
+    assert access[0]["status"] == 404
+    assert isinstance(access[0]["duration_ms"], float)
+    assert (tmp_path / "stderr.log").read_text() == ""
+
+
+@pytest.mark.slow
+def test_bad_environment_exits_with_a_message(tmp_path: Path) -> None:
+    process = start_server(free_port(), tmp_path, DRAIN_SECONDS="soon")
+    assert process.wait(timeout=20) == 2
+    assert "DRAIN_SECONDS='soon' is not a whole number" in (tmp_path / "stderr.log").read_text()

@@ -1,0 +1,47 @@
+"""The image recipe: hadolint clean, non-root, pinned, exec-form CMD."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DOCKERFILE = REPO_ROOT / "app" / "Dockerfile"
+
+
+def test_hadolint_passes() -> None:
+    hadolint = shutil.which("hadolint") or str(Path(__import__("sys").executable).parent / "hadolint")
+    result = subprocess.run(
+        [hadolint, "--failure-threshold", "info", str(DOCKERFILE)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_base_image_is_pinned_to_an_exact_python_version() -> None:
+    base = re.search(r"^FROM (\S+)", DOCKERFILE.read_text(), re.MULTILINE)
+    assert base is not None
+    assert re.fullmatch(r"python:\d+\.\d+\.\d+-slim-\w+(@sha256:[0-9a-f]{64})?", base.group(1)), base.group(1)
+
+
+def test_runs_as_numeric_non_root_user_10001() -> None:
+    users = re.findall(r"^USER (\S+)", DOCKERFILE.read_text(), re.MULTILINE)
+    assert users[-1].split(":")[0] == "10001"
+
+
+def test_cmd_is_exec_form_running_the_production_server() -> None:
+    cmd = re.findall(r"^CMD (.+)$", DOCKERFILE.read_text(), re.MULTILINE)
+    assert cmd == ['["python", "-m", "app"]']
+
+
+def test_dependencies_come_from_the_pinned_list() -> None:
+    text = DOCKERFILE.read_text()
+    assert "pip install --no-compile -r /srv/app/requirements.txt" in text
+    for line in (REPO_ROOT / "app" / "requirements.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            assert re.fullmatch(r"[a-z0-9-]+==[\w.]+", line), f"unpinned: {line}"
+
+
+def test_port_matches_the_app_default() -> None:
+    assert "EXPOSE 8080" in DOCKERFILE.read_text()
