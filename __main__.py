@@ -1,0 +1,33 @@
+"""Deploy the bundled web service to the cluster of the current kubeconfig context.
+
+Read the stack's settings once (all problems reported together, before any
+resource exists), build the components, export what an operator needs.
+"""
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.settings import load_settings
+from components.webapp import deploy_service
+
+settings = load_settings()
+namespace_name = settings.values.namespace_name(settings.stack)
+
+namespace: pulumi.Input[str] = namespace_name
+if settings.values.create_namespace:
+    namespace = k8s.core.v1.Namespace(
+        "namespace",
+        metadata=k8s.meta.v1.ObjectMetaArgs(
+            name=namespace_name,
+            # Admission rejects any pod in it that is not "restricted"-compliant.
+            labels={"pod-security.kubernetes.io/enforce": "restricted", "app.kubernetes.io/managed-by": "pulumi"},
+        ),
+    ).metadata.name
+
+webapp = deploy_service("webapp", settings, namespace)
+
+pulumi.export("namespace", namespace)
+pulumi.export("deployment_name", webapp.service.deployment_name)
+pulumi.export("service_name", webapp.service.service_name)
+pulumi.export("url", webapp.url)
+pulumi.export("image", settings.values.image.reference)

@@ -1,0 +1,64 @@
+"""AppConfig: the ConfigMap and Secret a service reads its environment from.
+
+Both are auto-named by Pulumi (logical name plus a random suffix) and the
+Kubernetes provider replaces them when their data changes, so a changed
+value yields a new object with a new name; the Deployment's envFrom then
+points at the new name, which changes its pod template and rolls the pods.
+Without that, pods would keep the old values until something restarted them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.settings import looks_secret
+
+
+@dataclass(frozen=True)
+class AppConfigArgs:
+    """Inputs of `AppConfig`."""
+
+    namespace: pulumi.Input[str]
+    """Namespace both objects live in."""
+    labels: Mapping[str, str]
+    """Labels put on both objects."""
+    data: Mapping[str, str] = field(default_factory=dict)
+    """Plain settings for the ConfigMap; secret-looking names are refused."""
+    secret_data: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    """Secret settings for the Secret; each value is kept a Pulumi secret."""
+
+
+class AppConfig(pulumi.ComponentResource):
+    """A service's environment: a ConfigMap of plain values and a Secret of secret ones."""
+
+    config_map_name: pulumi.Output[str]
+    """Generated name of the ConfigMap."""
+    secret_name: pulumi.Output[str]
+    """Generated name of the Secret."""
+
+    def __init__(self, name: str, args: AppConfigArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("webapp:index:AppConfig", name, None, opts)
+        leaked = sorted(key for key in args.data if looks_secret(key))
+        if leaked:
+            raise ValueError(
+                f"AppConfig {name!r}: {leaked} look like secrets and must go in secret_data, not the ConfigMap"
+            )
+        child = pulumi.ResourceOptions(parent=self)
+        metadata = k8s.meta.v1.ObjectMetaArgs(namespace=args.namespace, labels=dict(args.labels))
+
+        config_map = k8s.core.v1.ConfigMap(f"{name}-cm", metadata=metadata, data=dict(args.data), opts=child)
+        secret = k8s.core.v1.Secret(
+            f"{name}-secret",
+            metadata=metadata,
+            type="Opaque",
+            string_data={key: pulumi.Output.secret(value) for key, value in args.secret_data.items()},
+            opts=child,
+        )
+
+        self.config_map_name = config_map.metadata.name
+        self.secret_name = secret.metadata.name
+        self.register_outputs({"config_map_name": self.config_map_name, "secret_name": self.secret_name})

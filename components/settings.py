@@ -1,0 +1,400 @@
+"""One typed, validated read of a stack's configuration.
+
+`load_settings()` reads every `webapp:*` key once, validates them all, and
+raises a single `ConfigError` that lists every problem with the key it is
+about and what would be valid, before the program creates any resource.
+Defaults live here, in the models below, and nowhere else; README.md's
+settings reference mirrors them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+import pulumi
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from components.errors import ConfigError
+from components.quantity import parse_cpu, parse_memory
+
+PROJECT = "webapp"
+
+_SEMVER = re.compile(r"^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$")
+_GIT_SHA = re.compile(r"^[0-9a-f]{7,40}$")
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+_REPOSITORY = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::\d+)?(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_HOSTNAME = re.compile(r"^(\*\.)?([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+_SECRET_WORDS = ("PASSWORD", "PASSWD", "TOKEN", "SECRET", "KEY", "CREDENTIAL", "PRIVATE", "CERT")
+
+
+def looks_secret(name: str) -> bool:
+    """True when an environment variable name suggests a secret (…PASSWORD, API_KEY, TOKEN…)."""
+    upper = name.upper()
+    return any(word in upper for word in _SECRET_WORDS)
+
+
+def _image_tag(tag: str) -> str:
+    if not tag.strip():
+        raise ValueError("the image tag is empty; pin a semantic version such as 1.4.2")
+    if tag.strip().lower() == "latest":
+        raise ValueError("'latest' cannot be tracked or rolled back; pin a semantic version such as 1.4.2")
+    if not (_SEMVER.match(tag) or _GIT_SHA.match(tag)):
+        raise ValueError(f"{tag!r} is neither a semantic version (1.4.2) nor a git commit SHA")
+    return tag
+
+
+def _cpu(value: str) -> str:
+    parse_cpu(value)
+    return value
+
+
+def _memory(value: str) -> str:
+    parse_memory(value)
+    return value
+
+
+def _scalar_to_string(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return value
+
+
+Cpu = Annotated[str, AfterValidator(_cpu)]
+Memory = Annotated[str, AfterValidator(_memory)]
+EnvValue = Annotated[str, BeforeValidator(_scalar_to_string)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True, strict=False
+    )
+
+
+class ImageSettings(_Model):
+    """Which container image to run."""
+
+    repository: str
+    """Registry and path, without tag: ghcr.io/example/webapp."""
+    tag: Annotated[str, AfterValidator(_image_tag)]
+    """A semantic version or git SHA; never empty, never `latest`. Also becomes APP_VERSION."""
+    digest: str | None = None
+    """Optional `sha256:…` digest; when set the image is pinned to it."""
+
+    @field_validator("repository")
+    @classmethod
+    def _repository(cls, value: str) -> str:
+        if not _REPOSITORY.match(value):
+            raise ValueError(f"{value!r} is not an image repository such as ghcr.io/example/webapp (no tag here)")
+        return value
+
+    @field_validator("digest")
+    @classmethod
+    def _digest(cls, value: str | None) -> str | None:
+        if value is not None and not _DIGEST.match(value):
+            raise ValueError(f"{value!r} is not a digest of the form sha256:<64 hex digits>")
+        return value
+
+    @property
+    def reference(self) -> str:
+        """The full image reference for the pod spec."""
+        pinned = f"{self.repository}:{self.tag}"
+        return f"{pinned}@{self.digest}" if self.digest else pinned
+
+
+class ComputeResources(_Model):
+    """CPU and memory, both required."""
+
+    cpu: Cpu
+    memory: Memory
+
+
+class ResourceSettings(_Model):
+    """Container requests and limits; limits must not be below requests."""
+
+    requests: ComputeResources
+    limits: ComputeResources
+
+    @model_validator(mode="after")
+    def _limits_cover_requests(self) -> ResourceSettings:
+        problems = []
+        if parse_cpu(self.limits.cpu) < parse_cpu(self.requests.cpu):
+            problems.append(f"limits.cpu {self.limits.cpu} is below requests.cpu {self.requests.cpu}")
+        if parse_memory(self.limits.memory) < parse_memory(self.requests.memory):
+            problems.append(f"limits.memory {self.limits.memory} is below requests.memory {self.requests.memory}")
+        if problems:
+            raise ValueError("; ".join(problems) + "; raise the limit or lower the request")
+        return self
+
+
+class ServiceSettings(_Model):
+    """How the Service exposes the pods."""
+
+    type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
+    port: int = Field(default=80, ge=1, le=65535)
+
+
+class IngressSettings(_Model):
+    """An optional networking.k8s.io/v1 Ingress in front of the Service."""
+
+    enabled: bool = False
+    host: str | None = None
+    path: str = "/"
+    class_name: str | None = None
+    tls_secret_name: str | None = None
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str | None) -> str | None:
+        if value is not None and not _HOSTNAME.match(value):
+            raise ValueError(f"{value!r} is not a DNS host name such as webapp.example.com")
+        return value
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError(f"{value!r} must start with '/'")
+        return value
+
+    @field_validator("tls_secret_name", "class_name")
+    @classmethod
+    def _dns_label(cls, value: str | None) -> str | None:
+        if value is not None and not _DNS_LABEL.match(value):
+            raise ValueError(f"{value!r} is not a valid Kubernetes name (lowercase letters, digits, '-')")
+        return value
+
+    @model_validator(mode="after")
+    def _host_when_enabled(self) -> IngressSettings:
+        if self.enabled and not self.host:
+            raise ValueError("an enabled ingress needs a host, e.g. host: webapp.example.com")
+        return self
+
+
+class AutoscalingSettings(_Model):
+    """An optional autoscaling/v2 HorizontalPodAutoscaler on CPU."""
+
+    enabled: bool = False
+    min_replicas: int = Field(default=2, ge=1)
+    max_replicas: int = Field(default=5, ge=1)
+    target_cpu_utilization: int = Field(default=70, ge=10, le=100)
+
+    @model_validator(mode="after")
+    def _min_below_max(self) -> AutoscalingSettings:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(
+                f"minReplicas {self.min_replicas} is above maxReplicas {self.max_replicas}; "
+                "minReplicas must be at most maxReplicas"
+            )
+        return self
+
+
+class DisruptionBudgetSettings(_Model):
+    """The PodDisruptionBudget made whenever more than one replica runs."""
+
+    max_unavailable: int = Field(default=1, ge=1)
+
+
+class StackSettings(_Model):
+    """Everything one stack configures, validated; built by `load_settings()`."""
+
+    image: ImageSettings
+    resources: ResourceSettings
+    replicas: int = Field(default=1, ge=1, le=100)
+    namespace: str | None = None
+    create_namespace: bool = True
+    service: ServiceSettings = ServiceSettings()
+    ingress: IngressSettings = IngressSettings()
+    app_config: dict[str, EnvValue] = Field(default_factory=dict)
+    secret_keys: list[str] = Field(default_factory=list)
+    drain_seconds: int = Field(default=5, ge=0, le=300)
+    graceful_timeout_seconds: int = Field(default=20, ge=1, le=600)
+    autoscaling: AutoscalingSettings = AutoscalingSettings()
+    disruption_budget: DisruptionBudgetSettings = DisruptionBudgetSettings()
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace(cls, value: str | None) -> str | None:
+        if value is not None and not _DNS_LABEL.match(value):
+            raise ValueError(f"{value!r} is not a valid namespace name (lowercase letters, digits, '-', ≤63)")
+        return value
+
+    @field_validator("app_config")
+    @classmethod
+    def _app_config(cls, value: dict[str, str]) -> dict[str, str]:
+        problems = []
+        for name in value:
+            if not _ENV_NAME.match(name):
+                problems.append(f"{name!r} is not an environment variable name (A-Z, 0-9, _)")
+            elif looks_secret(name):
+                problems.append(
+                    f"{name} looks secret and would land in a plain ConfigMap; "
+                    f"list it in secretKeys and set it with "
+                    f"`pulumi config set --secret --path '{PROJECT}:secrets.{name}' <value>`"
+                )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return value
+
+    @field_validator("secret_keys")
+    @classmethod
+    def _secret_keys(cls, value: list[str]) -> list[str]:
+        bad = [name for name in value if not _ENV_NAME.match(name)]
+        if bad:
+            raise ValueError(f"{bad} are not environment variable names (A-Z, 0-9, _)")
+        return value
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> StackSettings:
+        clash = sorted(set(self.app_config) & set(self.secret_keys))
+        if clash:
+            raise ValueError(f"{clash} are both in appConfig and secretKeys; keep each in one place")
+        return self
+
+    def namespace_name(self, stack: str) -> str:
+        """The namespace to deploy into: the configured one, else `webapp-<stack>`."""
+        return self.namespace or f"{PROJECT}-{stack}"
+
+    @property
+    def runs_multiple_replicas(self) -> bool:
+        """True when more than one pod may run, so a disruption budget protects them."""
+        return self.replicas > 1 or (self.autoscaling.enabled and self.autoscaling.min_replicas > 1)
+
+
+class Settings(BaseModel):
+    """The validated stack settings plus the secret values, which stay Pulumi secrets."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    stack: str
+    values: StackSettings
+    secrets: dict[str, Any]
+    """Secret app config: name -> `pulumi.Output[str]` marked secret."""
+
+
+_OBJECT_KEYS = {
+    "image",
+    "resources",
+    "service",
+    "ingress",
+    "appConfig",
+    "secretKeys",
+    "autoscaling",
+    "disruptionBudget",
+}
+_SECRETS_KEY = "secrets"
+
+
+def read_raw_config(project: str = PROJECT) -> tuple[dict[str, Any], set[str]]:
+    """Every `<project>:*` config value the runtime holds (JSON objects decoded), and which keys are secret."""
+    from pulumi.runtime import config as runtime_config
+
+    prefix = f"{project}:"
+    keys = set(runtime_config.CONFIG.get()) | set(runtime_config.get_config_env())
+    raw: dict[str, Any] = {}
+    secret_keys: set[str] = set()
+    env_secret_keys = set(runtime_config.get_config_secret_keys_env())
+    for full_key in sorted(k for k in keys if k.startswith(prefix)):
+        key = full_key[len(prefix) :]
+        raw[key] = runtime_config.get_config(full_key)
+        if runtime_config.is_config_secret(full_key) or full_key in env_secret_keys:
+            secret_keys.add(key)
+    return raw, secret_keys
+
+
+def _decode(key: str, value: Any, problems: list[str]) -> Any:
+    if (key in _OBJECT_KEYS or key == _SECRETS_KEY) and isinstance(value, str):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            problems.append(f"{PROJECT}:{key}: {value!r} is not a YAML/JSON object")
+    return value
+
+
+def _describe(error: dict[str, Any]) -> str:
+    location = ".".join(str(part) for part in error["loc"])
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        top = str(error["loc"][0])
+        known = ", ".join(sorted(field.alias or name for name, field in StackSettings.model_fields.items()))
+        if len(error["loc"]) == 1:
+            return f"{PROJECT}:{top} is not a known setting; known settings: {known}, secrets"
+        return f"{PROJECT}:{location} is not a known field here"
+    if error["type"] == "missing":
+        return f"{PROJECT}:{location} is required but not set"
+    return f"{PROJECT}:{location}: {message}"
+
+
+def parse_settings(stack: str, raw: Mapping[str, Any], secret_keys: set[str]) -> Settings:
+    """Validate raw config values; raise `ConfigError` listing every problem found."""
+    problems: list[str] = []
+    decoded = {key: _decode(key, value, problems) for key, value in raw.items()}
+    secrets_raw = decoded.pop(_SECRETS_KEY, None)
+
+    values: StackSettings | None = None
+    try:
+        values = StackSettings.model_validate(decoded)
+    except ValidationError as error:
+        problems.extend(_describe(e) for e in error.errors(include_url=False))  # type: ignore[arg-type]
+
+    secrets = _parse_secrets(stack, secrets_raw, _SECRETS_KEY in secret_keys, decoded.get("secretKeys"), problems)
+    for key in sorted(secret_keys - {_SECRETS_KEY}):
+        problems.append(f"{PROJECT}:{key} is a secret, but only {PROJECT}:secrets.<NAME> may hold secrets")
+
+    if problems or values is None:
+        raise ConfigError(problems)
+    return Settings(stack=stack, values=values, secrets=secrets)
+
+
+def _parse_secrets(
+    stack: str, raw: Any, is_secret: bool, declared: Any, problems: list[str]
+) -> dict[str, pulumi.Output[str]]:
+    required = [name for name in declared if isinstance(name, str)] if isinstance(declared, list) else []
+
+    def how(name: str = "NAME") -> str:
+        return f"pulumi config set --secret --path '{PROJECT}:secrets.{name}' <value> --stack {stack}"
+
+    if raw is None:
+        raw = {}
+    elif not isinstance(raw, dict):
+        problems.append(f"{PROJECT}:secrets must be a map of NAME: secret value, set with `{how()}`")
+        return {}
+    elif raw and not is_secret:
+        problems.append(
+            f"{PROJECT}:secrets holds plain text; remove it from the stack file and set each value with `{how()}`"
+        )
+    secrets: dict[str, pulumi.Output[str]] = {}
+    for name in required:
+        value = raw.get(name)
+        if not isinstance(value, str) or not value:
+            problems.append(f"{PROJECT}:secrets.{name} is missing (listed in secretKeys); set it with `{how(name)}`")
+    for name, value in raw.items():
+        if name not in required:
+            problems.append(
+                f"{PROJECT}:secrets.{name} is not listed in {PROJECT}:secretKeys; add it there or remove it"
+            )
+        elif isinstance(value, str) and value:
+            secrets[name] = pulumi.Output.secret(value)
+    return secrets
+
+
+def load_settings() -> Settings:
+    """Read and validate the current stack's settings from the Pulumi runtime."""
+    raw, secret_keys = read_raw_config()
+    return parse_settings(pulumi.get_stack(), raw, secret_keys)

@@ -1,0 +1,281 @@
+"""WebService: a Deployment and its Service, plus a PodDisruptionBudget and an autoscaler when they apply.
+
+The pod spec carries what the on-call engineer relies on: probes wired to
+the app's /ready and /healthz, a termination grace period that covers the
+app's drain and in-flight requests, zero-unavailable rolling updates, a
+restricted security context, and the recommended labels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.labels import selector_labels, standard_labels
+from components.settings import AutoscalingSettings, ResourceSettings
+
+CONTAINER_PORT_NAME = "http"
+RUN_AS_USER = 10001  # the numeric user of app/Dockerfile
+TERMINATION_MARGIN_SECONDS = 5
+
+
+def termination_grace_seconds(drain_seconds: int, graceful_timeout_seconds: int) -> int:
+    """How long Kubernetes waits after SIGTERM before SIGKILL: drain, then in-flight requests, plus a margin."""
+    return drain_seconds + graceful_timeout_seconds + TERMINATION_MARGIN_SECONDS
+
+
+@dataclass(frozen=True)
+class WebServiceArgs:
+    """Inputs of `WebService`."""
+
+    namespace: pulumi.Input[str]
+    """Namespace for every object."""
+    image: str
+    """Full image reference, repository:tag[@digest]."""
+    version: str
+    """The image tag: the version label and APP_VERSION."""
+    instance: str
+    """The app.kubernetes.io/instance label, unique per deployment of this service (e.g. webapp-prod)."""
+    resources: ResourceSettings
+    """Container requests and limits."""
+    replicas: int = 1
+    """Pod count (the autoscaler's minimum takes over when autoscaling is on)."""
+    part_of: str = "webapp"
+    """The app.kubernetes.io/part-of label: the larger application."""
+    component: str = "web"
+    """The app.kubernetes.io/component label."""
+    container_port: int = 8080
+    """Port the app listens on (its PORT)."""
+    service_port: int = 80
+    """Port the Service exposes."""
+    service_type: str = "ClusterIP"
+    """ClusterIP, NodePort or LoadBalancer."""
+    config_map_name: pulumi.Input[str] | None = None
+    """ConfigMap to load the environment from."""
+    secret_name: pulumi.Input[str] | None = None
+    """Secret to load the environment from."""
+    drain_seconds: int = 5
+    """The app's DRAIN_SECONDS."""
+    graceful_timeout_seconds: int = 20
+    """The app's GRACEFUL_TIMEOUT_SECONDS."""
+    autoscaling: AutoscalingSettings = field(default_factory=AutoscalingSettings)
+    """CPU autoscaling; off by default."""
+    max_unavailable: int = 1
+    """The disruption budget's maxUnavailable, when more than one pod runs."""
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+    """More plain environment variables for the container."""
+
+
+class WebService(pulumi.ComponentResource):
+    """A health-checked HTTP service: Deployment, Service, and PDB/HPA when they apply."""
+
+    deployment_name: pulumi.Output[str]
+    """Name of the Deployment."""
+    service_name: pulumi.Output[str]
+    """Name of the Service."""
+    service_port: int
+    """Port the Service exposes."""
+    selector: dict[str, str]
+    """Labels selecting this service's pods."""
+
+    def __init__(self, name: str, args: WebServiceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("webapp:index:WebService", name, None, opts)
+        _check(name, args)
+        child = pulumi.ResourceOptions(parent=self)
+        self.selector = selector_labels(name, args.instance)
+        labels = standard_labels(name, args.instance, args.version, args.component, args.part_of)
+        autoscaled = args.autoscaling.enabled
+        replicas = args.autoscaling.min_replicas if autoscaled else args.replicas
+
+        deployment = k8s.apps.v1.Deployment(
+            f"{name}-deploy",
+            metadata=k8s.meta.v1.ObjectMetaArgs(namespace=args.namespace, labels=labels),
+            spec=k8s.apps.v1.DeploymentSpecArgs(
+                replicas=replicas,
+                revision_history_limit=5,
+                selector=k8s.meta.v1.LabelSelectorArgs(match_labels=self.selector),
+                strategy=k8s.apps.v1.DeploymentStrategyArgs(
+                    type="RollingUpdate",
+                    rolling_update=k8s.apps.v1.RollingUpdateDeploymentArgs(max_unavailable=0, max_surge=1),
+                ),
+                template=k8s.core.v1.PodTemplateSpecArgs(
+                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels),
+                    spec=_pod_spec(name, args, replicas, self.selector),
+                ),
+            ),
+            # The autoscaler owns the replica count once it exists; `pulumi up` must not reset it.
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(ignore_changes=["spec.replicas"]))
+            if autoscaled
+            else child,
+        )
+
+        service = k8s.core.v1.Service(
+            f"{name}-svc",
+            metadata=k8s.meta.v1.ObjectMetaArgs(namespace=args.namespace, labels=labels),
+            spec=k8s.core.v1.ServiceSpecArgs(
+                type=args.service_type,
+                selector=self.selector,
+                ports=[
+                    k8s.core.v1.ServicePortArgs(
+                        name=CONTAINER_PORT_NAME,
+                        port=args.service_port,
+                        target_port=CONTAINER_PORT_NAME,
+                        protocol="TCP",
+                    )
+                ],
+            ),
+            opts=child,
+        )
+
+        if replicas > 1:
+            k8s.policy.v1.PodDisruptionBudget(
+                f"{name}-pdb",
+                metadata=k8s.meta.v1.ObjectMetaArgs(namespace=args.namespace, labels=labels),
+                spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
+                    max_unavailable=args.max_unavailable,
+                    selector=k8s.meta.v1.LabelSelectorArgs(match_labels=self.selector),
+                ),
+                opts=child,
+            )
+
+        if autoscaled:
+            k8s.autoscaling.v2.HorizontalPodAutoscaler(
+                f"{name}-hpa",
+                metadata=k8s.meta.v1.ObjectMetaArgs(namespace=args.namespace, labels=labels),
+                spec=k8s.autoscaling.v2.HorizontalPodAutoscalerSpecArgs(
+                    scale_target_ref=k8s.autoscaling.v2.CrossVersionObjectReferenceArgs(
+                        api_version="apps/v1", kind="Deployment", name=deployment.metadata.name
+                    ),
+                    min_replicas=args.autoscaling.min_replicas,
+                    max_replicas=args.autoscaling.max_replicas,
+                    metrics=[
+                        k8s.autoscaling.v2.MetricSpecArgs(
+                            type="Resource",
+                            resource=k8s.autoscaling.v2.ResourceMetricSourceArgs(
+                                name="cpu",
+                                target=k8s.autoscaling.v2.MetricTargetArgs(
+                                    type="Utilization", average_utilization=args.autoscaling.target_cpu_utilization
+                                ),
+                            ),
+                        )
+                    ],
+                ),
+                opts=child,
+            )
+
+        self.deployment_name = deployment.metadata.name
+        self.service_name = service.metadata.name
+        self.service_port = args.service_port
+        self.register_outputs(
+            {
+                "deployment_name": self.deployment_name,
+                "service_name": self.service_name,
+                "service_port": self.service_port,
+                "selector": self.selector,
+            }
+        )
+
+
+def _check(name: str, args: WebServiceArgs) -> None:
+    if not args.version or args.version == "latest" or args.image.endswith(":latest"):
+        raise ValueError(f"WebService {name!r}: image {args.image!r} must be pinned to a version, never latest")
+    if args.replicas < 1:
+        raise ValueError(f"WebService {name!r}: replicas is {args.replicas}; it must be at least 1")
+    if args.service_type not in {"ClusterIP", "NodePort", "LoadBalancer"}:
+        raise ValueError(
+            f"WebService {name!r}: service_type {args.service_type!r} must be ClusterIP, NodePort or LoadBalancer"
+        )
+
+
+def _pod_spec(name: str, args: WebServiceArgs, replicas: int, selector: dict[str, str]) -> k8s.core.v1.PodSpecArgs:
+    return k8s.core.v1.PodSpecArgs(
+        automount_service_account_token=False,
+        enable_service_links=False,
+        termination_grace_period_seconds=termination_grace_seconds(args.drain_seconds, args.graceful_timeout_seconds),
+        security_context=k8s.core.v1.PodSecurityContextArgs(
+            run_as_non_root=True,
+            run_as_user=RUN_AS_USER,
+            run_as_group=RUN_AS_USER,
+            fs_group=RUN_AS_USER,
+            seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
+        ),
+        containers=[_container(name, args)],
+        volumes=[
+            k8s.core.v1.VolumeArgs(
+                name="tmp", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(medium="Memory", size_limit="64Mi")
+            )
+        ],
+        topology_spread_constraints=[
+            k8s.core.v1.TopologySpreadConstraintArgs(
+                max_skew=1,
+                topology_key="kubernetes.io/hostname",
+                when_unsatisfiable="ScheduleAnyway",
+                label_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector),
+            )
+        ]
+        if replicas > 1
+        else None,
+    )
+
+
+def _container(name: str, args: WebServiceArgs) -> k8s.core.v1.ContainerArgs:
+    env = {
+        "APP_VERSION": args.version,
+        "PORT": str(args.container_port),
+        "DRAIN_SECONDS": str(args.drain_seconds),
+        "GRACEFUL_TIMEOUT_SECONDS": str(args.graceful_timeout_seconds),
+        **args.extra_env,
+    }
+    env_from = []
+    if args.config_map_name is not None:
+        env_from.append(
+            k8s.core.v1.EnvFromSourceArgs(config_map_ref=k8s.core.v1.ConfigMapEnvSourceArgs(name=args.config_map_name))
+        )
+    if args.secret_name is not None:
+        env_from.append(
+            k8s.core.v1.EnvFromSourceArgs(secret_ref=k8s.core.v1.SecretEnvSourceArgs(name=args.secret_name))
+        )
+    return k8s.core.v1.ContainerArgs(
+        name=name,
+        image=args.image,
+        image_pull_policy="IfNotPresent",
+        ports=[
+            k8s.core.v1.ContainerPortArgs(name=CONTAINER_PORT_NAME, container_port=args.container_port, protocol="TCP")
+        ],
+        env=[k8s.core.v1.EnvVarArgs(name=key, value=value) for key, value in env.items()],
+        env_from=env_from,
+        resources=k8s.core.v1.ResourceRequirementsArgs(
+            requests={"cpu": args.resources.requests.cpu, "memory": args.resources.requests.memory},
+            limits={"cpu": args.resources.limits.cpu, "memory": args.resources.limits.memory},
+        ),
+        # Generous start-up window; liveness only starts once the app has answered.
+        startup_probe=_probe("/healthz", period=2, timeout=2, failures=30),
+        # Restart only a process that stopped answering for 30 s.
+        liveness_probe=_probe("/healthz", period=10, timeout=2, failures=3),
+        # Leave the Service's endpoints within seconds of /ready turning 503, well inside the drain.
+        readiness_probe=_probe("/ready", period=2, timeout=2, failures=1),
+        security_context=k8s.core.v1.SecurityContextArgs(
+            allow_privilege_escalation=False,
+            read_only_root_filesystem=True,
+            run_as_non_root=True,
+            run_as_user=RUN_AS_USER,
+            run_as_group=RUN_AS_USER,
+            privileged=False,
+            capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
+            seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
+        ),
+        volume_mounts=[k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp")],
+    )
+
+
+def _probe(path: str, *, period: int, timeout: int, failures: int) -> k8s.core.v1.ProbeArgs:
+    return k8s.core.v1.ProbeArgs(
+        http_get=k8s.core.v1.HTTPGetActionArgs(path=path, port=CONTAINER_PORT_NAME),
+        period_seconds=period,
+        timeout_seconds=timeout,
+        failure_threshold=failures,
+        success_threshold=1,
+    )
