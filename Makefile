@@ -3,19 +3,29 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+CHECKOV_VENV := .venv-checkov
 STACK ?= dev
 
-.PHONY: setup render test lint clean
+.PHONY: setup render render-all test lint snapshots bench clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt app/requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
-setup: $(VENV)/.installed ## Create .venv from the pinned lists
+# checkov pins packaging<24 while pulumi needs a newer one: it gets its own venv.
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	touch $@
 
-render: setup ## Render and validate one stack offline: make render STACK=dev
+setup: $(VENV)/.installed $(CHECKOV_VENV)/.installed ## Create both virtualenvs from the pinned lists
+
+render: setup ## Render one stack offline and validate it: make render STACK=dev
 	$(PY) -m tools.render $(STACK)
+
+render-all: setup ## Render and validate every Pulumi.<stack>.yaml
+	$(PY) -m tools.render --all
 
 lint: setup ## ruff and mypy
 	$(VENV)/bin/ruff check .
@@ -25,5 +35,12 @@ lint: setup ## ruff and mypy
 test: lint ## Lint, then the whole test suite
 	$(PY) -m pytest
 
+snapshots: setup ## Accept the current rendered manifests as the new snapshots
+	$(PY) -m pytest tests/test_snapshots.py --snapshot-update
+
+bench: setup ## Print the benchmark tables (not part of the tests)
+	$(PY) bench/app_server.py
+	$(PY) bench/render_scaling.py
+
 clean:
-	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) build .pytest_cache .mypy_cache .ruff_cache

@@ -1,4 +1,4 @@
-"""WebService: a Deployment and its Service, plus a PodDisruptionBudget and an autoscaler when they apply.
+"""WebService: a Deployment, its Service and NetworkPolicy, plus a PodDisruptionBudget and autoscaler when they apply.
 
 The pod spec carries what the on-call engineer relies on: probes wired to
 the app's /ready and /healthz, a termination grace period that covers the
@@ -124,6 +124,22 @@ class WebService(pulumi.ComponentResource):
                         port=args.service_port,
                         target_port=CONTAINER_PORT_NAME,
                         protocol="TCP",
+                    )
+                ],
+            ),
+            opts=child,
+        )
+
+        # Admit traffic to the pods on the HTTP port only; egress stays open (the app calls its database).
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-netpol",
+            metadata=k8s.meta.v1.ObjectMetaArgs(namespace=args.namespace, labels=labels),
+            spec=k8s.networking.v1.NetworkPolicySpecArgs(
+                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=self.selector),
+                policy_types=["Ingress"],
+                ingress=[
+                    k8s.networking.v1.NetworkPolicyIngressRuleArgs(
+                        ports=[k8s.networking.v1.NetworkPolicyPortArgs(port=CONTAINER_PORT_NAME, protocol="TCP")]
                     )
                 ],
             ),

@@ -15,6 +15,7 @@ KIND_ORDER = [
     "Secret",
     "Service",
     "Deployment",
+    "NetworkPolicy",
     "PodDisruptionBudget",
     "HorizontalPodAutoscaler",
     "Ingress",

@@ -101,10 +101,16 @@ class ProgramRun:
     outputs: dict[str, Any] = field(default_factory=dict)
 
 
-def start_mocks(project: str, stack: str, config: Mapping[str, str], secret_keys: Sequence[str]) -> KubernetesMocks:
-    """Reset Pulumi's global state and install fresh mocks with this config."""
+def start_mocks(
+    project: str,
+    stack: str,
+    config: Mapping[str, str],
+    secret_keys: Sequence[str],
+    mocks: KubernetesMocks | None = None,
+) -> KubernetesMocks:
+    """Reset Pulumi's global state and install `mocks` (fresh ones by default) with this config."""
     runtime_settings.ROOT.set(None)
-    mocks = KubernetesMocks()
+    mocks = mocks or KubernetesMocks()
     pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=True)
     pulumi.runtime.set_all_config(dict(config), list(secret_keys))
     return mocks
@@ -117,13 +123,14 @@ def run_program(
     stack: str,
     config: Mapping[str, str],
     secret_keys: Sequence[str] = (),
+    mocks: KubernetesMocks | None = None,
 ) -> ProgramRun:
     """Run `program` under fresh mocks and return its resources and resolved stack outputs.
 
     Exceptions from the program (a `ConfigError`, say) propagate after the
-    runtime has settled.
+    runtime has settled; pass `mocks` to inspect what was registered before that.
     """
-    mocks = start_mocks(project, stack, config, secret_keys)
+    mocks = start_mocks(project, stack, config, secret_keys, mocks)
     run = ProgramRun(resources=mocks.resources)
 
     @pulumi.runtime.test  # type: ignore[untyped-decorator]

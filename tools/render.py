@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 from tools.manifests import Manifest, to_manifests
-from tools.mocks import run_program
+from tools.mocks import ProgramRun, run_program
 from tools.stack_config import REPO_ROOT, StackConfig, StackConfigError, load_stack_config, stack_names
 from tools.validate import SUPPORTED_KUBERNETES, checkov_problems, schema_problems
 
@@ -33,12 +33,17 @@ DEFAULT_OUTPUT = REPO_ROOT / "build" / "manifests"
 
 @dataclass
 class Rendered:
-    """One stack's rendering: its manifests, stack outputs, and notes for the reader."""
+    """One stack's rendering: the program run, its manifests, and notes for the reader."""
 
     stack: str
+    run: ProgramRun
     manifests: list[Manifest]
-    outputs: dict[str, Any]
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def outputs(self) -> dict[str, Any]:
+        """The stack outputs the program exported."""
+        return self.run.outputs
 
 
 def run_main_program(config: StackConfig, program: Path = REPO_ROOT / "__main__.py") -> Rendered:
@@ -57,7 +62,7 @@ def run_main_program(config: StackConfig, program: Path = REPO_ROOT / "__main__.
         f"(`pulumi up` needs: pulumi config set --secret --path '{config.project}:secrets.{name}' <value>)"
         for name in config.placeholders
     ]
-    return Rendered(config.stack, to_manifests(run.resources), run.outputs, notes)
+    return Rendered(config.stack, run, to_manifests(run.resources), notes)
 
 
 def render_stack(stack: str, root: Path = REPO_ROOT) -> Rendered:

@@ -1,0 +1,69 @@
+"""Kubernetes quantity parsing."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from components.quantity import parse_cpu, parse_memory, parse_quantity
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("100m", Decimal("0.1")),
+        ("1", Decimal(1)),
+        ("0.5", Decimal("0.5")),
+        ("128Mi", Decimal(128 * 2**20)),
+        ("1Gi", Decimal(2**30)),
+        ("1G", Decimal(10**9)),
+        ("1e3", Decimal(1000)),
+        ("1.5k", Decimal(1500)),
+    ],
+)
+def test_parses_valid_quantities(text: str, value: Decimal) -> None:
+    assert parse_quantity(text) == value
+
+
+@pytest.mark.parametrize("text", ["512mb", "", "Mi", "1.2.3", "12 Mi", "1MiB", "abc", "--1"])
+def test_rejects_malformed_quantities(text: str) -> None:
+    with pytest.raises(ValueError, match="is not a Kubernetes quantity"):
+        parse_quantity(text)
+
+
+def test_memory_rejects_milli_suffix() -> None:
+    with pytest.raises(ValueError, match="milli-bytes; write Mi"):
+        parse_memory("128m")
+
+
+def test_cpu_rejects_zero() -> None:
+    with pytest.raises(ValueError, match="more than zero"):
+        parse_cpu("0")
+
+
+@given(st.integers(min_value=1, max_value=10**6), st.sampled_from(["Ki", "Mi", "Gi", "Ti"]))
+def test_binary_suffixes_scale_by_powers_of_1024(number: int, suffix: str) -> None:
+    power = {"Ki": 1, "Mi": 2, "Gi": 3, "Ti": 4}[suffix]
+    assert parse_quantity(f"{number}{suffix}") == Decimal(number) * 1024**power
+
+
+@given(st.integers(min_value=1, max_value=10**6))
+def test_millicores_equal_fractional_cores(millis: int) -> None:
+    assert parse_cpu(f"{millis}m") == parse_cpu(str(Decimal(millis) / 1000))
+
+
+@given(st.integers(min_value=0, max_value=10**9), st.integers(min_value=0, max_value=10**9))
+def test_order_is_preserved(a: int, b: int) -> None:
+    assert (parse_quantity(f"{a}Mi") <= parse_quantity(f"{b}Mi")) == (a <= b)
+
+
+@given(st.text(alphabet="abcdxyzMGiKB. ", min_size=1, max_size=8))
+def test_garbage_never_parses_silently(text: str) -> None:
+    try:
+        value = parse_quantity(text)
+    except ValueError:
+        return
+    assert value >= 0

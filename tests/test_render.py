@@ -1,0 +1,107 @@
+"""The offline render: stable output, masked secrets, schema and checkov checks that really fail."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+
+from tools.render import main, render_stack, write_manifests
+from tools.stack_config import MASKED, load_stack_config
+from tools.validate import SUPPORTED_KUBERNETES, checkov_problems, schema_problems
+
+
+def _tree(directory: Path) -> dict[str, str]:
+    return {path.name: path.read_text() for path in sorted(directory.iterdir())}
+
+
+def test_two_renders_write_identical_files(tmp_path: Path) -> None:
+    first = _tree(write_manifests(render_stack("prod"), tmp_path / "a"))
+    second = _tree(write_manifests(render_stack("prod"), tmp_path / "b"))
+    assert first == second
+    assert list(first) == sorted(first)
+
+
+def test_references_resolve_to_generated_names() -> None:
+    rendered = render_stack("prod")
+    by_kind = {m.kind: m for m in rendered.manifests}
+    container = by_kind["Deployment"].body["spec"]["template"]["spec"]["containers"][0]
+    assert container["envFrom"] == [
+        {"configMapRef": {"name": by_kind["ConfigMap"].name}},
+        {"secretRef": {"name": by_kind["Secret"].name}},
+    ]
+    backend = by_kind["Ingress"].body["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    assert backend["name"] == by_kind["Service"].name
+    assert by_kind["HorizontalPodAutoscaler"].body["spec"]["scaleTargetRef"]["name"] == by_kind["Deployment"].name
+
+
+def test_secure_values_are_masked_never_decrypted(tmp_path: Path) -> None:
+    (tmp_path / "Pulumi.yaml").write_text((Path(__file__).parent.parent / "Pulumi.yaml").read_text())
+    stack_file = (Path(__file__).parent.parent / "Pulumi.dev.yaml").read_text()
+    stack_file += "  webapp:secrets:\n    DATABASE_PASSWORD:\n      secure: v1:c2VjcmV0:AAAABBBBCCCC\n"
+    (tmp_path / "Pulumi.dev.yaml").write_text(stack_file)
+    config = load_stack_config("dev", tmp_path)
+    assert config.secret_keys == ["webapp:secrets"]
+    assert config.values["webapp:secrets"] == '{"DATABASE_PASSWORD": "[secret]"}'
+    assert config.placeholders == []
+
+
+def test_rendered_secret_is_masked_even_when_the_value_is_known() -> None:
+    rendered = render_stack("dev")
+    secret = next(m for m in rendered.manifests if m.kind == "Secret")
+    assert secret.body["stringData"] == {"DATABASE_PASSWORD": MASKED}
+    assert rendered.notes, "a placeholder secret must be called out"
+
+
+def test_project_defaults_apply_and_stack_values_win() -> None:
+    dev = load_stack_config("dev").values
+    staging = load_stack_config("staging").values
+    assert dev["webapp:drainSeconds"] == "2"  # set in Pulumi.dev.yaml
+    assert staging["webapp:drainSeconds"] == "5"  # Pulumi.yaml default
+
+
+def test_rendered_manifests_pass_the_schema_in_strict_mode() -> None:
+    for stack in ("dev", "staging", "prod"):
+        assert schema_problems(render_stack(stack).manifests) == []
+
+
+def test_schema_check_rejects_unknown_and_mistyped_fields() -> None:
+    deployment = next(m for m in render_stack("dev").manifests if m.kind == "Deployment")
+    broken = copy.deepcopy(deployment)
+    broken.body["spec"]["template"]["spec"]["containers"][0]["livenessProbes"] = {}
+    broken.body["spec"]["replicas"] = "three"
+    problems = schema_problems([broken])
+    assert len(problems) == len(SUPPORTED_KUBERNETES)
+    assert all(deployment.filename in problem for problem in problems)
+
+
+@pytest.mark.slow
+def test_checkov_passes_the_rendered_stacks_and_fails_a_weakened_one(tmp_path: Path) -> None:
+    rendered = render_stack("staging")
+    good = write_manifests(rendered, tmp_path / "good")
+    assert checkov_problems(good) == []
+
+    deployment = next(m for m in rendered.manifests if m.kind == "Deployment")
+    container = deployment.body["spec"]["template"]["spec"]["containers"][0]
+    del container["resources"]["limits"]
+    container["securityContext"]["allowPrivilegeEscalation"] = True
+    bad = write_manifests(rendered, tmp_path / "bad")
+    problems = checkov_problems(bad)
+    failed_ids = {problem.split()[1] for problem in problems}
+    assert {"CKV_K8S_11", "CKV_K8S_13", "CKV_K8S_20"} <= failed_ids, problems
+
+
+def test_cli_fails_clearly_on_an_unknown_stack(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["nosuchstack", "--no-checkov"]) == 1
+    assert "no stack file Pulumi.nosuchstack.yaml; stacks here: dev, prod, staging" in capsys.readouterr().err
+
+
+def test_cli_renders_and_prints_the_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["prod", "--no-checkov", "--output", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "HorizontalPodAutoscaler" in out
+    assert "3-10" in out
+    assert "ghcr.io/example/webapp:1.4.2" in out
+    assert "webapp.example.com" in out
+    assert (tmp_path / "prod").is_dir()

@@ -1,0 +1,201 @@
+"""Stack settings: every bad config is refused with a message naming its key, before any resource exists."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from components.errors import ConfigError
+from components.settings import parse_settings
+from tests.pulumi_helpers import TEST_SECRETS, run_main, valid_config
+from tools.mocks import KubernetesMocks
+
+
+def _resources(**limits_requests: Any) -> dict[str, Any]:
+    base = {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}}
+    for path, value in limits_requests.items():
+        section, field = path.split("_")
+        if value is None:
+            base[section].pop(field)
+        else:
+            base[section][field] = value
+    return base
+
+
+BAD_CONFIGS: list[tuple[str, dict[str, Any], dict[str, str] | str | None, str]] = [
+    (
+        "empty-tag",
+        valid_config(image={"repository": "ghcr.io/example/webapp", "tag": ""}),
+        TEST_SECRETS,
+        "webapp:image.tag: the image tag is empty",
+    ),
+    (
+        "latest-tag",
+        valid_config(image={"repository": "ghcr.io/example/webapp", "tag": "latest"}),
+        TEST_SECRETS,
+        "webapp:image.tag: 'latest' cannot be tracked or rolled back",
+    ),
+    (
+        "tag-in-repository",
+        valid_config(image={"repository": "ghcr.io/example/webapp:1.0.0", "tag": "1.0.0"}),
+        TEST_SECRETS,
+        "webapp:image.repository: 'ghcr.io/example/webapp:1.0.0' is not an image repository",
+    ),
+    (
+        "malformed-quantity",
+        valid_config(resources=_resources(limits_memory="512mb")),
+        TEST_SECRETS,
+        "webapp:resources.limits.memory: '512mb' is not a Kubernetes quantity",
+    ),
+    (
+        "milli-memory",
+        valid_config(resources=_resources(requests_memory="128m")),
+        TEST_SECRETS,
+        "webapp:resources.requests.memory: '128m' means milli-bytes; write Mi",
+    ),
+    (
+        "limits-below-requests",
+        valid_config(resources=_resources(limits_memory="64Mi", limits_cpu="50m")),
+        TEST_SECRETS,
+        "webapp:resources: limits.cpu 50m is below requests.cpu 100m; limits.memory 64Mi is below requests.memory",
+    ),
+    (
+        "missing-limits",
+        valid_config(resources={"requests": {"cpu": "100m", "memory": "128Mi"}}),
+        TEST_SECRETS,
+        "webapp:resources.limits is required but not set",
+    ),
+    (
+        "missing-request-cpu",
+        valid_config(resources=_resources(requests_cpu=None)),
+        TEST_SECRETS,
+        "webapp:resources.requests.cpu is required but not set",
+    ),
+    ("missing-resources", {"image": valid_config()["image"]}, None, "webapp:resources is required but not set"),
+    (
+        "zero-replicas",
+        valid_config(replicas=0),
+        TEST_SECRETS,
+        "webapp:replicas: Input should be greater than or equal to 1",
+    ),
+    (
+        "autoscaling-min-above-max",
+        valid_config(autoscaling={"enabled": True, "minReplicas": 5, "maxReplicas": 2}),
+        TEST_SECRETS,
+        "webapp:autoscaling: minReplicas 5 is above maxReplicas 2",
+    ),
+    (
+        "ingress-without-host",
+        valid_config(ingress={"enabled": True}),
+        TEST_SECRETS,
+        "webapp:ingress: an enabled ingress needs a host",
+    ),
+    (
+        "secret-looking-key-in-configmap",
+        valid_config(appConfig={"GREETING": "hi", "STRIPE_API_KEY": "sk_live_x"}),
+        TEST_SECRETS,
+        "webapp:appConfig: STRIPE_API_KEY looks secret and would land in a plain ConfigMap",
+    ),
+    (
+        "secret-as-plain-text",
+        valid_config(),
+        "PLAIN",
+        "webapp:secrets holds plain text",
+    ),
+    (
+        "missing-secret",
+        valid_config(),
+        {},
+        "webapp:secrets.DATABASE_PASSWORD is missing (listed in secretKeys); set it with "
+        "`pulumi config set --secret --path 'webapp:secrets.DATABASE_PASSWORD' <value> --stack test`",
+    ),
+    (
+        "undeclared-secret",
+        valid_config(),
+        {**TEST_SECRETS, "OTHER_TOKEN": "x"},
+        "webapp:secrets.OTHER_TOKEN is not listed in webapp:secretKeys",
+    ),
+    ("unknown-key", valid_config(replica=3), TEST_SECRETS, "webapp:replica is not a known setting"),
+    (
+        "bad-service-type",
+        valid_config(service={"type": "External"}),
+        TEST_SECRETS,
+        "webapp:service.type: Input should be 'ClusterIP', 'NodePort' or 'LoadBalancer'",
+    ),
+    (
+        "bad-host",
+        valid_config(ingress={"enabled": True, "host": "not a host"}),
+        TEST_SECRETS,
+        "webapp:ingress.host: 'not a host' is not a DNS host name",
+    ),
+    (
+        "negative-drain",
+        valid_config(drainSeconds="-1"),
+        TEST_SECRETS,
+        "webapp:drainSeconds: Input should be greater than or equal to 0",
+    ),
+]
+
+
+@pytest.mark.parametrize(("raw", "secrets", "message"), [pytest.param(r, s, m, id=i) for i, r, s, m in BAD_CONFIGS])
+def test_bad_config_is_refused_before_any_resource(raw: dict[str, Any], secrets: Any, message: str) -> None:
+    mocks = KubernetesMocks()
+    plain = secrets == "PLAIN"
+    with pytest.raises(ConfigError) as exc:
+        run_main(raw, TEST_SECRETS if plain else secrets, mocks=mocks, mark_secret=not plain)
+    assert message in str(exc.value), str(exc.value)
+    assert mocks.resources == [], "no resource may be registered when the config is invalid"
+
+
+def test_all_problems_are_reported_together() -> None:
+    raw = valid_config(
+        image={"repository": "ghcr.io/example/webapp", "tag": "latest"},
+        replicas=0,
+        ingress={"enabled": True},
+        appConfig={"DB_PASSWORD": "x"},
+    )
+    with pytest.raises(ConfigError) as exc:
+        parse_settings("test", raw, set())
+    problems = exc.value.problems
+    assert len(problems) == 5, problems  # tag, replicas, ingress, appConfig, missing secret
+    assert "(5 problem(s))" in str(exc.value)
+
+
+def test_a_secret_outside_the_secrets_map_is_refused() -> None:
+    with pytest.raises(ConfigError) as exc:
+        parse_settings("test", {**valid_config(), "namespace": "ns"}, {"namespace"})
+    assert "webapp:namespace is a secret, but only webapp:secrets.<NAME> may hold secrets" in str(exc.value)
+
+
+def test_defaults() -> None:
+    settings = parse_settings("test", valid_config(secretKeys=[]), set()).values
+    assert settings.replicas == 1
+    assert settings.service.type == "ClusterIP"
+    assert settings.service.port == 80
+    assert settings.ingress.enabled is False
+    assert settings.drain_seconds == 5
+    assert settings.graceful_timeout_seconds == 20
+    assert settings.autoscaling.enabled is False
+    assert settings.disruption_budget.max_unavailable == 1
+    assert settings.namespace_name("test") == "webapp-test"
+
+
+def test_values_arrive_as_text_like_the_cli_sends_them() -> None:
+    raw = valid_config(replicas="3", drainSeconds="7", appConfig='{"WEB_CONCURRENCY": 4, "FEATURE_X": true}')
+    settings = parse_settings("test", {**raw, "secretKeys": "[]"}, set()).values
+    assert settings.replicas == 3
+    assert settings.drain_seconds == 7
+    assert settings.app_config == {"WEB_CONCURRENCY": "4", "FEATURE_X": "true"}
+
+
+def test_image_reference_pins_digest_when_given() -> None:
+    digest = "sha256:" + "a" * 64
+    raw = valid_config(image={"repository": "ghcr.io/example/webapp", "tag": "1.4.2", "digest": digest}, secretKeys=[])
+    assert parse_settings("t", raw, set()).values.image.reference == f"ghcr.io/example/webapp:1.4.2@{digest}"
+
+
+def test_settings_are_frozen() -> None:
+    settings = parse_settings("test", valid_config(secretKeys=[]), set()).values
+    with pytest.raises(Exception, match="frozen"):
+        settings.replicas = 5

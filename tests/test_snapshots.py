@@ -1,0 +1,18 @@
+"""Snapshots of every stack's rendered manifests, so a pull request's diff shows what changes per environment.
+
+After an intended change: `make snapshots`, then commit tests/__snapshots__/.
+"""
+
+from __future__ import annotations
+
+import pytest
+from syrupy.assertion import SnapshotAssertion
+
+from tools.render import dump_yaml, render_stack
+from tools.stack_config import stack_names
+
+
+@pytest.mark.parametrize("stack", stack_names())
+def test_rendered_manifests_match_snapshot(stack: str, snapshot: SnapshotAssertion) -> None:
+    rendered = render_stack(stack)
+    assert {m.filename: dump_yaml(m.body) for m in rendered.manifests} == snapshot

@@ -1,0 +1,99 @@
+"""Every Pulumi.<stack>.yaml in the repo: the real program runs with it and creates what the file says."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.pulumi_helpers import TEST_SECRETS, container, kube, only, unwrap
+from tools.mocks import ProgramRun
+from tools.render import run_main_program
+from tools.stack_config import REPO_ROOT, load_stack_config, stack_names
+
+STACKS = stack_names()
+
+
+def _file(stack: str) -> dict[str, Any]:
+    config: dict[str, Any] = yaml.safe_load((REPO_ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
+    return {key.split(":", 1)[1]: value for key, value in config.items()}
+
+
+def _run(stack: str) -> tuple[ProgramRun, dict[str, Any]]:
+    config = load_stack_config(stack).with_secrets(TEST_SECRETS)
+    rendered = run_main_program(config)
+    return rendered.run, rendered.outputs
+
+
+def test_the_three_environments_exist() -> None:
+    assert set(STACKS) >= {"dev", "staging", "prod"}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_stack_creates_what_its_file_says(stack: str) -> None:
+    declared = _file(stack)
+    run, outputs = _run(stack)
+    deployment = only(run, "Deployment")
+    spec = container(deployment)
+
+    assert deployment.inputs["spec"]["replicas"] == declared["replicas"]
+    assert spec["image"] == f"{declared['image']['repository']}:{declared['image']['tag']}"
+    assert spec["resources"] == declared["resources"]
+    assert deployment.inputs["metadata"]["namespace"] == declared["namespace"]
+    assert outputs["namespace"] == declared["namespace"]
+    assert outputs["image"] == spec["image"]
+    assert outputs["deployment_name"] == deployment.object_name
+    assert outputs["service_name"] == only(run, "Service").object_name
+
+    ingress = declared.get("ingress", {})
+    if ingress.get("enabled"):
+        rule = only(run, "Ingress").inputs["spec"]["rules"][0]
+        assert rule["host"] == ingress["host"]
+        assert outputs["url"].endswith(f"://{ingress['host']}/")
+    else:
+        assert kube(run, "Ingress") == []
+
+    config_map = only(run, "ConfigMap").inputs["data"]
+    assert config_map == {key: str(value) for key, value in declared.get("appConfig", {}).items()}
+    secret = only(run, "Secret").inputs["stringData"]
+    assert unwrap(secret) == TEST_SECRETS
+    assert TEST_SECRETS["DATABASE_PASSWORD"] not in repr(outputs)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_stack_tags_are_pinned_semantic_versions(stack: str) -> None:
+    tag = _file(stack)["image"]["tag"]
+    assert tag != "latest"
+    assert len(str(tag).split(".")) == 3
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_stack_commits_no_secret(stack: str) -> None:
+    assert "secrets" not in _file(stack), f"Pulumi.{stack}.yaml must not hold webapp:secrets"
+
+
+def test_environments_scale_up_towards_prod() -> None:
+    dev, _ = _run("dev")
+    staging, _ = _run("staging")
+    prod, _ = _run("prod")
+    assert only(dev, "Deployment").inputs["spec"]["replicas"] == 1
+    assert kube(dev, "PodDisruptionBudget") == []
+    assert kube(dev, "HorizontalPodAutoscaler") == []
+    assert only(staging, "Deployment").inputs["spec"]["replicas"] == 2
+    assert len(kube(staging, "PodDisruptionBudget")) == 1
+    assert only(prod, "Deployment").inputs["spec"]["replicas"] == 3
+    assert len(kube(prod, "PodDisruptionBudget")) == 1
+    hpa = only(prod, "HorizontalPodAutoscaler").inputs["spec"]
+    assert (hpa["minReplicas"], hpa["maxReplicas"]) == (3, 10)
+    assert only(prod, "Ingress").inputs["spec"]["tls"][0]["secretName"]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_missing_secret_gives_a_clear_error(stack: str) -> None:
+    from components.errors import ConfigError
+
+    with pytest.raises(ConfigError) as exc:
+        run_main_program(load_stack_config(stack))
+    assert "webapp:secrets.DATABASE_PASSWORD is missing" in str(exc.value)
+    assert f"--stack {stack}" in str(exc.value)

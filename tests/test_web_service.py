@@ -1,0 +1,221 @@
+"""WebService: the Deployment's pod spec, and Service/PDB/HPA/NetworkPolicy wiring."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pytest
+
+from components.settings import AutoscalingSettings, ResourceSettings
+from components.web_service import WebService, WebServiceArgs, termination_grace_seconds
+from tests.pulumi_helpers import container, kube, only, run_components
+from tools.mocks import ProgramRun
+
+RESOURCES = ResourceSettings.model_validate(
+    {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}}
+)
+SELECTOR = {"app.kubernetes.io/name": "shop", "app.kubernetes.io/instance": "shop-test"}
+
+
+def _args(**overrides: Any) -> WebServiceArgs:
+    base: dict[str, Any] = {
+        "namespace": "apps",
+        "image": "ghcr.io/example/shop:2.3.4",
+        "version": "2.3.4",
+        "instance": "shop-test",
+        "resources": RESOURCES,
+        "config_map_name": "shop-cm-abc",
+        "secret_name": "shop-secret-def",
+    }
+    base.update(overrides)
+    return WebServiceArgs(**base)
+
+
+def _build(**overrides: Any) -> ProgramRun:
+    return run_components(lambda: WebService("shop", _args(**overrides)))
+
+
+@pytest.fixture(scope="module")
+def single() -> ProgramRun:
+    """One replica, no autoscaling."""
+    return _build()
+
+
+@pytest.fixture(scope="module")
+def scaled() -> ProgramRun:
+    """Autoscaled from 3 to 9 replicas."""
+    return _build(
+        replicas=3,
+        autoscaling=AutoscalingSettings(enabled=True, min_replicas=3, max_replicas=9, target_cpu_utilization=65),
+    )
+
+
+def test_component_type_token_and_children_parented() -> None:
+    run = _build()
+    components = [r for r in run.resources if not r.custom]
+    assert [(r.type, r.name) for r in components] == [("webapp:index:WebService", "shop")]
+    assert {r.name for r in run.resources if r.custom} == {"shop-deploy", "shop-svc", "shop-netpol"}
+
+
+def test_probes_hit_ready_and_healthz_on_the_named_port(single: ProgramRun) -> None:
+    spec = container(only(single, "Deployment"))
+    assert spec["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "http"}
+    assert spec["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert spec["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    # The startup probe gives a slow start 60 s before liveness can kill the pod.
+    assert spec["startupProbe"]["periodSeconds"] * spec["startupProbe"]["failureThreshold"] >= 60
+    # Readiness must notice the 503 well inside the drain window.
+    assert spec["readinessProbe"]["periodSeconds"] * spec["readinessProbe"]["failureThreshold"] <= 5 / 2
+
+
+def test_container_port_resources_and_env(single: ProgramRun) -> None:
+    spec = container(only(single, "Deployment"))
+    assert spec["image"] == "ghcr.io/example/shop:2.3.4"
+    assert spec["ports"] == [{"name": "http", "containerPort": 8080.0, "protocol": "TCP"}]
+    assert spec["resources"] == {
+        "requests": {"cpu": "100m", "memory": "128Mi"},
+        "limits": {"cpu": "500m", "memory": "256Mi"},
+    }
+    env = {item["name"]: item["value"] for item in spec["env"]}
+    assert env == {"APP_VERSION": "2.3.4", "PORT": "8080", "DRAIN_SECONDS": "5", "GRACEFUL_TIMEOUT_SECONDS": "20"}
+    assert spec["envFrom"] == [{"configMapRef": {"name": "shop-cm-abc"}}, {"secretRef": {"name": "shop-secret-def"}}]
+
+
+def test_security_context_is_restricted(single: ProgramRun) -> None:
+    deployment = only(single, "Deployment")
+    pod = deployment.inputs["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == 10001
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    security = container(deployment)["securityContext"]
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    assert security["runAsUser"] == 10001
+    # The read-only root needs a writable /tmp.
+    assert {"name": "tmp", "mountPath": "/tmp"} in container(deployment)["volumeMounts"]
+    assert pod["volumes"][0]["name"] == "tmp"
+    assert "emptyDir" in pod["volumes"][0]
+
+
+def test_termination_grace_covers_drain_and_in_flight_requests() -> None:
+    run = _build(drain_seconds=7, graceful_timeout_seconds=30)
+    pod = only(run, "Deployment").inputs["spec"]["template"]["spec"]
+    assert pod["terminationGracePeriodSeconds"] == termination_grace_seconds(7, 30) == 42
+    env = {item["name"]: item["value"] for item in container(only(run, "Deployment"))["env"]}
+    assert env["DRAIN_SECONDS"] == "7"
+    assert env["GRACEFUL_TIMEOUT_SECONDS"] == "30"
+
+
+def test_rolling_update_never_drops_below_desired(single: ProgramRun) -> None:
+    strategy = only(single, "Deployment").inputs["spec"]["strategy"]
+    assert strategy["type"] == "RollingUpdate"
+    assert strategy["rollingUpdate"]["maxUnavailable"] == 0
+    assert strategy["rollingUpdate"]["maxSurge"] >= 1
+
+
+def test_labels_are_the_recommended_set_and_selectors_are_stable(single: ProgramRun) -> None:
+    deployment = only(single, "Deployment").inputs
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert labels == {
+        **SELECTOR,
+        "app.kubernetes.io/version": "2.3.4",
+        "app.kubernetes.io/component": "web",
+        "app.kubernetes.io/part-of": "webapp",
+        "app.kubernetes.io/managed-by": "pulumi",
+    }
+    assert deployment["spec"]["selector"]["matchLabels"] == SELECTOR
+    assert "app.kubernetes.io/version" not in deployment["spec"]["selector"]["matchLabels"]
+
+
+def test_service_selects_exactly_the_deployments_pods_and_targets_the_port_by_name(single: ProgramRun) -> None:
+    service = only(single, "Service").inputs["spec"]
+    pod_labels = only(single, "Deployment").inputs["spec"]["template"]["metadata"]["labels"]
+    assert service["selector"] == SELECTOR
+    assert all(pod_labels[key] == value for key, value in service["selector"].items())
+    assert service["type"] == "ClusterIP"
+    assert service["ports"] == [{"name": "http", "port": 80.0, "targetPort": "http", "protocol": "TCP"}]
+
+
+def test_network_policy_admits_only_the_http_port(single: ProgramRun) -> None:
+    policy = only(single, "NetworkPolicy").inputs["spec"]
+    assert policy["podSelector"]["matchLabels"] == SELECTOR
+    assert policy["policyTypes"] == ["Ingress"]
+    assert policy["ingress"] == [{"ports": [{"port": "http", "protocol": "TCP"}]}]
+
+
+def test_single_replica_has_no_pdb_hpa_or_spread(single: ProgramRun) -> None:
+    assert kube(single, "PodDisruptionBudget") == []
+    assert kube(single, "HorizontalPodAutoscaler") == []
+    assert only(single, "Deployment").inputs["spec"]["replicas"] == 1
+    assert "topologySpreadConstraints" not in only(single, "Deployment").inputs["spec"]["template"]["spec"]
+
+
+def test_several_replicas_get_a_pdb_and_spread_across_nodes() -> None:
+    run = _build(replicas=2)
+    pdb = only(run, "PodDisruptionBudget").inputs["spec"]
+    assert pdb["selector"]["matchLabels"] == SELECTOR
+    assert pdb["maxUnavailable"] == 1
+    spread = only(run, "Deployment").inputs["spec"]["template"]["spec"]["topologySpreadConstraints"]
+    assert spread[0]["topologyKey"] == "kubernetes.io/hostname"
+    assert spread[0]["labelSelector"]["matchLabels"] == SELECTOR
+
+
+def test_autoscaler_targets_the_deployment(scaled: ProgramRun) -> None:
+    hpa = only(scaled, "HorizontalPodAutoscaler").inputs
+    deployment = only(scaled, "Deployment")
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    assert hpa["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": deployment.object_name,
+    }
+    assert hpa["spec"]["minReplicas"] == 3
+    assert hpa["spec"]["maxReplicas"] == 9
+    metric = hpa["spec"]["metrics"][0]["resource"]
+    assert metric == {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 65.0}}
+    assert deployment.inputs["spec"]["replicas"] == 3
+    assert only(scaled, "PodDisruptionBudget").inputs["spec"]["selector"]["matchLabels"] == SELECTOR
+
+
+def test_two_services_in_one_program_do_not_collide() -> None:
+    def build() -> None:
+        WebService("shop", _args())
+        WebService("cart", _args(instance="cart-test", image="ghcr.io/example/cart:1.0.0", version="1.0.0"))
+
+    run = run_components(build)
+    deployments = kube(run, "Deployment")
+    assert len({d.object_name for d in deployments}) == 2
+    selectors = [d.inputs["spec"]["selector"]["matchLabels"] for d in deployments]
+    assert selectors[0] != selectors[1]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"image": "ghcr.io/example/shop:latest", "version": "latest"}, "must be pinned to a version"),
+        ({"replicas": 0}, "replicas is 0; it must be at least 1"),
+        ({"service_type": "Headless"}, "service_type 'Headless' must be ClusterIP, NodePort or LoadBalancer"),
+    ],
+)
+def test_bad_arguments_are_refused(overrides: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        _build(**overrides)
+
+
+def test_outputs_are_attributes() -> None:
+    seen: dict[str, Any] = {}
+
+    def build() -> pulumi.Output[Any]:
+        service = WebService("shop", _args())
+        seen["selector"] = service.selector
+        return pulumi.Output.all(service.deployment_name, service.service_name).apply(
+            lambda names: seen.update(names=names)
+        )
+
+    run_components(build)
+    assert seen["selector"] == SELECTOR
+    assert seen["names"][0].startswith("shop-deploy-")
+    assert seen["names"][1].startswith("shop-svc-")
