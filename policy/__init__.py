@@ -1,0 +1,1 @@
+"""The webapp policy pack (run by `pulumi preview --policy-pack policy`)."""

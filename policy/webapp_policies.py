@@ -1,0 +1,196 @@
+"""Policies for Kubernetes resources: the "Common Mistakes" of the seed, made loud at preview time.
+
+Each policy's validation function takes Pulumi's validation args (only
+`resource_type` and `props`, the camelCase Kubernetes object, are read) and
+a `report_violation` callback. A value Pulumi does not know yet during a
+preview is skipped, never reported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Protocol
+
+from pulumi_policy import ResourceValidationPolicy, StackValidationPolicy
+
+ReportViolation = Callable[..., None]
+
+WORKLOADS = {
+    "kubernetes:apps/v1:Deployment": ("spec", "template", "spec"),
+    "kubernetes:apps/v1:StatefulSet": ("spec", "template", "spec"),
+    "kubernetes:apps/v1:DaemonSet": ("spec", "template", "spec"),
+    "kubernetes:apps/v1:ReplicaSet": ("spec", "template", "spec"),
+    "kubernetes:batch/v1:Job": ("spec", "template", "spec"),
+    "kubernetes:batch/v1:CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
+    "kubernetes:core/v1:Pod": ("spec",),
+}
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
+PDB = "kubernetes:policy/v1:PodDisruptionBudget"
+HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
+SECRET_WORDS = ("PASSWORD", "PASSWD", "TOKEN", "SECRET", "KEY", "CREDENTIAL", "PRIVATE", "CERT")
+
+
+class ResourceArgs(Protocol):
+    """What the validations read from pulumi_policy's ResourceValidationArgs / PolicyResource."""
+
+    resource_type: str
+    props: Mapping[str, Any]
+
+
+class StackArgs(Protocol):
+    """What the stack validation reads from pulumi_policy's StackValidationArgs."""
+
+    @property
+    def resources(self) -> list[Any]: ...
+
+
+def _dig(value: Any, *path: str) -> Any:
+    for key in path:
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(key)
+    return value
+
+
+def _containers(args: ResourceArgs) -> Iterator[dict[str, Any]]:
+    path = WORKLOADS.get(args.resource_type)
+    if path is None:
+        return
+    pod = _dig(args.props, *path)
+    if not isinstance(pod, Mapping):
+        return
+    for field in ("initContainers", "containers"):
+        for item in pod.get(field) or []:
+            if isinstance(item, Mapping):
+                yield dict(item)
+
+
+def _kind(args: ResourceArgs) -> str:
+    return args.resource_type.rsplit(":", 1)[-1]
+
+
+def validate_requests_and_limits(args: ResourceArgs, report_violation: ReportViolation) -> None:
+    """Every container sets cpu and memory requests and limits (no resource limits: a noisy neighbour)."""
+    for container in _containers(args):
+        resources = container.get("resources") or {}
+        missing = [
+            f"{section}.{resource}"
+            for section in ("requests", "limits")
+            for resource in ("cpu", "memory")
+            if not _dig(resources, section, resource)
+        ]
+        if missing:
+            report_violation(
+                f"{_kind(args)} container {container.get('name')!r} sets no {', '.join(missing)}; "
+                "set requests and limits for cpu and memory."
+            )
+
+
+def image_problem(image: Any) -> str | None:
+    """Why an image reference is not pinned, or None when it is (a version tag or a digest)."""
+    if not isinstance(image, str) or not image:
+        return None if image is None else "has no image"
+    if "@sha256:" in image:
+        return None
+    last = image.rsplit("/", 1)[-1]
+    if ":" not in last:
+        return f"image {image!r} has no tag (it means latest)"
+    if last.rsplit(":", 1)[1] == "latest":
+        return f"image {image!r} uses the 'latest' tag"
+    return None
+
+
+def validate_image_pinned(args: ResourceArgs, report_violation: ReportViolation) -> None:
+    """No container runs `latest` or an untagged image: what runs must be traceable and reversible."""
+    for container in _containers(args):
+        problem = image_problem(container.get("image"))
+        if problem:
+            report_violation(
+                f"{_kind(args)} container {container.get('name')!r}: {problem}; pin a semantic version or digest."
+            )
+
+
+def validate_readiness_probe(args: ResourceArgs, report_violation: ReportViolation) -> None:
+    """Every Deployment container has a readiness probe, so traffic waits for ready pods."""
+    if args.resource_type != DEPLOYMENT:
+        return
+    pod = _dig(args.props, "spec", "template", "spec") or {}
+    for container in pod.get("containers") or []:
+        if isinstance(container, Mapping) and not container.get("readinessProbe"):
+            report_violation(
+                f"Deployment container {container.get('name')!r} has no readinessProbe; "
+                "traffic would reach it before it is ready."
+            )
+
+
+def validate_no_secrets_in_configmap(args: ResourceArgs, report_violation: ReportViolation) -> None:
+    """ConfigMap keys never look like secrets: ConfigMaps sit unencrypted in etcd."""
+    if args.resource_type != CONFIG_MAP:
+        return
+    for field in ("data", "binaryData"):
+        for key in _dig(args.props, field) or {}:
+            if any(word in str(key).upper() for word in SECRET_WORDS):
+                report_violation(f"ConfigMap key {key!r} looks like a secret; put it in a Secret instead.")
+
+
+def _replicas(deployment: Any, hpas: list[Any]) -> int:
+    replicas = _dig(deployment.props, "spec", "replicas")
+    count = int(replicas) if isinstance(replicas, int | float) else 1
+    for hpa in hpas:
+        target = _dig(hpa.props, "spec", "scaleTargetRef") or {}
+        if target.get("kind") == "Deployment" and target.get("name") == _dig(deployment.props, "metadata", "name"):
+            minimum = _dig(hpa.props, "spec", "minReplicas")
+            if isinstance(minimum, int | float):
+                count = max(count, int(minimum))
+    return count
+
+
+def _covers(pdb: Any, labels: Mapping[str, Any]) -> bool:
+    selector = _dig(pdb.props, "spec", "selector", "matchLabels")
+    return isinstance(selector, Mapping) and bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+
+def validate_disruption_budgets(args: StackArgs, report_violation: ReportViolation) -> None:
+    """A Deployment running more than one replica has a PodDisruptionBudget selecting its pods."""
+    resources = list(args.resources)
+    pdbs = [r for r in resources if r.resource_type == PDB]
+    hpas = [r for r in resources if r.resource_type == HPA]
+    for deployment in (r for r in resources if r.resource_type == DEPLOYMENT):
+        replicas = _replicas(deployment, hpas)
+        labels = _dig(deployment.props, "spec", "template", "metadata", "labels") or {}
+        if replicas > 1 and not any(_covers(pdb, labels) for pdb in pdbs):
+            report_violation(
+                f"Deployment {deployment.name!r} runs {replicas} replicas but no PodDisruptionBudget selects "
+                "its pods; a node drain could evict them all at once.",
+                getattr(deployment, "urn", None),
+            )
+
+
+POLICIES = [
+    ResourceValidationPolicy(
+        name="containers-set-requests-and-limits",
+        description="Containers set cpu and memory requests and limits.",
+        validate=validate_requests_and_limits,
+    ),
+    ResourceValidationPolicy(
+        name="images-are-pinned",
+        description="Container images carry a version tag or digest, never latest or none.",
+        validate=validate_image_pinned,
+    ),
+    ResourceValidationPolicy(
+        name="deployments-have-readiness-probes",
+        description="Deployment containers have a readiness probe.",
+        validate=validate_readiness_probe,
+    ),
+    ResourceValidationPolicy(
+        name="configmaps-hold-no-secrets",
+        description="ConfigMap keys do not look like secrets.",
+        validate=validate_no_secrets_in_configmap,
+    ),
+    StackValidationPolicy(
+        name="replicated-deployments-have-disruption-budgets",
+        description="Deployments with more than one replica have a PodDisruptionBudget.",
+        validate=validate_disruption_budgets,
+    ),
+]

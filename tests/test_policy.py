@@ -1,0 +1,196 @@
+"""The policy pack's validation functions, with compliant and non-compliant Kubernetes resources."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from policy.webapp_policies import (
+    POLICIES,
+    image_problem,
+    validate_disruption_budgets,
+    validate_image_pinned,
+    validate_no_secrets_in_configmap,
+    validate_readiness_probe,
+    validate_requests_and_limits,
+)
+from tools.render import render_stack
+from tools.stack_config import stack_names
+
+
+@dataclass
+class Resource:
+    """The part of pulumi_policy's args that the validations read."""
+
+    resource_type: str
+    props: dict[str, Any]
+    name: str = "res"
+    urn: str = "urn:pulumi:test::webapp::res"
+
+
+@dataclass
+class Stack:
+    """Stand-in for StackValidationArgs."""
+
+    resources: list[Resource] = field(default_factory=list)
+
+
+def _violations(validate: Any, args: Any) -> list[str]:
+    found: list[str] = []
+    validate(args, lambda message, urn=None: found.append(message))
+    return found
+
+
+CONTAINER = {
+    "name": "web",
+    "image": "ghcr.io/example/webapp:1.4.2",
+    "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}},
+    "readinessProbe": {"httpGet": {"path": "/ready", "port": "http"}},
+}
+LABELS = {"app.kubernetes.io/name": "webapp", "app.kubernetes.io/instance": "webapp-prod"}
+
+
+def _deployment(replicas: int = 1, **container_changes: Any) -> Resource:
+    container = copy.deepcopy(CONTAINER)
+    for key, value in container_changes.items():
+        if value is None:
+            container.pop(key, None)
+        else:
+            container[key] = value
+    return Resource(
+        "kubernetes:apps/v1:Deployment",
+        {
+            "metadata": {"name": "webapp-deploy-1"},
+            "spec": {
+                "replicas": replicas,
+                "template": {
+                    "metadata": {"labels": {**LABELS, "app.kubernetes.io/version": "1.4.2"}},
+                    "spec": {"containers": [container]},
+                },
+            },
+        },
+        name="webapp-deploy",
+    )
+
+
+def _pdb(match_labels: dict[str, str]) -> Resource:
+    return Resource("kubernetes:policy/v1:PodDisruptionBudget", {"spec": {"selector": {"matchLabels": match_labels}}})
+
+
+def test_the_pack_has_the_five_policies() -> None:
+    assert [p.name for p in POLICIES] == [
+        "containers-set-requests-and-limits",
+        "images-are-pinned",
+        "deployments-have-readiness-probes",
+        "configmaps-hold-no-secrets",
+        "replicated-deployments-have-disruption-budgets",
+    ]
+
+
+def test_requests_and_limits_compliant() -> None:
+    assert _violations(validate_requests_and_limits, _deployment()) == []
+
+
+@pytest.mark.parametrize(
+    ("resources", "missing"),
+    [
+        (None, "requests.cpu, requests.memory, limits.cpu, limits.memory"),
+        ({"requests": {"cpu": "1", "memory": "1Gi"}}, "limits.cpu, limits.memory"),
+        ({"requests": {"cpu": "1"}, "limits": {"cpu": "1", "memory": "1Gi"}}, "requests.memory"),
+    ],
+)
+def test_requests_and_limits_missing(resources: Any, missing: str) -> None:
+    violations = _violations(validate_requests_and_limits, _deployment(resources=resources))
+    assert violations == [f"Deployment container 'web' sets no {missing}; set requests and limits for cpu and memory."]
+
+
+def test_requests_and_limits_apply_to_cronjobs_too() -> None:
+    cronjob = Resource(
+        "kubernetes:batch/v1:CronJob",
+        {"spec": {"jobTemplate": {"spec": {"template": {"spec": {"containers": [{"name": "job", "image": "x:1"}]}}}}}},
+    )
+    assert len(_violations(validate_requests_and_limits, cronjob)) == 1
+
+
+@pytest.mark.parametrize(
+    ("image", "problem"),
+    [
+        ("ghcr.io/example/webapp:1.4.2", None),
+        ("ghcr.io/example/webapp@sha256:" + "a" * 64, None),
+        ("localhost:5000/webapp:2.0.0", None),
+        ("ghcr.io/example/webapp:latest", "uses the 'latest' tag"),
+        ("ghcr.io/example/webapp", "has no tag"),
+        ("localhost:5000/webapp", "has no tag"),
+    ],
+)
+def test_image_pinning(image: str, problem: str | None) -> None:
+    found = image_problem(image)
+    assert (found is None) if problem is None else (problem in (found or ""))
+    violations = _violations(validate_image_pinned, _deployment(image=image))
+    assert len(violations) == (0 if problem is None else 1)
+
+
+def test_readiness_probe_required_on_deployments() -> None:
+    assert _violations(validate_readiness_probe, _deployment()) == []
+    assert _violations(validate_readiness_probe, _deployment(readinessProbe=None)) == [
+        "Deployment container 'web' has no readinessProbe; traffic would reach it before it is ready."
+    ]
+
+
+@pytest.mark.parametrize(
+    ("data", "count"),
+    [({"GREETING": "hi", "LOG_LEVEL": "info"}, 0), ({"DB_PASSWORD": "x", "API_KEY": "y", "GREETING": "z"}, 2)],
+)
+def test_configmaps_hold_no_secret_looking_keys(data: dict[str, str], count: int) -> None:
+    config_map = Resource("kubernetes:core/v1:ConfigMap", {"data": data})
+    assert len(_violations(validate_no_secrets_in_configmap, config_map)) == count
+
+
+def test_single_replica_needs_no_pdb() -> None:
+    assert _violations(validate_disruption_budgets, Stack([_deployment(replicas=1)])) == []
+
+
+def test_replicated_deployment_without_pdb_is_a_violation() -> None:
+    violations = _violations(validate_disruption_budgets, Stack([_deployment(replicas=3)]))
+    assert len(violations) == 1
+    assert "runs 3 replicas but no PodDisruptionBudget selects its pods" in violations[0]
+
+
+def test_pdb_must_select_the_deployments_pods() -> None:
+    other = _pdb({"app.kubernetes.io/name": "other"})
+    assert len(_violations(validate_disruption_budgets, Stack([_deployment(replicas=3), other]))) == 1
+    matching = _pdb(LABELS)
+    assert _violations(validate_disruption_budgets, Stack([_deployment(replicas=3), matching])) == []
+
+
+def test_autoscaled_minimum_counts_as_replicas() -> None:
+    hpa = Resource(
+        "kubernetes:autoscaling/v2:HorizontalPodAutoscaler",
+        {"spec": {"scaleTargetRef": {"kind": "Deployment", "name": "webapp-deploy-1"}, "minReplicas": 2}},
+    )
+    assert len(_violations(validate_disruption_budgets, Stack([_deployment(replicas=1), hpa]))) == 1
+
+
+def _resource_type(api_version: str, kind: str) -> str:
+    group_version = api_version if "/" in api_version else f"core/{api_version}"
+    return f"kubernetes:{group_version}:{kind}"
+
+
+@pytest.mark.parametrize("stack", stack_names())
+def test_every_rendered_stack_complies_with_the_pack(stack: str) -> None:
+    resources = [
+        Resource(_resource_type(m.body["apiVersion"], m.kind), m.body, name=m.name)
+        for m in render_stack(stack).manifests
+    ]
+    resource_checks = [
+        validate_requests_and_limits,
+        validate_image_pinned,
+        validate_readiness_probe,
+        validate_no_secrets_in_configmap,
+    ]
+    violations = [v for resource in resources for check in resource_checks for v in _violations(check, resource)]
+    violations += _violations(validate_disruption_budgets, Stack(resources))
+    assert violations == []
