@@ -271,11 +271,6 @@ class StackSettings(_Model):
         """The namespace to deploy into: the configured one, else `webapp-<stack>`."""
         return self.namespace or f"{PROJECT}-{stack}"
 
-    @property
-    def runs_multiple_replicas(self) -> bool:
-        """True when more than one pod may run, so a disruption budget protects them."""
-        return self.replicas > 1 or (self.autoscaling.enabled and self.autoscaling.min_replicas > 1)
-
 
 class Settings(BaseModel):
     """The validated stack settings plus the secret values, which stay Pulumi secrets."""

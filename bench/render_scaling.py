@@ -1,0 +1,123 @@
+"""Benchmark the offline render: each stack, all stacks, and a synthetic stack of 1, 10 and 50 services.
+
+    .venv/bin/python bench/render_scaling.py [--no-checkov]
+
+Stack timings run the real command (`python -m tools.render`) end to end,
+process start included. The scaling table builds a synthetic stack config,
+runs the same components once per service under the shared mocks, writes
+the manifests, validates them against both Kubernetes schemas, and runs
+checkov, timing each phase. Prints tables; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import pulumi
+
+from components.settings import parse_settings, read_raw_config
+from components.webapp import deploy_service
+from tests.pulumi_helpers import TEST_SECRETS, config_values, valid_config
+from tools.manifests import to_manifests
+from tools.mocks import run_program
+from tools.render import Rendered, write_manifests
+from tools.stack_config import REPO_ROOT, stack_names
+from tools.validate import checkov_problems, schema_problems
+
+WIDTHS = (8, 9, 16, 9, 10, 17)
+
+
+def time_command(args: list[str]) -> float:
+    """Wall seconds of one command run from the repository root; raises if it fails."""
+    started = time.perf_counter()
+    subprocess.run(args, cwd=REPO_ROOT, check=True, capture_output=True, timeout=900)
+    return time.perf_counter() - started
+
+
+def synthetic_program(services: int) -> None:
+    """The stack program, with `services` copies of the service in one namespace."""
+    raw, secret_keys = read_raw_config()
+    settings = parse_settings(pulumi.get_stack(), raw, secret_keys)
+    namespace = settings.values.namespace_name(settings.stack)
+    for number in range(services):
+        deploy_service(f"svc{number:03d}", settings, namespace)
+
+
+def scaling_row(services: int, workdir: Path, checkov: bool) -> tuple[int, int, float, float, float]:
+    """Render a synthetic stack; return services, manifests and seconds for program, schema, checkov."""
+    raw = valid_config(
+        replicas=3,
+        ingress={"enabled": True, "host": "bench.example.com"},
+        autoscaling={"enabled": True, "minReplicas": 3, "maxReplicas": 6},
+        appConfig={"GREETING": "bench"},
+    )
+    values, secret_keys = config_values(raw, TEST_SECRETS)
+    started = time.perf_counter()
+    run = run_program(
+        lambda: synthetic_program(services), project="webapp", stack="bench", config=values, secret_keys=secret_keys
+    )
+    rendered = Rendered("bench", run, to_manifests(run.resources))
+    directory = write_manifests(rendered, workdir / f"n{services}")
+    program_seconds = time.perf_counter() - started
+
+    started = time.perf_counter()
+    problems = schema_problems(rendered.manifests)
+    schema_seconds = time.perf_counter() - started
+    assert not problems, problems
+
+    checkov_seconds = float("nan")
+    if checkov:
+        started = time.perf_counter()
+        problems = checkov_problems(directory)
+        checkov_seconds = time.perf_counter() - started
+        assert not problems, problems[:5]
+    return services, len(rendered.manifests), program_seconds, schema_seconds, checkov_seconds
+
+
+def main() -> None:
+    """Print the stack timings and the scaling table."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--no-checkov", action="store_true", help="leave checkov out of every timing")
+    args = parser.parse_args()
+    flags = ["--no-checkov"] if args.no_checkov else []
+    render = [sys.executable, "-m", "tools.render", *flags]
+
+    print(
+        "End-to-end `python -m tools.render` (process start, program, write, schema"
+        + ("" if flags else ", checkov")
+        + ")"
+    )
+    for stack in stack_names():
+        print(f"  {stack:<10} {time_command([*render, stack]):6.2f}s")
+    print(f"  {'--all':<10} {time_command([*render, '--all']):6.2f}s")
+    print()
+
+    print(
+        "Synthetic stack, N services (each: ConfigMap, Secret, Deployment, Service, NetworkPolicy, PDB, HPA, Ingress)"
+    )
+    header = ("services", "manifests", "program+write s", "schema s", "checkov s", "total/service ms")
+    print(" ".join(f"{name:>{width}}" for name, width in zip(header, WIDTHS, strict=True)))
+    with tempfile.TemporaryDirectory() as tmp:
+        for services in (1, 10, 50):
+            count, manifests, program, schema, checkov = scaling_row(services, Path(tmp), not args.no_checkov)
+            total = program + schema + (0 if args.no_checkov else checkov)
+            cells = (
+                f"{count}",
+                f"{manifests}",
+                f"{program:.2f}",
+                f"{schema:.2f}",
+                f"{checkov:.2f}",
+                f"{1000 * total / count:.0f}",
+            )
+            print(" ".join(f"{cell:>{width}}" for cell, width in zip(cells, WIDTHS, strict=True)))
+
+
+if __name__ == "__main__":
+    main()
