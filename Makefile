@@ -8,13 +8,13 @@ STACK ?= dev
 
 .PHONY: setup render render-all test lint snapshots bench clean
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt app/requirements.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt app/requirements.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
 # checkov pins packaging<24 while pulumi needs a newer one: it gets its own venv.
-$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt constraints-checkov.txt
 	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
 	touch $@
