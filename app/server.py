@@ -12,9 +12,11 @@ pinned gunicorn 27.0.1 (`app/requirements.txt`):
    server keeps serving for DRAIN_SECONDS. Repeated SIGTERM/SIGINT are
    counted and ignored from then on. Only SIGQUIT (gunicorn's quick
    shutdown) or SIGKILL cut the shutdown short.
-2. After the drain, gunicorn's own graceful stop runs: workers get SIGTERM
-   and have GRACEFUL_TIMEOUT_SECONDS to finish in-flight requests; the
-   master exits 0.
+2. When the drain ends, the master stops the listening socket admitting new
+   connections (`app.listener`: a filter that drops new SYNs, so a late
+   client is refused later, never reset), waits for handshakes already under
+   way, then runs gunicorn's own graceful stop: workers get SIGTERM and have
+   GRACEFUL_TIMEOUT_SECONDS to finish in-flight requests; the master exits 0.
 3. `DrainingThreadWorker`: when told to stop, a worker first accepts every
    connection already queued on the listening socket, then closes its copy
    of the socket at once, instead of holding it open (and letting new
@@ -39,9 +41,12 @@ from gunicorn.workers.gthread import TConn, ThreadWorker
 
 from app.jsonlog import configure_logging, lifecycle
 from app.lifecycle import ShutdownState
+from app.listener import refuse_new_connections
 from app.settings import AppSettings
 
 _SHUTDOWN_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+HANDSHAKE_GRACE_SECONDS = 0.1
+"""After new SYNs are refused, how long handshakes already under way get to reach the accept queue."""
 
 
 class DrainingArbiter(Arbiter):
@@ -102,12 +107,15 @@ class DrainingArbiter(Arbiter):
                     extra={"fields": {"event": "signal_ignored", "count": self._ignored_signals}},
                 )
             if time.monotonic() >= self._drain_deadline:
+                refused = all([refuse_new_connections(listener.sock) for listener in self.LISTENERS])
                 lifecycle(
                     self.log,
                     "stopping",
-                    "Drain over: closing listeners and finishing in-flight requests",
+                    "Drain over: refusing new connections, finishing queued and in-flight requests",
                     graceful_timeout_seconds=self.cfg.graceful_timeout,
+                    syn_filter=refused,
                 )
+                time.sleep(HANDSHAKE_GRACE_SECONDS)
                 raise StopIteration  # Arbiter.run() answers with halt(): graceful stop, exit 0
         super().manage_workers()
 
