@@ -107,7 +107,9 @@ class DrainingArbiter(Arbiter):
                     extra={"fields": {"event": "signal_ignored", "count": self._ignored_signals}},
                 )
             if time.monotonic() >= self._drain_deadline:
-                refused = all([refuse_new_connections(listener.sock) for listener in self.LISTENERS])
+                # Every listener, no short-circuit: each one must stop admitting.
+                filtered = [refuse_new_connections(listener.sock) for listener in self.LISTENERS]
+                refused = all(filtered)
                 lifecycle(
                     self.log,
                     "stopping",
