@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import signal
 import sys
 import time
@@ -180,16 +181,14 @@ def gunicorn_options(settings: AppSettings) -> dict[str, Any]:
         # read-only in the pod, and nobody operates it there.
         "control_socket_disable": True,
         # Heartbeat files on tmpfs: /tmp is an emptyDir in the pod.
-        "worker_tmp_dir": "/dev/shm" if _is_dir("/dev/shm") else None,
+        "worker_tmp_dir": "/dev/shm" if _writable_dir("/dev/shm") else None,
         "when_ready": _when_ready,
         "on_exit": _on_exit,
         "proc_name": "webapp",
     }
 
 
-def _is_dir(path: str) -> bool:
-    import os
-
+def _writable_dir(path: str) -> bool:
     return os.path.isdir(path) and os.access(path, os.W_OK)
 
 

@@ -279,8 +279,8 @@ class Settings(BaseModel):
 
     stack: str
     values: StackSettings
-    secrets: dict[str, Any]
-    """Secret app config: name -> `pulumi.Output[str]` marked secret."""
+    secrets: dict[str, pulumi.Output[str]]
+    """Secret app config: name -> value, each a Pulumi secret."""
 
 
 _OBJECT_KEYS = {

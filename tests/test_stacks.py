@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 import yaml
 
+from components.errors import ConfigError
 from tests.pulumi_helpers import TEST_SECRETS, container, kube, only, unwrap
 from tools.mocks import ProgramRun
 from tools.render import run_main_program
@@ -91,9 +92,20 @@ def test_environments_scale_up_towards_prod() -> None:
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_missing_secret_gives_a_clear_error(stack: str) -> None:
-    from components.errors import ConfigError
-
     with pytest.raises(ConfigError) as exc:
         run_main_program(load_stack_config(stack))
     assert "webapp:secrets.DATABASE_PASSWORD is missing" in str(exc.value)
     assert f"--stack {stack}" in str(exc.value)
+
+
+def test_project_file_follows_pulumis_project_rules() -> None:
+    """Pulumi.yaml: python runtime on .venv; project config obeys the CLI's validation rules."""
+    project = yaml.safe_load((REPO_ROOT / "Pulumi.yaml").read_text())
+    assert project["name"] == "webapp"
+    assert project["runtime"] == {"name": "python", "options": {"toolchain": "pip", "virtualenv": ".venv"}}
+    python_types = {"integer": int, "string": str, "boolean": bool}
+    for key, declaration in project.get("config", {}).items():
+        assert ":" not in key or key.startswith("webapp:"), f"{key}: other namespaces need `value`, not types"
+        assert not ({"default", "value"} <= set(declaration)), f"{key}: both default and value"
+        if "type" in declaration and "default" in declaration:
+            assert isinstance(declaration["default"], python_types[declaration["type"]]), key

@@ -25,7 +25,7 @@ import yaml
 
 from tools.manifests import Manifest, to_manifests
 from tools.mocks import ProgramRun, run_program
-from tools.stack_config import REPO_ROOT, StackConfig, StackConfigError, load_stack_config, stack_names
+from tools.stack_config import REPO_ROOT, StackConfig, load_stack_config, stack_names
 from tools.validate import SUPPORTED_KUBERNETES, checkov_problems, schema_problems
 
 DEFAULT_OUTPUT = REPO_ROOT / "build" / "manifests"
@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         try:
             rendered = render_stack(stack)
-        except (StackConfigError, Exception) as error:
+        except Exception as error:  # any program or config error fails the render, with its message
             print(f"[{stack}] the program failed: {error}", file=sys.stderr)
             failed = True
             continue
