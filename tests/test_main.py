@@ -1,0 +1,60 @@
+"""The program (__main__.py) under mocks: namespace handling, service exposure, exports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from components.errors import ConfigError
+from tests.pulumi_helpers import kube, only, run_main, valid_config
+from tools.render import render_stack
+
+
+def test_creates_a_restricted_namespace_by_default() -> None:
+    run = run_main(valid_config())
+    namespace = only(run, "Namespace").inputs["metadata"]
+    assert namespace["name"] == "webapp-test"
+    assert namespace["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert only(run, "Deployment").inputs["metadata"]["namespace"] == "webapp-test"
+
+
+def test_deploys_into_an_existing_namespace_when_asked() -> None:
+    run = run_main(valid_config(namespace="shared-apps", createNamespace=False))
+    assert kube(run, "Namespace") == []
+    assert {r.inputs["metadata"]["namespace"] for r in run.resources if r.is_kubernetes} == {"shared-apps"}
+
+
+@pytest.mark.parametrize("service_type", ["ClusterIP", "NodePort", "LoadBalancer"])
+def test_service_type_and_port_come_from_settings(service_type: str) -> None:
+    run = run_main(valid_config(service={"type": service_type, "port": 8081}))
+    spec = only(run, "Service").inputs["spec"]
+    assert spec["type"] == service_type
+    assert spec["ports"][0]["port"] == 8081
+
+
+def test_without_ingress_the_url_is_the_in_cluster_one() -> None:
+    run = run_main(valid_config())
+    assert kube(run, "Ingress") == []
+    service = only(run, "Service").object_name
+    assert run.outputs["url"] == f"http://{service}.webapp-test.svc.cluster.local:80"
+
+
+def test_exports_what_an_operator_needs() -> None:
+    run = run_main(valid_config(ingress={"enabled": True, "host": "shop.example.com", "tlsSecretName": "shop-tls"}))
+    assert run.outputs == {
+        "namespace": "webapp-test",
+        "deployment_name": only(run, "Deployment").object_name,
+        "service_name": only(run, "Service").object_name,
+        "url": "https://shop.example.com/",
+        "image": "ghcr.io/example/webapp:1.4.2",
+    }
+
+
+def test_render_reports_a_bad_stack_file_by_key(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parent.parent
+    (tmp_path / "Pulumi.yaml").write_text((root / "Pulumi.yaml").read_text())
+    bad = (root / "Pulumi.dev.yaml").read_text().replace("tag: 1.4.2", "tag: latest")
+    (tmp_path / "Pulumi.dev.yaml").write_text(bad)
+    with pytest.raises(ConfigError, match=r"webapp:image\.tag: 'latest' cannot be tracked"):
+        render_stack("dev", tmp_path)
