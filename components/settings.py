@@ -265,6 +265,13 @@ class StackSettings(_Model):
         clash = sorted(set(self.app_config) & set(self.secret_keys))
         if clash:
             raise ValueError(f"{clash} are both in appConfig and secretKeys; keep each in one place")
+        scaling = self.autoscaling
+        explicit_replicas = "replicas" in self.model_fields_set
+        if scaling.enabled and explicit_replicas and not scaling.min_replicas <= self.replicas <= scaling.max_replicas:
+            raise ValueError(
+                f"replicas {self.replicas} is outside autoscaling {scaling.min_replicas}..{scaling.max_replicas}; "
+                "the autoscaler owns the count, so set replicas within that range or leave it out"
+            )
         return self
 
     def namespace_name(self, stack: str) -> str:
@@ -333,6 +340,8 @@ def _describe(error: dict[str, Any]) -> str:
         return f"{PROJECT}:{location} is not a known field here"
     if error["type"] == "missing":
         return f"{PROJECT}:{location} is required but not set"
+    if not location:  # a check across several keys
+        return f"{PROJECT}: {message}"
     return f"{PROJECT}:{location}: {message}"
 
 

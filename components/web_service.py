@@ -89,6 +89,8 @@ class WebService(pulumi.ComponentResource):
         labels = standard_labels(name, args.instance, args.version, args.component, args.part_of)
         autoscaled = args.autoscaling.enabled
         replicas = args.autoscaling.min_replicas if autoscaled else args.replicas
+        # More than one pod may run: protect them from voluntary evictions and spread them over nodes.
+        several = replicas > 1 or (autoscaled and args.autoscaling.max_replicas > 1)
 
         deployment = k8s.apps.v1.Deployment(
             f"{name}-deploy",
@@ -103,7 +105,7 @@ class WebService(pulumi.ComponentResource):
                 ),
                 template=k8s.core.v1.PodTemplateSpecArgs(
                     metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels),
-                    spec=_pod_spec(name, args, replicas, self.selector),
+                    spec=_pod_spec(name, args, several, self.selector),
                 ),
             ),
             # The autoscaler owns the replica count once it exists; `pulumi up` must not reset it.
@@ -146,7 +148,7 @@ class WebService(pulumi.ComponentResource):
             opts=child,
         )
 
-        if replicas > 1:
+        if several:
             k8s.policy.v1.PodDisruptionBudget(
                 f"{name}-pdb",
                 metadata=k8s.meta.v1.ObjectMetaArgs(namespace=args.namespace, labels=labels),
@@ -206,7 +208,7 @@ def _check(name: str, args: WebServiceArgs) -> None:
         )
 
 
-def _pod_spec(name: str, args: WebServiceArgs, replicas: int, selector: dict[str, str]) -> k8s.core.v1.PodSpecArgs:
+def _pod_spec(name: str, args: WebServiceArgs, spread: bool, selector: dict[str, str]) -> k8s.core.v1.PodSpecArgs:
     return k8s.core.v1.PodSpecArgs(
         automount_service_account_token=False,
         enable_service_links=False,
@@ -232,7 +234,7 @@ def _pod_spec(name: str, args: WebServiceArgs, replicas: int, selector: dict[str
                 label_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector),
             )
         ]
-        if replicas > 1
+        if spread
         else None,
     )
 

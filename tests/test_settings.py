@@ -86,6 +86,18 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], dict[str, str] | str | None, str]] 
         "webapp:autoscaling: minReplicas 5 is above maxReplicas 2",
     ),
     (
+        "replicas-outside-autoscaling-range",
+        valid_config(replicas=5, autoscaling={"enabled": True, "minReplicas": 2, "maxReplicas": 4}),
+        TEST_SECRETS,
+        "webapp: replicas 5 is outside autoscaling 2..4",
+    ),
+    (
+        "same-name-plain-and-secret",
+        valid_config(appConfig={"GREETING": "hi"}, secretKeys=["GREETING"]),
+        {"GREETING": "x"},
+        "webapp: ['GREETING'] are both in appConfig and secretKeys",
+    ),
+    (
         "ingress-without-host",
         valid_config(ingress={"enabled": True}),
         TEST_SECRETS,

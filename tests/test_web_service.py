@@ -163,6 +163,13 @@ def test_several_replicas_get_a_pdb_and_spread_across_nodes() -> None:
     assert spread[0]["labelSelector"]["matchLabels"] == SELECTOR
 
 
+def test_autoscaling_from_one_pod_still_gets_a_pdb_and_spread() -> None:
+    run = _build(autoscaling=AutoscalingSettings(enabled=True, min_replicas=1, max_replicas=4))
+    assert only(run, "Deployment").inputs["spec"]["replicas"] == 1
+    assert only(run, "PodDisruptionBudget").inputs["spec"]["selector"]["matchLabels"] == SELECTOR
+    assert "topologySpreadConstraints" in only(run, "Deployment").inputs["spec"]["template"]["spec"]
+
+
 def test_autoscaler_targets_the_deployment(scaled: ProgramRun) -> None:
     hpa = only(scaled, "HorizontalPodAutoscaler").inputs
     deployment = only(scaled, "Deployment")
