@@ -2,8 +2,10 @@
 
 Each policy's validation function takes Pulumi's validation args (only
 `resource_type` and `props`, the camelCase Kubernetes object, are read) and
-a `report_violation` callback. A value Pulumi does not know yet during a
-preview is skipped, never reported.
+a `report_violation` callback. Props arrive as read-only Mapping/Sequence
+proxies; reading a value Pulumi cannot know yet during a preview raises,
+and pulumi_policy reports that as an advisory "can't run during preview",
+never as a violation. So the functions read only the fields they check.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ def _dig(value: Any, *path: str) -> Any:
     return value
 
 
-def _containers(args: ResourceArgs) -> Iterator[dict[str, Any]]:
+def _containers(args: ResourceArgs) -> Iterator[Mapping[str, Any]]:
     path = WORKLOADS.get(args.resource_type)
     if path is None:
         return
@@ -63,7 +65,7 @@ def _containers(args: ResourceArgs) -> Iterator[dict[str, Any]]:
     for field in ("initContainers", "containers"):
         for item in pod.get(field) or []:
             if isinstance(item, Mapping):
-                yield dict(item)
+                yield item
 
 
 def _kind(args: ResourceArgs) -> str:
