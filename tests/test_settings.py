@@ -211,3 +211,30 @@ def test_settings_are_frozen() -> None:
     settings = parse_settings("test", valid_config(secretKeys=[]), set()).values
     with pytest.raises(Exception, match="frozen"):
         settings.replicas = 5
+
+
+def test_reads_config_the_way_the_cli_hands_it_over(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under `pulumi up` the language host passes PULUMI_CONFIG and PULUMI_CONFIG_SECRET_KEYS."""
+    import json
+
+    from pulumi.runtime import config as runtime_config
+
+    from components.settings import read_raw_config
+
+    config_token = runtime_config.CONFIG.set({})  # nothing set in-process: only the environment counts
+    secrets_token = runtime_config._SECRET_KEYS.set(set())
+    cli_config = {
+        "webapp:replicas": "3",
+        "webapp:image": json.dumps({"repository": "ghcr.io/example/webapp", "tag": "1.4.2"}),
+        "webapp:secrets": json.dumps(TEST_SECRETS),
+        "kubernetes:context": "prod",
+    }
+    monkeypatch.setenv("PULUMI_CONFIG", json.dumps(cli_config))
+    monkeypatch.setenv("PULUMI_CONFIG_SECRET_KEYS", json.dumps(["webapp:secrets"]))
+    try:
+        raw, secret_keys = read_raw_config()
+    finally:
+        runtime_config.CONFIG.reset(config_token)
+        runtime_config._SECRET_KEYS.reset(secrets_token)
+    assert raw == {"replicas": "3", "image": cli_config["webapp:image"], "secrets": cli_config["webapp:secrets"]}
+    assert secret_keys == {"secrets"}
