@@ -26,10 +26,13 @@ node_modules/.installed: package.json package-lock.json
 
 setup: $(VENV)/.installed $(CHECKOV_VENV)/.installed node_modules/.installed ## Create the virtualenvs and node_modules from the pinned lists
 
-render: setup ## Render one stack offline and validate it: make render STACK=dev
+# Rendering needs only the two virtualenvs (no Node.js).
+RENDER_DEPS := $(VENV)/.installed $(CHECKOV_VENV)/.installed
+
+render: $(RENDER_DEPS) ## Render one stack offline and validate it: make render STACK=dev
 	$(PY) -m tools.render $(STACK)
 
-render-all: setup ## Render and validate every Pulumi.<stack>.yaml
+render-all: $(RENDER_DEPS) ## Render and validate every Pulumi.<stack>.yaml
 	$(PY) -m tools.render --all
 
 lint: setup ## ruff and mypy
