@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,12 +49,14 @@ def get(port: int, path: str, timeout: float = 10.0) -> Outcome:
         conn.close()
 
 
-def start_server(port: int, log_dir: Path, **env: str) -> subprocess.Popen[bytes]:
-    """Start `python -m app` on 127.0.0.1:`port`, stdout and stderr into files under `log_dir`."""
-    environment = {**os.environ, "PORT": str(port), "PYTHONUNBUFFERED": "1", **env}
+def start_server(
+    port: int, log_dir: Path, prefix: Sequence[str] = (), cwd: Path = REPO_ROOT, **env: str
+) -> subprocess.Popen[bytes]:
+    """Start `python -m app` on `port` (behind an optional command `prefix`), output into files under `log_dir`."""
+    environment = {**os.environ, "PORT": str(port), "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(REPO_ROOT), **env}
     with (log_dir / "stdout.log").open("wb") as stdout, (log_dir / "stderr.log").open("wb") as stderr:
         return subprocess.Popen(
-            [sys.executable, "-m", "app"], cwd=REPO_ROOT, env=environment, stdout=stdout, stderr=stderr
+            [*prefix, sys.executable, "-m", "app"], cwd=cwd, env=environment, stdout=stdout, stderr=stderr
         )
 
 
