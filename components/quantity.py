@@ -48,12 +48,16 @@ def parse_quantity(text: str) -> Decimal:
     return value
 
 
+def _parse_with_hint(text: str, hint: str) -> Decimal:
+    try:
+        return parse_quantity(text)
+    except ValueError as error:
+        raise ValueError(f"{error}; {hint}") from None
+
+
 def parse_cpu(text: str) -> Decimal:
     """Parse a CPU quantity in cores ("250m", "0.5", "2"); it must be positive."""
-    try:
-        value = parse_quantity(text)
-    except ValueError as error:
-        raise ValueError(f"{error}; use cores like 0.5 or millicores like 500m") from None
+    value = _parse_with_hint(text, "use cores like 0.5 or millicores like 500m")
     if value <= 0:
         raise ValueError(f"{text!r} must be more than zero")
     return value
@@ -61,10 +65,7 @@ def parse_cpu(text: str) -> Decimal:
 
 def parse_memory(text: str) -> Decimal:
     """Parse a memory quantity in bytes ("128Mi", "1Gi"); rejects the "m" (milli) slip for Mi."""
-    try:
-        value = parse_quantity(text)
-    except ValueError as error:
-        raise ValueError(f"{error}; use bytes with a suffix like 128Mi or 1Gi") from None
+    value = _parse_with_hint(text, "use bytes with a suffix like 128Mi or 1Gi")
     if isinstance(text, str) and text.strip().endswith("m"):
         raise ValueError(f"{text!r} means milli-bytes; write Mi (mebibytes), e.g. 128Mi")
     if value < 1024 * 1024:
