@@ -88,10 +88,6 @@ class KubernetesMocks(pulumi.runtime.Mocks):
         """The program makes no provider calls; answer empty."""
         return {}, None
 
-    def by_type(self, resource_type: str) -> list[RecordedResource]:
-        """Every recorded resource of one type token."""
-        return [r for r in self.resources if r.type == resource_type]
-
 
 @dataclass
 class ProgramRun:
