@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tools.render import main, render_stack, write_manifests
-from tools.stack_config import MASKED, load_stack_config
+from tools.stack_config import MASKED, StackConfigError, load_stack_config
 from tools.validate import SUPPORTED_KUBERNETES, checkov_problems, schema_problems
 
 
@@ -45,6 +45,16 @@ def test_secure_values_are_masked_never_decrypted(tmp_path: Path) -> None:
     assert config.secret_keys == ["webapp:secrets"]
     assert config.values["webapp:secrets"] == '{"DATABASE_PASSWORD": "[secret]"}'
     assert config.placeholders == []
+
+
+def test_a_plain_value_among_secure_ones_is_refused(tmp_path: Path) -> None:
+    # Once one value is secure the CLI marks the whole key secret, so only the file shows the slip.
+    (tmp_path / "Pulumi.yaml").write_text((Path(__file__).parent.parent / "Pulumi.yaml").read_text())
+    stack_file = (Path(__file__).parent.parent / "Pulumi.dev.yaml").read_text()
+    stack_file += "  webapp:secrets:\n    DATABASE_PASSWORD:\n      secure: v1:AAAA\n    API_TOKEN: hunter2\n"
+    (tmp_path / "Pulumi.dev.yaml").write_text(stack_file)
+    with pytest.raises(StackConfigError, match=r"webapp:secrets\.API_TOKEN holds plain text"):
+        load_stack_config("dev", tmp_path)
 
 
 def test_rendered_secret_is_masked_even_when_the_value_is_known() -> None:

@@ -103,6 +103,22 @@ def _full_key(project: str, key: str) -> str:
     return key if ":" in key else f"{project}:{key}"
 
 
+def _refuse_plain_secrets(filename: str, project: str, secrets: Any) -> None:
+    """Every value under <project>:secrets must be `secure:`; the program itself cannot tell once one is."""
+    if secrets is None:
+        return
+    if not isinstance(secrets, dict):
+        raise StackConfigError(f"{filename}: {project}:secrets must be a map of NAME: secure value")
+    plain = sorted(
+        name for name, value in secrets.items() if not (isinstance(value, dict) and set(value) == {"secure"})
+    )
+    if plain:
+        raise StackConfigError(
+            f"{filename}: {', '.join(f'{project}:secrets.{name}' for name in plain)} holds plain text; "
+            f"remove it and run `pulumi config set --secret --path '{project}:secrets.<NAME>' <value>`"
+        )
+
+
 def stack_names(root: Path = REPO_ROOT) -> list[str]:
     """Every stack with a Pulumi.<stack>.yaml file in `root`, sorted."""
     return sorted(path.name[len("Pulumi.") : -len(".yaml")] for path in root.glob("Pulumi.*.yaml"))
@@ -134,6 +150,7 @@ def load_stack_config(stack: str, root: Path = REPO_ROOT) -> StackConfig:
         raise StackConfigError(f"{stack_path.name}: 'config' must be a mapping")
     for key, value in stack_config.items():
         merged[_full_key(project, key)] = value
+    _refuse_plain_secrets(stack_path.name, project, merged.get(f"{project}:secrets"))
 
     values: dict[str, str] = {}
     secret_keys: list[str] = []
