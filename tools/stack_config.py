@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +41,8 @@ class StackConfig:
         """A copy with `<project>:secrets.<NAME>` values supplied (as `pulumi config set --secret --path` would)."""
         key = f"{self.project}:secrets"
         merged = {**json.loads(self.values.get(key, "{}")), **secrets}
-        return StackConfig(
-            project=self.project,
-            stack=self.stack,
+        return replace(
+            self,
             values={**self.values, key: json.dumps(merged)},
             secret_keys=sorted({*self.secret_keys, key}),
             placeholders=[name for name in self.placeholders if name not in secrets],
@@ -56,8 +55,7 @@ class StackConfig:
         missing = [name for name in declared if isinstance(name, str) and name not in present]
         if not missing:
             return self
-        filled = self.with_secrets(dict.fromkeys(missing, MASKED))
-        return StackConfig(filled.project, filled.stack, filled.values, filled.secret_keys, missing)
+        return replace(self.with_secrets(dict.fromkeys(missing, MASKED)), placeholders=missing)
 
 
 def _load_yaml(path: Path) -> dict[str, Any]:
