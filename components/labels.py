@@ -1,12 +1,16 @@
 """Kubernetes recommended labels, and the stable subset used in selectors.
 
 Selectors are immutable on a Deployment and must keep matching pods across
-releases, so they never include the version.
+releases, so they never include the version. The version label belongs to
+the workload alone (the Deployment and its pods): on the ConfigMap, Service
+or Ingress it would make every release touch every object, and a new image
+tag would no longer be a Deployment update only.
 """
 
 from __future__ import annotations
 
 MANAGED_BY = "pulumi"
+VERSION_LABEL = "app.kubernetes.io/version"
 
 
 def selector_labels(name: str, instance: str) -> dict[str, str]:
@@ -14,12 +18,16 @@ def selector_labels(name: str, instance: str) -> dict[str, str]:
     return {"app.kubernetes.io/name": name, "app.kubernetes.io/instance": instance}
 
 
-def standard_labels(name: str, instance: str, version: str, component: str, part_of: str) -> dict[str, str]:
-    """All six recommended labels: the selector ones plus version, component, part-of, managed-by."""
+def standard_labels(name: str, instance: str, component: str, part_of: str) -> dict[str, str]:
+    """The recommended labels every object of the service carries: selector ones, component, part-of, managed-by."""
     return {
         **selector_labels(name, instance),
-        "app.kubernetes.io/version": version,
         "app.kubernetes.io/component": component,
         "app.kubernetes.io/part-of": part_of,
         "app.kubernetes.io/managed-by": MANAGED_BY,
     }
+
+
+def workload_labels(labels: dict[str, str], version: str) -> dict[str, str]:
+    """`labels` plus the version, for the Deployment and its pod template only."""
+    return {**labels, VERSION_LABEL: version}

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.labels import selector_labels, standard_labels
+from components.labels import selector_labels, standard_labels, workload_labels
 from components.settings import AutoscalingSettings, ResourceSettings
 
 CONTAINER_PORT_NAME = "http"
@@ -86,7 +86,8 @@ class WebService(pulumi.ComponentResource):
         _check(name, args)
         child = pulumi.ResourceOptions(parent=self)
         self.selector = selector_labels(name, args.instance)
-        labels = standard_labels(name, args.instance, args.version, args.component, args.part_of)
+        labels = standard_labels(name, args.instance, args.component, args.part_of)
+        versioned = workload_labels(labels, args.version)
         autoscaled = args.autoscaling.enabled
         replicas = args.autoscaling.min_replicas if autoscaled else args.replicas
         # More than one pod may run: protect them from voluntary evictions and spread them over nodes.
@@ -94,7 +95,7 @@ class WebService(pulumi.ComponentResource):
 
         deployment = k8s.apps.v1.Deployment(
             f"{name}-deploy",
-            metadata=k8s.meta.v1.ObjectMetaArgs(namespace=args.namespace, labels=labels),
+            metadata=k8s.meta.v1.ObjectMetaArgs(namespace=args.namespace, labels=versioned),
             spec=k8s.apps.v1.DeploymentSpecArgs(
                 replicas=replicas,
                 revision_history_limit=5,
@@ -104,7 +105,7 @@ class WebService(pulumi.ComponentResource):
                     rolling_update=k8s.apps.v1.RollingUpdateDeploymentArgs(max_unavailable=0, max_surge=1),
                 ),
                 template=k8s.core.v1.PodTemplateSpecArgs(
-                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels),
+                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=versioned),
                     spec=_pod_spec(name, args, several, self.selector),
                 ),
             ),

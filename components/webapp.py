@@ -30,7 +30,7 @@ def deploy_service(
     """Create the AppConfig, WebService and (if enabled) WebIngress for service `name`."""
     values = settings.values
     instance = f"{name}-{settings.stack}"
-    labels = standard_labels(name, instance, values.image.tag, "web", "webapp")
+    labels = standard_labels(name, instance, "web", "webapp")
     config = AppConfig(
         name,
         AppConfigArgs(namespace=namespace, labels=labels, data=values.app_config, secret_data=settings.secrets),

@@ -130,6 +130,20 @@ def test_labels_are_the_recommended_set_and_selectors_are_stable(single: Program
     assert "app.kubernetes.io/version" not in deployment["spec"]["selector"]["matchLabels"]
 
 
+def test_only_the_deployment_and_its_pods_carry_the_version(single: ProgramRun) -> None:
+    # A new image tag must be a Deployment update only, not a relabelling of every object.
+    versioned = {
+        resource.kind
+        for resource in single.resources
+        if resource.is_kubernetes and "app.kubernetes.io/version" in resource.inputs["metadata"].get("labels", {})
+    }
+    assert versioned == {"Deployment"}
+    others = [r for r in single.resources if r.is_kubernetes and r.kind != "Deployment"]
+    assert others, "the component made no object besides the Deployment"
+    for resource in others:
+        assert resource.inputs["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "pulumi", resource.kind
+
+
 def test_service_selects_exactly_the_deployments_pods_and_targets_the_port_by_name(single: ProgramRun) -> None:
     service = only(single, "Service").inputs["spec"]
     pod_labels = only(single, "Deployment").inputs["spec"]["template"]["metadata"]["labels"]
