@@ -88,3 +88,30 @@ def test_deploy_goes_dev_then_staging_then_prod_each_in_its_environment() -> Non
 def test_workflows_install_the_policy_pack_before_pulumi_runs(name: str) -> None:
     text = (WORKFLOWS / name).read_text()
     assert text.index("policy/requirements.txt") < text.index("pulumi/actions@")
+
+
+def test_every_pulumi_step_pins_the_cli_of_the_pinned_sdk() -> None:
+    sdk = next(
+        line.split("==", 1)[1]
+        for line in (REPO_ROOT / "requirements.txt").read_text().splitlines()
+        if line.startswith("pulumi==")
+    )
+    steps = [step for path in sorted(WORKFLOWS.glob("*.yml")) for step in _pulumi_steps(_load(path.name))]
+    assert len(steps) == 3
+    assert [step["with"]["pulumi-version"] for step in steps] == [sdk] * len(steps)
+
+
+def test_drift_previews_every_stack_on_a_schedule_and_reports_failures() -> None:
+    workflow = _load("drift.yml")
+    assert set(workflow[True]) == {"schedule", "workflow_dispatch"}
+    job = workflow["jobs"]["drift"]
+    assert sorted(job["strategy"]["matrix"]["stack"]) == stack_names()
+    assert job["strategy"]["fail-fast"] is False
+    commands = [step.get("run", "") for step in job["steps"]]
+    (check,) = [command for command in commands if command.startswith("pulumi preview")]
+    assert "--refresh" in check
+    assert "--expect-no-changes" in check
+    report = job["steps"][-1]
+    assert report["if"] == "failure()"
+    assert "GITHUB_STEP_SUMMARY" in report["run"]
+    assert "gh issue create" in report["run"]
