@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 CHECKOV_VENV := .venv-checkov
 STACK ?= dev
 
-.PHONY: setup render render-all test lint snapshots bench clean
+.PHONY: setup render render-all test lint snapshots bench clean engine e2e help
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt app/requirements.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -50,5 +50,28 @@ bench: setup ## Print the benchmark tables (not part of the tests)
 	$(PY) bench/app_server.py
 	$(PY) bench/render_scaling.py
 
+# The real Pulumi engine: CLI, Python language host and Kubernetes provider, built from the
+# pinned Go modules in engine/ into .engine/bin (see engine/build.sh). Rebuilt when a pin changes.
+ENGINE_MODULES := engine/cli engine/langhost engine/provider
+ENGINE_SOURCES := requirements.txt engine/build.sh $(foreach m,$(ENGINE_MODULES),$(m)/go.mod $(m)/go.sum) \
+	$(wildcard engine/provider/cmd/*/main.go)
+.engine/.built: $(ENGINE_SOURCES)
+	engine/build.sh
+	touch $@
+
+engine: .engine/.built ## Build the Pulumi CLI, language host and Kubernetes provider from pinned Go modules
+
+# The policy pack runs in its own virtualenv, as the README tells users to create it.
+policy/venv/.installed: policy/requirements.txt constraints.txt
+	test -x policy/venv/bin/python || $(PYTHON) -m venv policy/venv
+	policy/venv/bin/python -m pip install --quiet --disable-pip-version-check -r policy/requirements.txt -c constraints.txt
+	touch $@
+
+e2e: $(VENV)/.installed $(CHECKOV_VENV)/.installed policy/venv/.installed .engine/.built ## The program under the real engine, every stack
+	$(PY) -m pytest e2e
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
+
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) node_modules build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) node_modules build .pytest_cache .mypy_cache .ruff_cache .engine policy/venv

@@ -20,6 +20,8 @@ from pulumi.runtime import settings as runtime_settings
 # The wrapper Pulumi's RPC layer uses for a secret value.
 SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"
 SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+# The annotation the Kubernetes provider puts on every object whose name it generated.
+AUTONAMED_ANNOTATION = "pulumi.com/autonamed"
 
 
 def is_secret_wrapper(value: Any) -> bool:
@@ -75,7 +77,9 @@ class KubernetesMocks(pulumi.runtime.Mocks):
             if not isinstance(metadata, dict):
                 metadata = {}
             if not metadata.get("name"):
+                # As the provider does: a generated name, and an annotation saying so.
                 metadata["name"] = auto_name(args.name, args.typ)
+                metadata["annotations"] = {**(metadata.get("annotations") or {}), AUTONAMED_ANNOTATION: "true"}
             state["metadata"] = metadata
         self.resources.append(
             RecordedResource(type=args.typ, name=args.name, inputs=args.inputs, state=state, custom=bool(args.custom))

@@ -1,0 +1,83 @@
+"""Run one Pulumi operation through the Automation API, the way pulumi/actions drives the CLI.
+
+    python -m e2e.automation WORKDIR STACK preview --policy-pack policy --refresh --diff
+    python -m e2e.automation WORKDIR STACK up --policy-pack policy
+
+The workflows' `pulumi/actions` steps are Pulumi's Automation API (Node.js)
+calling the CLI; this is the same API in Python, with the program run
+in-process (an inline program that executes the project's `__main__.py`).
+The e2e uses it for everything with a policy pack: the CLI then starts the
+pack in its own virtualenv through `pulumi-analyzer-policy-python`, because
+no separate Python language host is involved (see engine/README.md for why
+the built host cannot run Python policy packs). Backend, passphrase and
+PULUMI_HOME come from the environment `Workspace` sets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import runpy
+import sys
+from pathlib import Path
+
+import yaml
+from pulumi import automation as auto
+
+
+def _program(workdir: Path) -> auto.PulumiFn:
+    def run() -> None:
+        sys.path.insert(0, str(workdir))
+        runpy.run_path(str(workdir / "__main__.py"), run_name="__main__")
+
+    return run
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the arguments, run the operation, print the CLI's output; exit 1 when it fails."""
+    parser = argparse.ArgumentParser(prog="python -m e2e.automation")
+    parser.add_argument("workdir", type=Path)
+    parser.add_argument("stack")
+    parser.add_argument("operation", choices=["preview", "up"])
+    parser.add_argument("--policy-pack", action="append", default=[])
+    parser.add_argument("--refresh", action="store_true")
+    parser.add_argument("--diff", action="store_true")
+    parser.add_argument("--expect-no-changes", action="store_true")
+    args = parser.parse_args(argv)
+
+    workdir = args.workdir.resolve()
+    binary = Path(os.environ["E2E_PULUMI"])
+    command = auto.PulumiCommand(root=str(binary.parent.parent), skip_version_check=True)
+    stack = auto.select_stack(
+        args.stack,
+        project_name=yaml.safe_load((workdir / "Pulumi.yaml").read_text())["name"],
+        program=_program(workdir),
+        opts=auto.LocalWorkspaceOptions(work_dir=str(workdir), pulumi_command=command),
+    )
+    packs = [str(workdir / pack) for pack in args.policy_pack] or None
+    try:
+        if args.operation == "preview":
+            stack.preview(
+                policy_packs=packs,
+                refresh=args.refresh,
+                diff=args.diff,
+                expect_no_changes=args.expect_no_changes,
+                on_output=print,
+            )
+        else:
+            stack.up(
+                policy_packs=packs,
+                refresh=args.refresh,
+                diff=args.diff,
+                expect_no_changes=args.expect_no_changes,
+                on_output=print,
+                show_secrets=False,
+            )
+    except auto.errors.CommandError as error:
+        print(error, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

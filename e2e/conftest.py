@@ -1,0 +1,43 @@
+"""Fixtures for the end-to-end suite: the real engine must be there, and every test gets its own workspace."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from e2e.engine import PULUMI_HOME, Workspace, pinned_version, pulumi_binary
+
+TIMINGS: list[tuple[str, str, float]] = []
+"""(test, command, seconds) of every preview/up/destroy, printed after the run."""
+
+
+@pytest.fixture(scope="session", autouse=True)
+def engine() -> Path:
+    """The CLI and the provider plugin `make engine` installed; a missing piece fails the run, never skips it."""
+    cli = pulumi_binary()
+    plugin = PULUMI_HOME / "plugins" / f"resource-kubernetes-v{pinned_version('pulumi-kubernetes')}"
+    assert plugin.is_dir(), f"no Kubernetes provider plugin at {plugin}: run `make engine`"
+    return cli
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Workspace]:
+    """A scratch copy of the project, logged in to its own file backend."""
+    ws = Workspace.create(tmp_path)
+    ws.login()
+    yield ws
+    for result in ws.history:
+        words = result.command.split()
+        if len(words) > 1 and words[1] in {"preview", "up", "destroy", "refresh"}:
+            TIMINGS.append((request.node.name, result.command, result.seconds))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print how long each engine operation took (measured, never asserted)."""
+    if not TIMINGS:
+        return
+    terminalreporter.section("engine timings")
+    for test, command, seconds in TIMINGS:
+        terminalreporter.write_line(f"{seconds:6.1f} s  {test}: {command[:110]}")

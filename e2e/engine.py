@@ -1,0 +1,187 @@
+"""Drive the real Pulumi CLI (built by `make engine`) against a scratch copy of this project.
+
+Each `Workspace` is a temporary copy of the program and its stack files (the
+CLI writes `Pulumi.<stack>.yaml` when config is set, so it never runs in the
+checkout), a local file backend, and a private PULUMI_HOME holding the
+Kubernetes provider at the version the Python SDK asks for. Commands are given
+as the text a person would type, so tests can check the README shows the same.
+Every command's output is kept for the leak checks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tools.stack_config import REPO_ROOT
+
+ENGINE = REPO_ROOT / ".engine"
+ENGINE_BIN = ENGINE / "bin"
+LANGUAGE_HOST_DIR = ENGINE / "langhost"
+ANALYZER_DIR = ENGINE / "analyzer"
+PULUMI_HOME = ENGINE / "home"
+PASSPHRASE = "e2e-passphrase-for-a-throwaway-backend"
+COMMAND_TIMEOUT_SECONDS = 300
+# What the program needs at run time; the rest of the checkout stays out of the copy.
+PROGRAM_FILES = ("__main__.py", "Pulumi.yaml", "requirements.txt")
+PROGRAM_DIRS = ("components",)
+POLICY_FILES = ("PulumiPolicy.yaml", "__init__.py", "__main__.py", "requirements.txt", "webapp_policies.py")
+
+
+def pinned_version(package: str) -> str:
+    """The version requirements.txt pins `package` to."""
+    for line in (REPO_ROOT / "requirements.txt").read_text().splitlines():
+        if line.startswith(f"{package}=="):
+            return line.split("==", 1)[1].strip()
+    raise LookupError(f"requirements.txt pins no {package}")
+
+
+def pulumi_binary() -> Path:
+    """A `pulumi` on PATH at exactly the pinned version, else the one `make engine` built."""
+    on_path = shutil.which("pulumi")
+    if on_path and Path(on_path).parent != ENGINE_BIN:
+        version = subprocess.run([on_path, "version"], capture_output=True, text=True, check=False).stdout.strip()
+        if version == f"v{pinned_version('pulumi')}":
+            return Path(on_path)
+    built = ENGINE_BIN / "pulumi"
+    if not built.exists():
+        wanted = pinned_version("pulumi")
+        raise FileNotFoundError(f"no Pulumi CLI v{wanted} on PATH and none in {ENGINE_BIN}: run `make engine`")
+    return built
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """One CLI run: what was typed, how it ended, what it printed, how long it took."""
+
+    command: str
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+    @property
+    def output(self) -> str:
+        """stdout and stderr together, for messages and searches."""
+        return self.stdout + self.stderr
+
+    def json(self) -> Any:
+        """stdout parsed as JSON (for `--json` commands)."""
+        return json.loads(self.stdout)
+
+
+@dataclass
+class Workspace:
+    """A scratch copy of the project with its own file backend, where the real CLI runs."""
+
+    root: Path
+    backend: Path
+    history: list[CommandResult] = field(default_factory=list)
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def create(cls, base: Path, *, program_dir: Path = REPO_ROOT, with_stacks: bool = True) -> Workspace:
+        """Copy the program (and its stack files) under `base`; link the virtualenvs, which are large."""
+        root = base / "project"
+        backend = base / "backend"
+        root.mkdir(parents=True)
+        backend.mkdir()
+        for name in PROGRAM_FILES:
+            if (program_dir / name).exists():
+                shutil.copy2(program_dir / name, root / name)
+        for name in PROGRAM_DIRS:
+            if (program_dir / name).is_dir():
+                shutil.copytree(program_dir / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+        if with_stacks:
+            for stack_file in program_dir.glob("Pulumi.*.yaml"):
+                shutil.copy2(stack_file, root / stack_file.name)
+        (root / ".venv").symlink_to(REPO_ROOT / ".venv")
+        policy = root / "policy"
+        policy.mkdir()
+        for name in POLICY_FILES:
+            shutil.copy2(REPO_ROOT / "policy" / name, policy / name)
+        (policy / "venv").symlink_to(REPO_ROOT / "policy" / "venv")
+        return cls(root=root, backend=backend)
+
+    def environment(self, *, language_host: bool = True) -> dict[str, str]:
+        """The environment of every command: the engine first on PATH, then the program's virtualenv.
+
+        `language_host=False` leaves the built Python language host off PATH, so that the CLI starts
+        Python policy packs through `pulumi-analyzer-policy-python` (see e2e/automation.py).
+        """
+        cli = pulumi_binary()
+        engine_dirs = [cli.parent, *([LANGUAGE_HOST_DIR] if language_host else []), ANALYZER_DIR]
+        path = [*map(str, engine_dirs), str(REPO_ROOT / ".venv" / "bin"), os.environ.get("PATH", "/usr/bin:/bin")]
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("PULUMI_", "KUBE", "VIRTUAL_ENV", "PYTHON"))
+        }
+        env.update(
+            {
+                "PATH": os.pathsep.join(path),
+                "PULUMI_HOME": str(PULUMI_HOME),
+                "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
+                "PULUMI_SKIP_UPDATE_CHECK": "true",
+                "PULUMI_SKIP_CONFIRMATIONS": "true",
+                # Never a real cluster: render mode needs none, and nothing may reach one by accident.
+                "KUBECONFIG": str(self.root / "no-kubeconfig"),
+                "NO_COLOR": "1",
+                "E2E_PULUMI": str(cli),
+            }
+        )
+        env.update(self.extra_env)
+        return env
+
+    def run(self, command: str, *, check: bool = True, env: dict[str, str] | None = None) -> CommandResult:
+        """Run a `pulumi ...` command line as a person would type it, in the project copy."""
+        args = shlex.split(command)
+        if args[0] == "pulumi":
+            args[0] = str(pulumi_binary())
+        return self._execute(command, args, check=check, env=env or self.environment())
+
+    def automation(self, stack: str, operation: str, *options: str, check: bool = True) -> CommandResult:
+        """Run `preview` or `up` with `options` through the Automation API, as pulumi/actions does."""
+        args = [str(REPO_ROOT / ".venv" / "bin" / "python"), "-m", "e2e.automation", str(self.root), stack, operation]
+        env = self.environment(language_host=False)
+        env["PYTHONPATH"] = str(REPO_ROOT)
+        command = f"automation {operation} {' '.join(options)}".strip()
+        return self._execute(command, [*args, *options], check=check, env=env)
+
+    def _execute(self, command: str, args: list[str], *, check: bool, env: dict[str, str]) -> CommandResult:
+        started = time.perf_counter()
+        completed = subprocess.run(
+            args,
+            cwd=self.root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=COMMAND_TIMEOUT_SECONDS,
+            check=False,
+        )
+        result = CommandResult(
+            command=command,
+            returncode=completed.returncode,
+            stdout=completed.stdout,
+            stderr=completed.stderr,
+            seconds=time.perf_counter() - started,
+        )
+        self.history.append(result)
+        if check and result.returncode != 0:
+            raise AssertionError(f"`{command}` exited {result.returncode}:\n{result.output[-6000:]}")
+        return result
+
+    def login(self) -> CommandResult:
+        """`pulumi login` to this workspace's file backend."""
+        return self.run(f"pulumi login file://{self.backend}")
+
+    def all_output(self) -> str:
+        """Everything every command printed so far."""
+        return "\n".join(result.output for result in self.history)

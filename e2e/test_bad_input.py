@@ -1,0 +1,70 @@
+"""Bad input through the real CLI: the program's or the policy pack's message, and nothing created."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from e2e.engine import Workspace
+
+HERE = Path(__file__).resolve().parent
+
+
+def _resources(ws: Workspace) -> list[object]:
+    deployment = json.loads(ws.run("pulumi stack export").stdout)["deployment"]
+    resources: list[object] = deployment.get("resources") or []
+    return resources
+
+
+def _render_into(ws: Workspace, tmp_path: Path) -> Path:
+    rendered = tmp_path / "rendered"
+    ws.run(f"pulumi config set kubernetes:renderYamlToDirectory {rendered}")
+    return rendered
+
+
+def test_latest_tag_stops_preview_and_up_naming_the_key(workspace: Workspace, tmp_path: Path) -> None:
+    ws = workspace
+    ws.run("pulumi stack select --create dev")
+    ws.run("pulumi config set --secret --path 'webapp:secrets.DATABASE_PASSWORD' 'not-used'")
+    rendered = _render_into(ws, tmp_path)
+    ws.run("pulumi config set --path 'webapp:image.tag' latest")
+
+    preview = ws.run("pulumi preview", check=False)
+    assert preview.returncode != 0
+    assert "webapp:image.tag: 'latest' cannot be tracked or rolled back" in preview.output
+
+    up = ws.run("pulumi up --yes", check=False)
+    assert up.returncode != 0
+    assert "webapp:image.tag" in up.output
+    assert [r for r in _resources(ws) if "kubernetes:" in json.dumps(r)] == []
+    assert not rendered.exists() or list(rendered.rglob("*.yaml")) == []
+
+
+def test_missing_secret_stops_preview_naming_the_key_and_the_fix(workspace: Workspace, tmp_path: Path) -> None:
+    ws = workspace
+    ws.run("pulumi stack select --create staging")
+    rendered = _render_into(ws, tmp_path)
+
+    preview = ws.run("pulumi preview", check=False)
+    assert preview.returncode != 0
+    assert "webapp:secrets.DATABASE_PASSWORD is missing (listed in secretKeys)" in preview.output
+    assert "pulumi config set --secret --path 'webapp:secrets.DATABASE_PASSWORD'" in preview.output
+
+    up = ws.run("pulumi up --yes", check=False)
+    assert up.returncode != 0
+    assert [r for r in _resources(ws) if "kubernetes:" in json.dumps(r)] == []
+    assert not rendered.exists() or list(rendered.rglob("*.yaml")) == []
+
+
+def test_policy_violation_stops_preview_with_the_policy_name(tmp_path: Path) -> None:
+    ws = Workspace.create(tmp_path, program_dir=HERE / "unsafe_program", with_stacks=False)
+    ws.login()
+    ws.run("pulumi stack select --create policy-check")
+    _render_into(ws, tmp_path)
+
+    # As the workflows run it (pulumi/actions = the Automation API), the pack in its own virtualenv.
+    preview = ws.automation("policy-check", "preview", "--policy-pack=policy", check=False)
+    assert preview.returncode != 0
+    for policy in ("images-are-pinned", "containers-set-requests-and-limits", "deployments-have-readiness-probes"):
+        assert policy in preview.output, preview.output[-4000:]
+    assert "mandatory" in preview.output
