@@ -71,7 +71,7 @@ e2e: $(VENV)/.installed $(CHECKOV_VENV)/.installed policy/venv/.installed .engin
 	$(PY) -m pytest e2e
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) node_modules build .pytest_cache .mypy_cache .ruff_cache .engine policy/venv

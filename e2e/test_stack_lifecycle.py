@@ -21,6 +21,7 @@ import yaml
 
 from e2e.engine import Workspace
 from e2e.manifests import differences, load_rendered, normalise
+from e2e.readme import ReadmeCommands
 from e2e.workflows import action_operation, run_command
 from tools.stack_config import REPO_ROOT, stack_names
 
@@ -35,9 +36,11 @@ def _stack_file(stack: str) -> dict[str, Any]:
     return loaded
 
 
-def _set_secrets(ws: Workspace, stack: str) -> None:
+def _set_secrets(ws: Workspace, stack: str, readme: ReadmeCommands) -> None:
+    """The README's `config set --secret` line, for every secret the stack declares."""
+    command = readme.get("pulumi config set --secret")
     for name in _stack_file(stack).get("webapp:secretKeys", []):
-        ws.run(f"pulumi config set --secret --path 'webapp:secrets.{name}' '{SECRET_VALUE}'")
+        ws.run(command.replace("DATABASE_PASSWORD", name))
 
 
 def _changes(preview: dict[str, Any]) -> dict[str, set[str]]:
@@ -48,6 +51,11 @@ def _changes(preview: dict[str, Any]) -> dict[str, set[str]]:
             # urn:pulumi:<stack>::<project>::<parent type>$<type>::<name>
             ops[step["urn"].split("::")[2].rsplit("$", 1)[-1]].add(step["op"])
     return dict(ops)
+
+
+def _action(workflow: str) -> list[str]:
+    operation, options = action_operation(workflow)
+    return [operation, *options]
 
 
 def drift_command(stack: str) -> str:
@@ -91,8 +99,9 @@ def _preview_changes(ws: Workspace, file: dict[str, Any]) -> None:
 def test_stack_lifecycle(stack: str, workspace: Workspace, tmp_path: Path) -> None:
     ws = workspace
     rendered = tmp_path / "rendered"
-    ws.run(f"pulumi stack select --create {stack}")
-    _set_secrets(ws, stack)
+    readme = ReadmeCommands(stack=stack, secret=SECRET_VALUE)
+    ws.run(readme.get("pulumi stack select"))
+    _set_secrets(ws, stack, readme)
     ws.run(f"pulumi config set kubernetes:renderYamlToDirectory {rendered}")
 
     # The stack file now holds the secret encrypted, as `pulumi config set --secret` writes it.
@@ -100,17 +109,15 @@ def test_stack_lifecycle(stack: str, workspace: Workspace, tmp_path: Path) -> No
     assert "secure:" in stack_file
     assert SECRET_VALUE not in stack_file
 
-    # The README's commands, as typed, then what the PR and deploy workflows run (pulumi/actions, with the
-    # policy pack), then a second, typed `up` that has nothing left to do.
-    ws.run("pulumi preview")
-    operation, options = action_operation("preview.yml")
-    ws.automation(stack, operation, *options)
-    operation, options = action_operation("pulumi-up.yml")
-    ws.automation(stack, operation, *options)
-    second_up = ws.run("pulumi up --yes")
+    # What a pull request runs (pulumi/actions with the policy pack), the README's preview, then the deploy
+    # workflow's up; the README's own `up` right after has nothing left to do.
+    ws.automation(stack, *_action("preview.yml"))
+    ws.run(readme.get("pulumi preview"))
+    ws.automation(stack, *_action("pulumi-up.yml"))
+    second_up = ws.run(readme.get("pulumi up"))
     assert "unchanged" in second_up.stdout
     assert not re.search(r"\d+ to (create|update|delete|replace)", second_up.stdout), second_up.stdout
-    ws.run("pulumi preview --expect-no-changes")
+    ws.run(readme.get("pulumi preview --expect-no-changes"))
     # The scheduled drift check's own command line: the CLI takes every flag, and the refresh reaches the
     # provider, which (in render mode) has no cluster to read; against a cluster it must pass (issue 8's e2e).
     drift = ws.run(drift_command(stack), check=False)
@@ -121,7 +128,7 @@ def test_stack_lifecycle(stack: str, workspace: Workspace, tmp_path: Path) -> No
     file = _stack_file(stack)
     assert outputs["namespace"] == file["webapp:namespace"]
     assert outputs["image"] == f"{file['webapp:image']['repository']}:{file['webapp:image']['tag']}"
-    assert ws.run("pulumi stack output url").stdout.strip() == outputs["url"]
+    assert ws.run(readme.get("pulumi stack output url")).stdout.strip() == outputs["url"]
 
     # The engine's manifests are the offline render's, object by object.
     engine_objects = normalise(load_rendered(rendered))
@@ -146,7 +153,7 @@ def test_stack_lifecycle(stack: str, workspace: Workspace, tmp_path: Path) -> No
         assert yaml.safe_load((rendered / path).read_text())["kind"] == "Secret", path
     assert rendered.is_relative_to(tmp_path)
 
-    ws.run("pulumi destroy --yes")
+    ws.run(readme.get("pulumi destroy"))
     remaining = json.loads(ws.run("pulumi stack export").stdout)["deployment"].get("resources") or []
     assert remaining == []
     assert list(rendered.rglob("*.yaml")) == []
@@ -154,3 +161,5 @@ def test_stack_lifecycle(stack: str, workspace: Workspace, tmp_path: Path) -> No
     for text in _encodings(SECRET_VALUE):
         assert text not in export
         assert text not in ws.all_output()
+    # Every pulumi command the README shows ran (login: the workspace's own, to a file backend).
+    assert [command for command in readme.unused() if not command.startswith("pulumi login")] == []
