@@ -39,6 +39,10 @@ _REPOSITORY = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::\d+)?(?:/[a-z0-9]+(?
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _HOSTNAME = re.compile(r"^(\*\.)?([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+# A Kubernetes annotation key: an optional DNS-subdomain prefix and "/", then a name of up to 63 characters.
+_ANNOTATION_KEY = re.compile(
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
 _SECRET_WORDS = ("PASSWORD", "PASSWD", "TOKEN", "SECRET", "KEY", "CREDENTIAL", "PRIVATE", "CERT")
 
 
@@ -158,6 +162,16 @@ class IngressSettings(_Model):
     path: str = "/"
     class_name: str | None = None
     tls_secret_name: str | None = None
+    annotations: dict[str, EnvValue] = Field(default_factory=dict)
+    """Annotations for the ingress controller (or cert-manager, or the provider's pulumi.com/skipAwait)."""
+
+    @field_validator("annotations")
+    @classmethod
+    def _annotation_keys(cls, value: dict[str, str]) -> dict[str, str]:
+        bad = sorted(key for key in value if len(key) > 316 or not _ANNOTATION_KEY.match(key))
+        if bad:
+            raise ValueError(f"{bad} are not annotation keys such as nginx.ingress.kubernetes.io/proxy-body-size")
+        return value
 
     @field_validator("host")
     @classmethod

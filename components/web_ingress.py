@@ -28,6 +28,8 @@ class WebIngressArgs:
     """IngressClass to use; the cluster default when None."""
     tls_secret_name: str | None = None
     """Secret holding the TLS certificate for `host`; plain HTTP when None."""
+    annotations: dict[str, str] | None = None
+    """Annotations for the ingress controller; none when None."""
 
 
 class WebIngress(pulumi.ComponentResource):
@@ -44,7 +46,9 @@ class WebIngress(pulumi.ComponentResource):
             raise ValueError(f"WebIngress {name!r}: host is required")
         ingress = k8s.networking.v1.Ingress(
             f"{name}-ing",
-            metadata=k8s.meta.v1.ObjectMetaArgs(namespace=args.namespace, labels=args.labels),
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                namespace=args.namespace, labels=args.labels, annotations=args.annotations or None
+            ),
             spec=k8s.networking.v1.IngressSpecArgs(
                 ingress_class_name=args.class_name,
                 tls=[k8s.networking.v1.IngressTLSArgs(hosts=[args.host], secret_name=args.tls_secret_name)]

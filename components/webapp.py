@@ -66,6 +66,7 @@ def deploy_service(
                 path=values.ingress.path,
                 class_name=values.ingress.class_name,
                 tls_secret_name=values.ingress.tls_secret_name,
+                annotations=dict(values.ingress.annotations),
                 service_name=service.service_name,
                 service_port=service.service_port,
                 labels=labels,

@@ -142,6 +142,12 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], dict[str, str] | str | None, str]] 
         "webapp:ingress.host: 'not a host' is not a DNS host name",
     ),
     (
+        "bad-annotation-key",
+        valid_config(ingress={"enabled": True, "host": "a.example.com", "annotations": {"not a key": "x"}}),
+        TEST_SECRETS,
+        "webapp:ingress.annotations: ['not a key'] are not annotation keys",
+    ),
+    (
         "negative-drain",
         valid_config(drainSeconds="-1"),
         TEST_SECRETS,

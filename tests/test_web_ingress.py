@@ -55,3 +55,10 @@ def test_tls_when_a_certificate_secret_is_named() -> None:
     spec = only(_build(seen, tls_secret_name="shop-tls"), "Ingress").inputs["spec"]
     assert spec["tls"] == [{"hosts": ["shop.example.com"], "secretName": "shop-tls"}]
     assert seen["url"] == "https://shop.example.com/"
+
+
+def test_annotations_reach_the_ingress_and_none_means_none() -> None:
+    annotated = only(_build({}, annotations={"cert-manager.io/cluster-issuer": "letsencrypt"}), "Ingress").inputs
+    assert annotated["metadata"]["annotations"] == {"cert-manager.io/cluster-issuer": "letsencrypt"}
+    plain = only(_build({}), "Ingress").inputs
+    assert "annotations" not in plain["metadata"]
