@@ -7,10 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from e2e.engine import PULUMI_HOME, Workspace, pinned_version, pulumi_binary
-
-TIMINGS: list[tuple[str, str, float]] = []
-"""(test, command, seconds) of every preview/up/destroy, printed after the run."""
+from e2e.engine import PULUMI_HOME, TIMINGS, Workspace, pinned_version, pulumi_binary
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -35,6 +35,10 @@ PROGRAM_DIRS = ("components",)
 POLICY_FILES = ("PulumiPolicy.yaml", "__init__.py", "__main__.py", "requirements.txt", "webapp_policies.py")
 
 
+TIMINGS: list[tuple[str, str, float]] = []
+"""(test, command, seconds) of every preview/up/destroy and the cluster start, printed after the run."""
+
+
 def pinned_version(package: str) -> str:
     """The version requirements.txt pins `package` to."""
     for line in (REPO_ROOT / "requirements.txt").read_text().splitlines():

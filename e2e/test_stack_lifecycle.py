@@ -10,8 +10,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-import secrets
-import subprocess
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -22,24 +20,17 @@ import yaml
 from e2e.engine import Workspace
 from e2e.manifests import differences, load_rendered, normalise
 from e2e.readme import ReadmeCommands
-from e2e.workflows import action_operation, run_command
-from tools.stack_config import REPO_ROOT, stack_names
-
-SECRET_VALUE = f"e2e-{secrets.token_hex(12)}"
+from e2e.stacks import SECRET_VALUE, action, drift_command, make_render, stack_file
+from tools.stack_config import stack_names
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
 
 
-def _stack_file(stack: str) -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.safe_load((REPO_ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
-    return loaded
-
-
 def _set_secrets(ws: Workspace, stack: str, readme: ReadmeCommands) -> None:
     """The README's `config set --secret` line, for every secret the stack declares."""
     command = readme.get("pulumi config set --secret")
-    for name in _stack_file(stack).get("webapp:secretKeys", []):
+    for name in stack_file(stack).get("webapp:secretKeys", []):
         ws.run(command.replace("DATABASE_PASSWORD", name))
 
 
@@ -51,24 +42,6 @@ def _changes(preview: dict[str, Any]) -> dict[str, set[str]]:
             # urn:pulumi:<stack>::<project>::<parent type>$<type>::<name>
             ops[step["urn"].split("::")[2].rsplit("$", 1)[-1]].add(step["op"])
     return dict(ops)
-
-
-def _action(workflow: str) -> list[str]:
-    operation, options = action_operation(workflow)
-    return [operation, *options]
-
-
-def drift_command(stack: str) -> str:
-    """The drift workflow's preview command line, for one stack (without its `| tee` to a report file)."""
-    return run_command("drift.yml", "pulumi preview").split(" 2>&1")[0].replace('"$STACK"', stack)
-
-
-def make_render(stack: str, output: Path) -> Path:
-    """`make render`'s manifests for `stack` (schema checks on, checkov left to `make test`), in `output`."""
-    python = REPO_ROOT / ".venv" / "bin" / "python"
-    command = [str(python), "-m", "tools.render", stack, "--no-checkov", "--output", str(output)]
-    subprocess.run(command, cwd=REPO_ROOT, check=True, capture_output=True, text=True)
-    return output / stack
 
 
 def _encodings(value: str) -> list[str]:
@@ -105,15 +78,15 @@ def test_stack_lifecycle(stack: str, workspace: Workspace, tmp_path: Path) -> No
     ws.run(f"pulumi config set kubernetes:renderYamlToDirectory {rendered}")
 
     # The stack file now holds the secret encrypted, as `pulumi config set --secret` writes it.
-    stack_file = (ws.root / f"Pulumi.{stack}.yaml").read_text()
-    assert "secure:" in stack_file
-    assert SECRET_VALUE not in stack_file
+    written = (ws.root / f"Pulumi.{stack}.yaml").read_text()
+    assert "secure:" in written
+    assert SECRET_VALUE not in written
 
     # What a pull request runs (pulumi/actions with the policy pack), the README's preview, then the deploy
     # workflow's up; the README's own `up` right after has nothing left to do.
-    ws.automation(stack, *_action("preview.yml"))
+    ws.automation(stack, *action("preview.yml"))
     ws.run(readme.get("pulumi preview"))
-    ws.automation(stack, *_action("pulumi-up.yml"))
+    ws.automation(stack, *action("pulumi-up.yml"))
     second_up = ws.run(readme.get("pulumi up"))
     assert "unchanged" in second_up.stdout
     assert not re.search(r"\d+ to (create|update|delete|replace)", second_up.stdout), second_up.stdout
@@ -125,7 +98,7 @@ def test_stack_lifecycle(stack: str, workspace: Workspace, tmp_path: Path) -> No
     assert "failed to read resource state due to unreachable cluster" in drift.output, drift.output[-3000:]
 
     outputs = ws.run("pulumi stack output --json").json()
-    file = _stack_file(stack)
+    file = stack_file(stack)
     assert outputs["namespace"] == file["webapp:namespace"]
     assert outputs["image"] == f"{file['webapp:image']['repository']}:{file['webapp:image']['tag']}"
     assert ws.run(readme.get("pulumi stack output url")).stdout.strip() == outputs["url"]
@@ -135,7 +108,7 @@ def test_stack_lifecycle(stack: str, workspace: Workspace, tmp_path: Path) -> No
     offline_objects = normalise(load_rendered(make_render(stack, tmp_path / "offline")))
     assert differences(engine_objects, offline_objects) == []
 
-    _preview_changes(ws, _stack_file(stack))
+    _preview_changes(ws, stack_file(stack))
 
     # Secrets: encrypted in the state, never in outputs, the ConfigMap or any command's output.
     export = ws.run("pulumi stack export").stdout

@@ -1,0 +1,47 @@
+"""What the end-to-end tests share about stacks: their files, the workflows' commands, the offline render."""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from e2e.workflows import action_operation, run_command
+from tools.stack_config import REPO_ROOT
+
+SECRET_VALUE = f"e2e-{secrets.token_hex(12)}"
+"""The value every e2e stack gets for its secrets: random, so finding it anywhere is a leak."""
+
+
+def stack_file(stack: str) -> dict[str, Any]:
+    """The `config` of Pulumi.<stack>.yaml as committed."""
+    loaded: dict[str, Any] = yaml.safe_load((REPO_ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
+    return loaded
+
+
+def expected_replicas(file: dict[str, Any]) -> int:
+    """The pods a stack runs right after `up`: the autoscaler's minimum, else `replicas`."""
+    autoscaling = file.get("webapp:autoscaling", {})
+    return int(autoscaling["minReplicas"]) if autoscaling.get("enabled") else int(file["webapp:replicas"])
+
+
+def action(workflow: str) -> list[str]:
+    """The workflow's pulumi/actions operation and options, as e2e.automation arguments."""
+    operation, options = action_operation(workflow)
+    return [operation, *options]
+
+
+def drift_command(stack: str) -> str:
+    """The drift workflow's preview command line, for one stack (without its `| tee` to a report file)."""
+    return run_command("drift.yml", "pulumi preview").split(" 2>&1")[0].replace('"$STACK"', stack)
+
+
+def make_render(stack: str, output: Path) -> Path:
+    """`make render`'s manifests for `stack` (schema checks on, checkov left to `make test`), in `output`."""
+    python = REPO_ROOT / ".venv" / "bin" / "python"
+    command = [str(python), "-m", "tools.render", stack, "--no-checkov", "--output", str(output)]
+    subprocess.run(command, cwd=REPO_ROOT, check=True, capture_output=True, text=True)
+    return output / stack
