@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 CHECKOV_VENV := .venv-checkov
 STACK ?= dev
 
-.PHONY: setup render render-all test lint snapshots bench clean engine e2e help
+.PHONY: setup render render-all test lint snapshots bench clean engine cluster e2e help
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt app/requirements.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -61,13 +61,23 @@ ENGINE_SOURCES := requirements.txt engine/build.sh $(foreach m,$(ENGINE_MODULES)
 
 engine: .engine/.built ## Build the Pulumi CLI, language host and Kubernetes provider from pinned Go modules
 
+# A Kubernetes control plane (API server, controller manager, scheduler, kubectl, etcd) and kwok,
+# built from pinned Go modules into .engine/cluster (see engine/build-cluster.sh); the e2e starts it.
+CLUSTER_SOURCES := engine/build-cluster.sh $(foreach m,engine/cluster engine/kwok,$(m)/go.mod $(m)/go.sum) \
+	engine/cluster/cmd/etcd/main.go
+.engine/cluster/.built: $(CLUSTER_SOURCES)
+	engine/build-cluster.sh
+	touch $@
+
+cluster: .engine/cluster/.built ## Build the Kubernetes control plane and kwok the e2e runs on 127.0.0.1
+
 # The policy pack runs in its own virtualenv, as the README tells users to create it.
 policy/venv/.installed: policy/requirements.txt constraints.txt
 	test -x policy/venv/bin/python || $(PYTHON) -m venv policy/venv
 	policy/venv/bin/python -m pip install --quiet --disable-pip-version-check -r policy/requirements.txt -c constraints.txt
 	touch $@
 
-e2e: $(VENV)/.installed $(CHECKOV_VENV)/.installed policy/venv/.installed .engine/.built ## The program under the real engine, every stack
+e2e: $(VENV)/.installed $(CHECKOV_VENV)/.installed policy/venv/.installed .engine/.built .engine/cluster/.built ## The program under the real engine, every stack
 	$(PY) -m pytest e2e
 
 help: ## List the targets

@@ -20,6 +20,10 @@ from components.settings import AutoscalingSettings, ResourceSettings
 CONTAINER_PORT_NAME = "http"
 RUN_AS_USER = 10001  # the numeric user of app/Dockerfile
 TERMINATION_MARGIN_SECONDS = 5
+# Pulumi owns the Deployment: a field someone changed by hand (`kubectl scale`, `kubectl edit`) would
+# otherwise make every later `pulumi up` fail with a server-side apply conflict until someone cleans it
+# up. With this the next `up` takes the field back (the drift workflow has reported it by then).
+FORCE_APPLY = {"pulumi.com/patchForce": "true"}
 
 
 def termination_grace_seconds(drain_seconds: int, graceful_timeout_seconds: int) -> int:
@@ -95,7 +99,7 @@ class WebService(pulumi.ComponentResource):
 
         deployment = k8s.apps.v1.Deployment(
             f"{name}-deploy",
-            metadata=k8s.meta.v1.ObjectMetaArgs(namespace=args.namespace, labels=versioned),
+            metadata=k8s.meta.v1.ObjectMetaArgs(namespace=args.namespace, labels=versioned, annotations=FORCE_APPLY),
             spec=k8s.apps.v1.DeploymentSpecArgs(
                 replicas=replicas,
                 revision_history_limit=5,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,15 +19,12 @@ def engine() -> Path:
 
 
 @pytest.fixture
-def workspace(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Workspace]:
+def workspace(tmp_path: Path, request: pytest.FixtureRequest) -> Workspace:
     """A scratch copy of the project, logged in to its own file backend."""
     ws = Workspace.create(tmp_path)
+    ws.label = request.node.name
     ws.login()
-    yield ws
-    for result in ws.history:
-        words = result.command.split()
-        if len(words) > 1 and words[1] in {"preview", "up", "destroy", "refresh"}:
-            TIMINGS.append((request.node.name, result.command, result.seconds))
+    return ws
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -89,6 +89,8 @@ class Workspace:
     backend: Path
     history: list[CommandResult] = field(default_factory=list)
     extra_env: dict[str, str] = field(default_factory=dict)
+    label: str = ""
+    """Names this workspace's commands in the timings printed after the run."""
 
     @classmethod
     def create(cls, base: Path, *, program_dir: Path = REPO_ROOT, with_stacks: bool = True) -> Workspace:
@@ -178,6 +180,9 @@ class Workspace:
             seconds=time.perf_counter() - started,
         )
         self.history.append(result)
+        words = command.split()
+        if len(words) > 1 and words[1] in {"preview", "up", "destroy", "refresh"}:
+            TIMINGS.append((self.label, command, result.seconds))
         if check and result.returncode != 0:
             raise AssertionError(f"`{command}` exited {result.returncode}:\n{result.output[-6000:]}")
         return result

@@ -240,3 +240,8 @@ def test_outputs_are_attributes() -> None:
     assert seen["selector"] == SELECTOR
     assert seen["names"][0].startswith("shop-deploy-")
     assert seen["names"][1].startswith("shop-svc-")
+
+
+def test_the_deployment_takes_back_fields_changed_by_hand(single: ProgramRun) -> None:
+    # Without it a manual `kubectl scale` makes every later `pulumi up` fail with an apply conflict.
+    assert only(single, "Deployment").inputs["metadata"]["annotations"] == {"pulumi.com/patchForce": "true"}

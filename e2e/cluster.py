@@ -1,0 +1,283 @@
+"""A real Kubernetes control plane on 127.0.0.1, built by `make cluster`, with simulated nodes.
+
+etcd, kube-apiserver (its default admission plugins, PodSecurity among
+them; RBAC and Node authorization; service-account token signing), the
+controller manager and the scheduler run as they do in a cluster; kwok plays
+the kubelets of a few nodes, so pods are scheduled, get IPs, turn Running and
+Ready, and Deployments roll. Certificates, keys and the kubeconfig are made
+per run in a temporary folder; every port is free when chosen; every process
+is stopped by its own PID; every wait is bounded. Logs stay in that folder,
+and the last lines of each are printed when a start fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import yaml
+
+from e2e.pki import Pki, create_pki
+from tools.stack_config import REPO_ROOT
+
+CLUSTER_BIN = REPO_ROOT / ".engine" / "cluster"
+SERVICE_CIDR = "10.96.0.0/16"
+SERVICE_IP = "10.96.0.1"
+POD_CIDR = "10.244.0.0/16"
+NODES = ("kwok-node-0", "kwok-node-1", "kwok-node-2")
+START_TIMEOUT_SECONDS = 90
+STOP_TIMEOUT_SECONDS = 20
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def wait_until(
+    what: str,
+    ready: Callable[[], bool],
+    timeout: float,
+    on_timeout: Callable[[], str],
+    alive: Callable[[], bool] = lambda: True,
+) -> None:
+    """Poll `ready` until it is true; after `timeout` seconds, or once `alive()` is false, fail with details."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not alive():
+            raise RuntimeError(f"a process exited while waiting for {what}\n{on_timeout()}")
+        with contextlib.suppress(Exception):
+            if ready():
+                return
+        time.sleep(0.5)
+    raise TimeoutError(f"{what} not ready within {timeout:.0f} s\n{on_timeout()}")
+
+
+def _kubeconfig(pki: Pki, server: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "e2e", "cluster": {"server": server, "certificate-authority": str(pki.ca_cert)}}],
+        "users": [
+            {"name": "admin", "user": {"client-certificate": str(pki.admin_cert), "client-key": str(pki.admin_key)}}
+        ],
+        "contexts": [{"name": "e2e", "context": {"cluster": "e2e", "user": "admin"}}],
+        "current-context": "e2e",
+    }
+
+
+def _node(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+            "labels": {
+                "kubernetes.io/hostname": name,
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": "amd64",
+                "type": "kwok",
+            },
+        },
+        "status": {
+            "allocatable": {"cpu": "16", "memory": "64Gi", "pods": "110"},
+            "capacity": {"cpu": "16", "memory": "64Gi", "pods": "110"},
+        },
+    }
+
+
+@dataclass
+class ControlPlane:
+    """etcd, the API server, the controller manager, the scheduler and kwok, as child processes."""
+
+    directory: Path
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    logs: dict[str, IO[bytes]] = field(default_factory=dict)
+    api_port: int = 0
+    started_in: float = 0.0
+
+    @property
+    def kubeconfig(self) -> Path:
+        """The admin kubeconfig (system:masters) of this cluster."""
+        return self.directory / "kubeconfig"
+
+    def start(self) -> None:
+        """Start every component and wait until the API server is ready and the nodes are Ready."""
+        began = time.monotonic()
+        pki = create_pki(self.directory / "pki", SERVICE_IP)
+        etcd_port, peer_port, self.api_port = free_port(), free_port(), free_port()
+        self.kubeconfig.write_text(yaml.safe_dump(_kubeconfig(pki, f"https://127.0.0.1:{self.api_port}")))
+        kubeconfig = str(self.kubeconfig)
+
+        self._spawn(
+            "etcd",
+            "--name=e2e",
+            f"--data-dir={self.directory / 'etcd'}",
+            f"--listen-client-urls=http://127.0.0.1:{etcd_port}",
+            f"--advertise-client-urls=http://127.0.0.1:{etcd_port}",
+            f"--listen-peer-urls=http://127.0.0.1:{peer_port}",
+            f"--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}",
+            f"--initial-cluster=e2e=http://127.0.0.1:{peer_port}",
+            "--unsafe-no-fsync",
+            "--log-level=warn",
+        )
+        self._spawn(
+            "kube-apiserver",
+            f"--etcd-servers=http://127.0.0.1:{etcd_port}",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            f"--secure-port={self.api_port}",
+            f"--tls-cert-file={pki.server_cert}",
+            f"--tls-private-key-file={pki.server_key}",
+            f"--client-ca-file={pki.ca_cert}",
+            "--authorization-mode=Node,RBAC",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            f"--service-account-key-file={pki.service_account_public}",
+            f"--service-account-signing-key-file={pki.service_account_key}",
+            "--allow-privileged=true",
+            "--profiling=false",
+            # The `kubernetes` Service's endpoint would be the advertise address, which may not be loopback.
+            "--endpoint-reconciler-type=none",
+        )
+        wait_until("kube-apiserver /readyz", self._api_ready, START_TIMEOUT_SECONDS, self.tails, self.alive)
+        common = [
+            f"--kubeconfig={kubeconfig}",
+            f"--authentication-kubeconfig={kubeconfig}",
+            f"--authorization-kubeconfig={kubeconfig}",
+            "--bind-address=127.0.0.1",
+            "--leader-elect=false",
+        ]
+        self._spawn(
+            "kube-controller-manager",
+            *common,
+            f"--secure-port={free_port()}",
+            f"--service-account-private-key-file={pki.service_account_key}",
+            f"--root-ca-file={pki.ca_cert}",
+            f"--cluster-signing-cert-file={pki.ca_cert}",
+            f"--cluster-signing-key-file={pki.ca_key}",
+            "--use-service-account-credentials=true",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+        )
+        self._spawn("kube-scheduler", *common, f"--secure-port={free_port()}")
+        self._spawn(
+            "kwok",
+            f"--kubeconfig={kubeconfig}",
+            f"--config={CLUSTER_BIN / 'kwok-stages.yaml'}",
+            "--manage-all-nodes=false",
+            "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+            f"--cidr={POD_CIDR}",
+            "--node-ip=127.0.0.1",
+            f"--server-address=127.0.0.1:{free_port()}",
+        )
+        for name in NODES:
+            self.kubectl("apply", "-f", "-", stdin=json.dumps(_node(name)))
+        wait_until("kwok nodes Ready", self._nodes_ready, START_TIMEOUT_SECONDS, self.tails, self.alive)
+        wait_until(
+            "default ServiceAccount", self._service_accounts_ready, START_TIMEOUT_SECONDS, self.tails, self.alive
+        )
+        self.started_in = time.monotonic() - began
+
+    def _spawn(self, name: str, *args: str) -> None:
+        binary = CLUSTER_BIN / name
+        if not binary.exists():
+            raise FileNotFoundError(f"no {binary}: run `make cluster`")
+        log = (self.directory / f"{name}.log").open("wb")
+        self.logs[name] = log
+        self.processes[name] = subprocess.Popen(
+            [str(binary), *args], stdout=log, stderr=subprocess.STDOUT, cwd=self.directory, start_new_session=True
+        )
+
+    def alive(self) -> bool:
+        """True while every component started so far is still running."""
+        return all(process.poll() is None for process in self.processes.values())
+
+    def _api_ready(self) -> bool:
+        context = ssl.create_default_context(cafile=str(self.directory / "pki" / "ca.crt"))
+        context.load_cert_chain(str(self.directory / "pki" / "admin.crt"), str(self.directory / "pki" / "admin.key"))
+        url = f"https://127.0.0.1:{self.api_port}/readyz"
+        with urllib.request.urlopen(url, context=context, timeout=2) as response:
+            return bool(response.status == 200)
+
+    def _nodes_ready(self) -> bool:
+        nodes = self.kubectl_json("get", "nodes")["items"]
+        ready = [
+            node
+            for node in nodes
+            if any(c["type"] == "Ready" and c["status"] == "True" for c in node["status"].get("conditions", []))
+        ]
+        return len(ready) == len(NODES)
+
+    def _service_accounts_ready(self) -> bool:
+        return self.kubectl("get", "serviceaccount", "default", "-n", "default", check=False).returncode == 0
+
+    def kubectl(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run the kubectl built with the control plane against this cluster."""
+        result = subprocess.run(
+            [str(CLUSTER_BIN / "kubectl"), f"--kubeconfig={self.kubeconfig}", *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} exited {result.returncode}:\n{result.stderr}")
+        return result
+
+    def kubectl_json(self, *args: str) -> Any:
+        """`kubectl ... -o json`, parsed."""
+        return json.loads(self.kubectl(*args, "-o", "json").stdout)
+
+    def tails(self, lines: int = 25) -> str:
+        """The last lines of every component's log, for failure messages."""
+        parts = []
+        for name in self.processes:
+            with contextlib.suppress(OSError):
+                text = (self.directory / f"{name}.log").read_text(errors="replace").splitlines()[-lines:]
+                parts.append(f"--- {name} (exit {self.processes[name].poll()}) ---\n" + "\n".join(text))
+        return "\n".join(parts)
+
+    def stop(self) -> None:
+        """Stop every component by its own PID, newest first: SIGTERM, then SIGKILL after a bounded wait."""
+        for name in reversed(list(self.processes)):
+            process = self.processes[name]
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(timeout=STOP_TIMEOUT_SECONDS)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait(timeout=STOP_TIMEOUT_SECONDS)
+            self.logs[name].close()
+
+
+@contextlib.contextmanager
+def running_control_plane(directory: Path) -> Iterator[ControlPlane]:
+    """A started control plane, stopped on exit whatever happened."""
+    plane = ControlPlane(directory)
+    try:
+        plane.start()
+        yield plane
+    finally:
+        plane.stop()
+
+
+def environment_for(plane: ControlPlane) -> dict[str, str]:
+    """What a Pulumi or kubectl process needs to use `plane`."""
+    return {"KUBECONFIG": str(plane.kubeconfig), "PATH": f"{CLUSTER_BIN}{os.pathsep}{os.environ.get('PATH', '')}"}

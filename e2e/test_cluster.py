@@ -1,0 +1,236 @@
+"""Every stack against a real API server on 127.0.0.1: up, what Kubernetes made of it, changes, drift, destroy.
+
+The control plane (e2e/cluster.py) runs the API server with its default
+admission plugins, so Pod Security `restricted`, defaulting, server-side
+validation and the provider's await logic all act as in a cluster; kwok's
+simulated kubelets make the pods Running and Ready. No render mode here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from e2e.cluster import ControlPlane, running_control_plane, wait_until
+from e2e.engine import TIMINGS, Workspace
+from e2e.stacks import SECRET_VALUE, drift_command, expected_replicas, make_render, stack_file
+from tools.stack_config import stack_names
+
+# Nothing fills in an Ingress's address without an ingress controller; the provider would wait for one.
+SKIP_INGRESS_AWAIT = "pulumi config set --path 'webapp:ingress.annotations[\"pulumi.com/skipAwait\"]' true"
+
+
+@pytest.fixture(scope="module")
+def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    """One control plane for the module, stopped at its end."""
+    with running_control_plane(tmp_path_factory.mktemp("cluster")) as started:
+        TIMINGS.append(("control plane", "start: etcd, apiserver, controllers, scheduler, kwok", started.started_in))
+        yield started
+
+
+def _deployed(plane: ControlPlane, tmp_path: Path, stack: str) -> Workspace:
+    """A workspace whose stack is up on `plane`, created with the README's commands."""
+    ws = Workspace.create(tmp_path)
+    ws.label = f"cluster {stack}"
+    ws.extra_env["KUBECONFIG"] = str(plane.kubeconfig)
+    ws.login()
+    ws.run(f"pulumi stack select --create {stack}")
+    for name in stack_file(stack).get("webapp:secretKeys", []):
+        ws.run(f"pulumi config set --secret --path 'webapp:secrets.{name}' '{SECRET_VALUE}'")
+    if stack_file(stack).get("webapp:ingress", {}).get("enabled"):
+        ws.run(SKIP_INGRESS_AWAIT)
+    ws.run("pulumi up --yes")
+    return ws
+
+
+def _deployment(plane: ControlPlane, namespace: str) -> dict[str, Any]:
+    (deployment,) = plane.kubectl_json("get", "deployments", "-n", namespace)["items"]
+    return dict(deployment)
+
+
+def _check_objects(plane: ControlPlane, stack: str) -> None:
+    """kubectl sees what the stack file asks for: replicas ready, labels, probes, security context, endpoints."""
+    file = stack_file(stack)
+    namespace = file["webapp:namespace"]
+    replicas = expected_replicas(file)
+    deployment = _deployment(plane, namespace)
+    assert deployment["status"]["readyReplicas"] == replicas
+    assert deployment["status"]["availableReplicas"] == replicas
+    template = deployment["spec"]["template"]
+    assert template["metadata"]["labels"]["app.kubernetes.io/version"] == str(file["webapp:image"]["tag"])
+    (container,) = template["spec"]["containers"]
+    assert container["image"] == f"{file['webapp:image']['repository']}:{file['webapp:image']['tag']}"
+    assert container["resources"] == file["webapp:resources"]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/ready"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
+    assert template["spec"]["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+
+    pods = plane.kubectl_json("get", "pods", "-n", namespace)["items"]
+    assert sum(1 for pod in pods if pod["status"].get("phase") == "Running") == replicas
+    namespace_labels = plane.kubectl_json("get", "namespace", namespace)["metadata"]["labels"]
+    assert namespace_labels["pod-security.kubernetes.io/enforce"] == "restricted"
+
+    slices = plane.kubectl_json("get", "endpointslices", "-n", namespace)["items"]
+    ready = [e for s in slices for e in s.get("endpoints") or [] if e.get("conditions", {}).get("ready")]
+    assert len(ready) == replicas
+
+    kinds = {
+        line.split("/")[0]
+        for line in plane.kubectl(
+            "get", "all,ingress,pdb,netpol,cm,secret", "-n", namespace, "-o", "name"
+        ).stdout.split()
+    }
+    assert {"deployment.apps", "service", "networkpolicy.networking.k8s.io", "configmap", "secret"} <= kinds
+    assert ("ingress.networking.k8s.io" in kinds) == bool(file.get("webapp:ingress", {}).get("enabled"))
+    assert ("poddisruptionbudget.policy" in kinds) == (replicas > 1)
+    assert ("horizontalpodautoscaler.autoscaling" in kinds) == bool(file.get("webapp:autoscaling", {}).get("enabled"))
+
+
+def _check_pod_security_refuses_an_unhardened_pod(plane: ControlPlane, namespace: str) -> None:
+    refused = plane.kubectl("run", "unhardened", "--image=nginx:1.27.3", "-n", namespace, check=False)
+    assert refused.returncode != 0
+    assert 'violates PodSecurity "restricted' in refused.stderr, refused.stderr
+
+
+def _check_render_is_accepted(plane: ControlPlane, stack: str, tmp_path: Path) -> None:
+    """Every manifest of `make render` passes the API server's validation and admission (server-side dry run)."""
+    rendered = make_render(stack, tmp_path / "offline")
+    applied = plane.kubectl("apply", "--dry-run=server", "-f", str(rendered))
+    assert applied.stdout.count("(server dry run)") == len(list(rendered.glob("*.yaml")))
+
+
+def _check_drift(plane: ControlPlane, ws: Workspace, stack: str) -> None:
+    """No drift after refresh; a manual scale is drift unless the autoscaler owns the replica count."""
+    ws.run("pulumi refresh --yes")
+    ws.run("pulumi preview --expect-no-changes")
+    ws.run(drift_command(stack))
+    file = stack_file(stack)
+    namespace = file["webapp:namespace"]
+    name = _deployment(plane, namespace)["metadata"]["name"]
+    plane.kubectl("scale", f"deployment/{name}", "-n", namespace, f"--replicas={expected_replicas(file) + 1}")
+    drift = ws.run(drift_command(stack), check=False)
+    if file.get("webapp:autoscaling", {}).get("enabled"):
+        assert drift.returncode == 0, drift.output[-3000:]
+    else:
+        assert drift.returncode != 0
+        assert "replicas" in drift.output
+    ws.run("pulumi up --refresh --yes")
+
+
+@pytest.mark.parametrize("stack", stack_names())
+def test_stack_on_a_real_api_server(stack: str, plane: ControlPlane, tmp_path: Path) -> None:
+    ws = _deployed(plane, tmp_path, stack)
+    namespace = stack_file(stack)["webapp:namespace"]
+    _check_objects(plane, stack)
+    _check_pod_security_refuses_an_unhardened_pod(plane, namespace)
+    _check_render_is_accepted(plane, stack, tmp_path)
+    _check_drift(plane, ws, stack)
+
+    ws.run("pulumi destroy --yes")
+    wait_until(
+        f"namespace {namespace} gone",
+        lambda: plane.kubectl("get", "namespace", namespace, check=False).returncode != 0,
+        90,
+        lambda: plane.kubectl("get", "all", "-n", namespace, check=False).stdout,
+    )
+
+
+@contextlib.contextmanager
+def _sampling(plane: ControlPlane, namespace: str) -> Iterator[list[dict[str, Any]]]:
+    """Snapshots of the namespace's Deployment and ConfigMaps, taken every 0.2 s while the block runs."""
+    samples: list[dict[str, Any]] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(AssertionError, ValueError):
+                found = plane.kubectl_json("get", "deployments,configmaps", "-n", namespace)["items"]
+                deployments = [item for item in found if item["kind"] == "Deployment"]
+                configs = {item["metadata"]["name"] for item in found if item["kind"] == "ConfigMap"}
+                if deployments:
+                    samples.append({"deployment": deployments[0], "configmaps": configs})
+            time.sleep(0.2)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        yield samples
+    finally:
+        stop.set()
+        sampler.join(timeout=30)
+
+
+def _config_map_refs(deployment: dict[str, Any]) -> list[str]:
+    env_from = deployment["spec"]["template"]["spec"]["containers"][0]["envFrom"]
+    return [source["configMapRef"]["name"] for source in env_from if "configMapRef" in source]
+
+
+def test_config_and_image_changes_roll_the_pods(plane: ControlPlane, tmp_path: Path) -> None:
+    stack = "staging"
+    ws = _deployed(plane, tmp_path, stack)
+    namespace = stack_file(stack)["webapp:namespace"]
+    replicas = expected_replicas(stack_file(stack))
+    (old_config,) = [
+        cm["metadata"]["name"]
+        for cm in plane.kubectl_json("get", "configmaps", "-n", namespace)["items"]
+        if cm["metadata"]["name"].startswith("webapp-cm-")
+    ]
+    old_revision = _deployment(plane, namespace)["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
+
+    # A new appConfig value: a new ConfigMap, a new ReplicaSet whose pods read it, the old ConfigMap deleted
+    # only once the Deployment no longer names it (at no moment does the Deployment name a missing one).
+    ws.run("pulumi config set --path 'webapp:appConfig.GREETING' 'Hello from the e2e'")
+    with _sampling(plane, namespace) as samples:
+        ws.run("pulumi up --yes")
+    configs = {cm["metadata"]["name"]: cm for cm in plane.kubectl_json("get", "configmaps", "-n", namespace)["items"]}
+    (new_config,) = [name for name in configs if name.startswith("webapp-cm-")]
+    assert new_config != old_config
+    assert configs[new_config]["data"]["GREETING"] == "Hello from the e2e"
+    assert samples
+    for sample in samples:
+        assert set(_config_map_refs(sample["deployment"])) <= sample["configmaps"], sample["configmaps"]
+    assert any(old_config in sample["configmaps"] and new_config in sample["configmaps"] for sample in samples)
+    deployment = _deployment(plane, namespace)
+    assert deployment["metadata"]["annotations"]["deployment.kubernetes.io/revision"] != old_revision
+    pods = plane.kubectl_json("get", "pods", "-n", namespace)["items"]
+    running = [pod for pod in pods if not pod["metadata"].get("deletionTimestamp")]
+    assert len(running) == replicas
+    for pod in running:
+        sources = [s["configMapRef"]["name"] for s in pod["spec"]["containers"][0]["envFrom"] if "configMapRef" in s]
+        assert sources == [new_config]
+
+    # A new image tag: a rolling update that never has fewer available pods than desired.
+    ws.run("pulumi config set --path 'webapp:image.tag' 1.4.3")
+    with _sampling(plane, namespace) as samples:
+        ws.run("pulumi up --yes")
+    assert samples
+    statuses = [sample["deployment"]["status"] for sample in samples]
+    assert min(status.get("availableReplicas", 0) for status in statuses) >= replicas
+    assert max(status.get("replicas", 0) for status in statuses) == replicas + 1  # the surge pod existed
+    final = _deployment(plane, namespace)
+    assert final["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":1.4.3")
+    assert final["status"]["updatedReplicas"] == replicas
+    ws.run("pulumi destroy --yes")
+
+
+def test_refused_settings_change_nothing_in_the_cluster(plane: ControlPlane, tmp_path: Path) -> None:
+    stack = "dev"
+    ws = _deployed(plane, tmp_path, stack)
+    namespace = stack_file(stack)["webapp:namespace"]
+    before = plane.kubectl("get", "all,cm,secret,ingress,netpol", "-n", namespace, "-o", "name").stdout
+    ws.run("pulumi config set --path 'webapp:image.tag' latest")
+    ws.run("pulumi config set --path 'webapp:replicas' 2")
+    refused = ws.run("pulumi up --yes", check=False)
+    assert refused.returncode != 0
+    assert "webapp:image.tag" in refused.output
+    assert plane.kubectl("get", "all,cm,secret,ingress,netpol", "-n", namespace, "-o", "name").stdout == before
+    assert _deployment(plane, namespace)["spec"]["replicas"] == 1
+    ws.run("pulumi destroy --yes")

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Build a Kubernetes control plane from pinned Go modules into .engine/cluster:
+# kube-apiserver, kube-controller-manager, kube-scheduler and kubectl of one
+# Kubernetes release, etcd, and kwok (simulated nodes and pods). The e2e starts
+# and stops them itself (e2e/cluster.py). Go's caches live outside the clone, so
+# only a machine's first build is long.
+set -euo pipefail
+
+root="$(cd "$(dirname "$0")/.." && pwd)"
+out="$root/.engine/cluster"
+export GOFLAGS="${GOFLAGS:-} -mod=readonly"
+mkdir -p "$out"
+
+step() { printf 'cluster: %-44s' "$1"; }
+took() { echo "$(( $(date +%s) - $1 )) s"; }
+version() { (cd "$root/engine/$1" && go list -m -f '{{.Version}}' "$2"); }
+
+kubernetes="$(version cluster k8s.io/kubernetes)"
+# The version the binaries report (kubectl version, /version); upstream sets it the same way.
+ldflags="-X k8s.io/component-base/version.gitVersion=$kubernetes -X k8s.io/component-base/version.gitMajor=1"
+ldflags+=" -X k8s.io/component-base/version.gitMinor=$(echo "$kubernetes" | cut -d. -f2)"
+for command in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+  started=$(date +%s); step "$command $kubernetes"
+  (cd "$root/engine/cluster" && go build -ldflags "$ldflags" -o "$out/$command" "k8s.io/kubernetes/cmd/$command")
+  took "$started"
+done
+
+started=$(date +%s); step "etcd $(version cluster go.etcd.io/etcd/server/v3)"
+(cd "$root/engine/cluster" && go build -o "$out/etcd" ./cmd/etcd)
+took "$started"
+
+started=$(date +%s); step "kwok $(version kwok sigs.k8s.io/kwok)"
+(cd "$root/engine/kwok" && go build -o "$out/kwok" sigs.k8s.io/kwok/cmd/kwok)
+took "$started"
+
+# kwok acts only through "stages" (what happens to a node or a pod, and when). Use upstream's default
+# "fast" set from the module, as kwokctl does: nodes turn Ready and keep a heartbeat, pods go straight
+# to Running and Ready, and deleted pods go away.
+kwok_dir="$(cd "$root/engine/kwok" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)/kustomize/stage"
+for stage in "$kwok_dir"/node/fast/*.yaml "$kwok_dir"/node/heartbeat/*.yaml "$kwok_dir"/pod/fast/*.yaml; do
+  [[ "$(basename "$stage")" == kustomization.yaml ]] && continue
+  echo "---"; cat "$stage"
+done > "$out/kwok-stages.yaml"
+
+"$out/kubectl" version --client
