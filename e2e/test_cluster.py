@@ -214,7 +214,21 @@ def test_config_and_image_changes_roll_the_pods(plane: ControlPlane, tmp_path: P
     assert samples
     statuses = [sample["deployment"]["status"] for sample in samples]
     assert min(status.get("availableReplicas", 0) for status in statuses) >= replicas
-    assert max(status.get("replicas", 0) for status in statuses) == replicas + 1  # the surge pod existed
+    # The Deployment controller's own record, in etcd order: it surged a pod of the new ReplicaSet before it
+    # removed one of the previous ReplicaSet.
+    sets = plane.kubectl_json("get", "replicasets", "-n", namespace)["items"]
+    by_revision = sorted(sets, key=lambda rs: int(rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"]))
+    previous, current = by_revision[-2]["metadata"]["name"], by_revision[-1]["metadata"]["name"]
+    assert by_revision[-1]["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":1.4.3")
+    events = plane.kubectl_json("get", "events", "-n", namespace)["items"]
+    messages = [
+        event["message"]
+        for event in sorted(events, key=lambda event: int(event["metadata"]["resourceVersion"]))
+        if event["reason"] == "ScalingReplicaSet"
+    ]
+    first_up = next(i for i, m in enumerate(messages) if m.startswith(f"Scaled up replica set {current}"))
+    first_down = next(i for i, m in enumerate(messages) if m.startswith(f"Scaled down replica set {previous}"))
+    assert first_up < first_down, messages
     final = _deployment(plane, namespace)
     assert final["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":1.4.3")
     assert final["status"]["updatedReplicas"] == replicas
