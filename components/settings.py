@@ -36,7 +36,9 @@ _SEMVER = re.compile(r"^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z
 _GIT_SHA = re.compile(r"^[0-9a-f]{7,40}$")
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _REPOSITORY = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::\d+)?(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+# A Kubernetes object name that must also be a DNS label (Services, namespaces).
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _HOSTNAME = re.compile(r"^(\*\.)?([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 # A Kubernetes annotation key: an optional DNS-subdomain prefix and "/", then a name of up to 63 characters.
@@ -190,7 +192,7 @@ class IngressSettings(_Model):
     @field_validator("tls_secret_name", "class_name")
     @classmethod
     def _dns_label(cls, value: str | None) -> str | None:
-        if value is not None and not _DNS_LABEL.match(value):
+        if value is not None and not DNS_LABEL.match(value):
             raise ValueError(f"{value!r} is not a valid Kubernetes name (lowercase letters, digits, '-')")
         return value
 
@@ -230,6 +232,8 @@ class StackSettings(_Model):
 
     image: ImageSettings
     resources: ResourceSettings
+    name: str = PROJECT
+    """metadata.name of the Deployment, Service, Ingress, PDB, HPA and NetworkPolicy (stable, known before `up`)."""
     replicas: int = Field(default=1, ge=1, le=100)
     namespace: str | None = None
     create_namespace: bool = True
@@ -237,15 +241,31 @@ class StackSettings(_Model):
     ingress: IngressSettings = IngressSettings()
     app_config: dict[str, EnvValue] = Field(default_factory=dict)
     secret_keys: list[str] = Field(default_factory=list)
+    existing_secret: str | None = None
+    """A Secret that something else (External Secrets, sealed-secrets, Vault) writes into the namespace."""
     drain_seconds: int = Field(default=5, ge=0, le=300)
     graceful_timeout_seconds: int = Field(default=20, ge=1, le=600)
     autoscaling: AutoscalingSettings = AutoscalingSettings()
     disruption_budget: DisruptionBudgetSettings = DisruptionBudgetSettings()
 
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not DNS_LABEL.match(value):
+            raise ValueError(f"{value!r} is not a DNS label (lowercase letters, digits, '-', at most 63), e.g. webapp")
+        return value
+
+    @field_validator("existing_secret")
+    @classmethod
+    def _existing_secret(cls, value: str | None) -> str | None:
+        if value is not None and not _DNS_SUBDOMAIN.match(value):
+            raise ValueError(f"{value!r} is not a Secret name (lowercase letters, digits, '-', '.'), e.g. webapp-env")
+        return value
+
     @field_validator("namespace")
     @classmethod
     def _namespace(cls, value: str | None) -> str | None:
-        if value is not None and not _DNS_LABEL.match(value):
+        if value is not None and not DNS_LABEL.match(value):
             raise ValueError(f"{value!r} is not a valid namespace name (lowercase letters, digits, '-', ≤63)")
         return value
 
@@ -371,7 +391,15 @@ def parse_settings(stack: str, raw: Mapping[str, Any], secret_keys: set[str]) ->
     except ValidationError as error:
         problems.extend(_describe(e) for e in error.errors(include_url=False))  # type: ignore[arg-type]
 
-    secrets = _parse_secrets(stack, secrets_raw, _SECRETS_KEY in secret_keys, decoded.get("secretKeys"), problems)
+    existing = decoded.get("existingSecret")
+    secrets = _parse_secrets(
+        stack,
+        secrets_raw,
+        _SECRETS_KEY in secret_keys,
+        decoded.get("secretKeys"),
+        existing=bool(existing),
+        problems=problems,
+    )
     for key in sorted(secret_keys - {_SECRETS_KEY}):
         problems.append(f"{PROJECT}:{key} is a secret, but only {PROJECT}:secrets.<NAME> may hold secrets")
 
@@ -381,9 +409,18 @@ def parse_settings(stack: str, raw: Mapping[str, Any], secret_keys: set[str]) ->
 
 
 def _parse_secrets(
-    stack: str, raw: Any, is_secret: bool, declared: Any, problems: list[str]
+    stack: str, raw: Any, is_secret: bool, declared: Any, *, existing: bool, problems: list[str]
 ) -> dict[str, pulumi.Output[str]]:
     required = [name for name in declared if isinstance(name, str)] if isinstance(declared, list) else []
+    if existing:
+        # The values live in a Secret the program does not manage; secretKeys only documents what it holds.
+        if isinstance(raw, dict) and raw:
+            keys = ", ".join(f"{PROJECT}:secrets.{name}" for name in sorted(raw))
+            problems.append(
+                f"{PROJECT}:existingSecret and {keys} are both set; keep the values in one place: "
+                f"the existing Secret, or `pulumi config set --secret` (then remove existingSecret)"
+            )
+        return {}
 
     def how(name: str = "NAME") -> str:
         return f"pulumi config set --secret --path '{PROJECT}:secrets.{name}' <value> --stack {stack}"

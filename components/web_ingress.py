@@ -22,6 +22,8 @@ class WebIngressArgs:
     """Port of that Service."""
     labels: dict[str, str]
     """Labels on the Ingress."""
+    object_name: str
+    """metadata.name of the Ingress."""
     path: str = "/"
     """Path prefix routed to the Service."""
     class_name: str | None = None
@@ -47,7 +49,10 @@ class WebIngress(pulumi.ComponentResource):
         ingress = k8s.networking.v1.Ingress(
             f"{name}-ing",
             metadata=k8s.meta.v1.ObjectMetaArgs(
-                namespace=args.namespace, labels=args.labels, annotations=args.annotations or None
+                name=args.object_name,
+                namespace=args.namespace,
+                labels=args.labels,
+                annotations=args.annotations or None,
             ),
             spec=k8s.networking.v1.IngressSpecArgs(
                 ingress_class_name=args.class_name,

@@ -15,7 +15,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.labels import selector_labels, standard_labels, workload_labels
-from components.settings import AutoscalingSettings, ResourceSettings
+from components.settings import DNS_LABEL, AutoscalingSettings, ResourceSettings
 
 CONTAINER_PORT_NAME = "http"
 RUN_AS_USER = 10001  # the numeric user of app/Dockerfile
@@ -45,6 +45,9 @@ class WebServiceArgs:
     """The app.kubernetes.io/instance label, unique per deployment of this service (e.g. webapp-prod)."""
     resources: ResourceSettings
     """Container requests and limits."""
+    object_name: str
+    """metadata.name of the Deployment, Service, NetworkPolicy, PDB and HPA: fixed, so the in-cluster address
+    (`http://<object_name>.<namespace>.svc.cluster.local`) is known before deploying and survives replacements."""
     replicas: int = 1
     """Pod count (the autoscaler's minimum takes over when autoscaling is on)."""
     part_of: str = "webapp"
@@ -99,7 +102,9 @@ class WebService(pulumi.ComponentResource):
 
         deployment = k8s.apps.v1.Deployment(
             f"{name}-deploy",
-            metadata=k8s.meta.v1.ObjectMetaArgs(namespace=args.namespace, labels=versioned, annotations=FORCE_APPLY),
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=args.object_name, namespace=args.namespace, labels=versioned, annotations=FORCE_APPLY
+            ),
             spec=k8s.apps.v1.DeploymentSpecArgs(
                 replicas=replicas,
                 revision_history_limit=5,
@@ -121,7 +126,7 @@ class WebService(pulumi.ComponentResource):
 
         service = k8s.core.v1.Service(
             f"{name}-svc",
-            metadata=k8s.meta.v1.ObjectMetaArgs(namespace=args.namespace, labels=labels),
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=args.object_name, namespace=args.namespace, labels=labels),
             spec=k8s.core.v1.ServiceSpecArgs(
                 type=args.service_type,
                 selector=self.selector,
@@ -140,7 +145,7 @@ class WebService(pulumi.ComponentResource):
         # Admit traffic to the pods on the HTTP port only; egress stays open (the app calls its database).
         k8s.networking.v1.NetworkPolicy(
             f"{name}-netpol",
-            metadata=k8s.meta.v1.ObjectMetaArgs(namespace=args.namespace, labels=labels),
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=args.object_name, namespace=args.namespace, labels=labels),
             spec=k8s.networking.v1.NetworkPolicySpecArgs(
                 pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=self.selector),
                 policy_types=["Ingress"],
@@ -156,7 +161,7 @@ class WebService(pulumi.ComponentResource):
         if several:
             k8s.policy.v1.PodDisruptionBudget(
                 f"{name}-pdb",
-                metadata=k8s.meta.v1.ObjectMetaArgs(namespace=args.namespace, labels=labels),
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=args.object_name, namespace=args.namespace, labels=labels),
                 spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
                     max_unavailable=args.max_unavailable,
                     selector=k8s.meta.v1.LabelSelectorArgs(match_labels=self.selector),
@@ -167,7 +172,7 @@ class WebService(pulumi.ComponentResource):
         if autoscaled:
             k8s.autoscaling.v2.HorizontalPodAutoscaler(
                 f"{name}-hpa",
-                metadata=k8s.meta.v1.ObjectMetaArgs(namespace=args.namespace, labels=labels),
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=args.object_name, namespace=args.namespace, labels=labels),
                 spec=k8s.autoscaling.v2.HorizontalPodAutoscalerSpecArgs(
                     scale_target_ref=k8s.autoscaling.v2.CrossVersionObjectReferenceArgs(
                         api_version="apps/v1", kind="Deployment", name=deployment.metadata.name
@@ -203,6 +208,8 @@ class WebService(pulumi.ComponentResource):
 
 
 def _check(name: str, args: WebServiceArgs) -> None:
+    if not DNS_LABEL.match(args.object_name):
+        raise ValueError(f"WebService {name!r}: object_name {args.object_name!r} is not a DNS label, e.g. webapp")
     if not args.version or args.version == "latest" or args.image.endswith(":latest"):
         raise ValueError(f"WebService {name!r}: image {args.image!r} must be pinned to a version, never latest")
     if args.replicas < 1:

@@ -33,7 +33,13 @@ def deploy_service(
     labels = standard_labels(name, instance, "web", "webapp")
     config = AppConfig(
         name,
-        AppConfigArgs(namespace=namespace, labels=labels, data=values.app_config, secret_data=settings.secrets),
+        AppConfigArgs(
+            namespace=namespace,
+            labels=labels,
+            data=values.app_config,
+            secret_data=settings.secrets,
+            existing_secret=values.existing_secret,
+        ),
         opts=opts,
     )
     service = WebService(
@@ -44,6 +50,7 @@ def deploy_service(
             version=values.image.tag,
             instance=instance,
             resources=values.resources,
+            object_name=values.name,
             replicas=values.replicas,
             service_port=values.service.port,
             service_type=values.service.type,
@@ -70,6 +77,7 @@ def deploy_service(
                 service_name=service.service_name,
                 service_port=service.service_port,
                 labels=labels,
+                object_name=values.name,
             ),
             opts=opts,
         )

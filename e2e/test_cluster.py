@@ -232,6 +232,76 @@ def test_config_and_image_changes_roll_the_pods(plane: ControlPlane, tmp_path: P
     final = _deployment(plane, namespace)
     assert final["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":1.4.3")
     assert final["status"]["updatedReplicas"] == replicas
+    _runbook_rollback_rotate_and_drain(plane, ws, namespace, replicas)
+    ws.run("pulumi destroy --yes")
+
+
+def _secret_refs(pod_spec: dict[str, Any]) -> list[str]:
+    env_from = pod_spec["containers"][0]["envFrom"]
+    return [source["secretRef"]["name"] for source in env_from if "secretRef" in source]
+
+
+def _runbook_rollback_rotate_and_drain(plane: ControlPlane, ws: Workspace, namespace: str, replicas: int) -> None:
+    """The README's runbook steps, as an operator would run them."""
+    # Roll back: the previous tag (its update is in `pulumi stack history`), then `up`.
+    history = ws.run("pulumi stack history --json").json()
+    assert [entry["kind"] for entry in history[:3]] == ["update", "update", "update"], history[:3]
+    ws.run("pulumi config set --path 'webapp:image.tag' 1.4.2")
+    ws.run("pulumi up --yes")
+    deployment = _deployment(plane, namespace)
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":1.4.2")
+    assert deployment["status"]["availableReplicas"] == replicas
+
+    # Rotate a secret: a new immutable Secret, the pods roll onto it, the old one goes.
+    (old_secret,) = _secret_refs(deployment["spec"]["template"]["spec"])
+    ws.run("pulumi config set --secret --path 'webapp:secrets.DATABASE_PASSWORD' 'rotated-by-the-e2e'")
+    ws.run("pulumi up --yes")
+    deployment = _deployment(plane, namespace)
+    (new_secret,) = _secret_refs(deployment["spec"]["template"]["spec"])
+    assert new_secret != old_secret
+    secrets = {item["metadata"]["name"] for item in plane.kubectl_json("get", "secrets", "-n", namespace)["items"]}
+    assert new_secret in secrets
+    assert old_secret not in secrets
+    assert plane.kubectl_json("get", "secret", new_secret, "-n", namespace)["immutable"] is True
+
+    # Drain a node: evictions respect the disruption budget, and the Deployment stays available.
+    pods = plane.kubectl_json("get", "pods", "-n", namespace)["items"]
+    node = pods[0]["spec"]["nodeName"]
+    plane.kubectl("drain", node, "--ignore-daemonsets", "--delete-emptydir-data", "--timeout=90s")
+    wait_until(
+        "Deployment available after the drain",
+        lambda: _deployment(plane, namespace)["status"].get("availableReplicas") == replicas,
+        60,
+        lambda: plane.kubectl("get", "pods", "-n", namespace, "-o", "wide").stdout,
+    )
+    moved = plane.kubectl_json("get", "pods", "-n", namespace)["items"]
+    assert node not in {pod["spec"]["nodeName"] for pod in moved}
+    plane.kubectl("uncordon", node)
+
+
+def test_an_existing_secret_is_read_and_not_managed(plane: ControlPlane, tmp_path: Path) -> None:
+    # As External Secrets would: the Secret is written into the namespace by something else.
+    stack = "dev"
+    namespace = stack_file(stack)["webapp:namespace"]
+    ws = Workspace.create(tmp_path)
+    ws.label = "cluster dev existingSecret"
+    ws.extra_env["KUBECONFIG"] = str(plane.kubeconfig)
+    ws.login()
+    ws.run(f"pulumi stack select --create {stack}")
+    # The name is not secret, but the CLI guesses so from "Secret" in the key: --plaintext says otherwise.
+    ws.run("pulumi config set --plaintext webapp:existingSecret webapp-env")
+    ws.run(SKIP_INGRESS_AWAIT)
+    ws.run("pulumi up --yes")
+    plane.kubectl(
+        "create", "secret", "generic", "webapp-env", "-n", namespace, f"--from-literal=DATABASE_PASSWORD={SECRET_VALUE}"
+    )
+    deployment = _deployment(plane, namespace)
+    assert _secret_refs(deployment["spec"]["template"]["spec"]) == ["webapp-env"]
+    for pod in plane.kubectl_json("get", "pods", "-n", namespace)["items"]:
+        assert _secret_refs(pod["spec"]) == ["webapp-env"]
+    secrets = [item["metadata"]["name"] for item in plane.kubectl_json("get", "secrets", "-n", namespace)["items"]]
+    assert secrets == ["webapp-env"]
+    assert "kubernetes:core/v1:Secret" not in ws.run("pulumi stack export").stdout
     ws.run("pulumi destroy --yes")
 
 

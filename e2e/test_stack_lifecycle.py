@@ -25,6 +25,7 @@ from tools.stack_config import stack_names
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
+SERVICE = "kubernetes:core/v1:Service"
 
 
 def _set_secrets(ws: Workspace, stack: str, readme: ReadmeCommands) -> None:
@@ -65,6 +66,21 @@ def _preview_changes(ws: Workspace, file: dict[str, Any]) -> None:
     changes = _changes(ws.run("pulumi preview --json").json())
     assert changes == {DEPLOYMENT: {"update"}}, changes
     ws.run(f"pulumi config set --path 'webapp:image.tag' {tag}")
+
+    # The settings that commonly change never replace the stable-named Deployment or Service.
+    common = [
+        ("webapp:resources.limits.memory", "300Mi", file["webapp:resources"]["limits"]["memory"]),
+        ("webapp:drainSeconds", "7", file.get("webapp:drainSeconds", 5)),
+    ]
+    if not file.get("webapp:autoscaling", {}).get("enabled"):
+        common.append(("webapp:replicas", str(int(file["webapp:replicas"]) + 1), file["webapp:replicas"]))
+    for path, value, original in common:
+        ws.run(f"pulumi config set --path '{path}' {value}")
+        changes = _changes(ws.run("pulumi preview --json").json())
+        assert changes[DEPLOYMENT] == {"update"}, (path, changes)
+        assert SERVICE not in changes, (path, changes)
+        assert not [kind for kind, ops in changes.items() if any("replace" in op for op in ops)], (path, changes)
+        ws.run(f"pulumi config set --path '{path}' {original}")
     ws.run("pulumi preview --expect-no-changes")
 
 

@@ -58,3 +58,29 @@ def test_type_token_and_parenting(run: ProgramRun) -> None:
 def test_secret_looking_plain_key_is_refused() -> None:
     with pytest.raises(ValueError, match=r"\['API_TOKEN'\] look like secrets"):
         run_components(lambda: AppConfig("shop", AppConfigArgs(namespace="apps", labels={}, data={"API_TOKEN": "t"})))
+
+
+def test_both_objects_are_immutable(run: ProgramRun) -> None:
+    # Replaced on change (a new name rolls the pods), never edited in place by hand.
+    assert only(run, "ConfigMap").inputs["immutable"] is True
+    assert only(run, "Secret").inputs["immutable"] is True
+
+
+def test_an_existing_secret_is_read_instead_of_made() -> None:
+    names: list[str] = []
+
+    def build() -> object:
+        config = AppConfig(
+            "shop", AppConfigArgs(namespace="apps", labels={}, data={"GREETING": "hi"}, existing_secret="shop-env")
+        )
+        return config.secret_name.apply(names.append)
+
+    run = run_components(build)
+    assert [r.kind for r in run.resources if r.is_kubernetes] == ["ConfigMap"]
+    assert names == ["shop-env"]
+
+
+def test_an_existing_secret_and_secret_values_together_are_refused() -> None:
+    args = AppConfigArgs(namespace="apps", labels={}, secret_data={"DATABASE_PASSWORD": "x"}, existing_secret="env")
+    with pytest.raises(ValueError, match=r"secret_data \['DATABASE_PASSWORD'\] and existing_secret 'env'"):
+        run_components(lambda: AppConfig("shop", args))

@@ -8,7 +8,7 @@ import pytest
 
 from components.errors import ConfigError
 from components.settings import parse_settings
-from tests.pulumi_helpers import TEST_SECRETS, run_main, valid_config
+from tests.pulumi_helpers import TEST_SECRETS, only, run_main, valid_config
 from tools.mocks import KubernetesMocks
 
 
@@ -148,6 +148,24 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], dict[str, str] | str | None, str]] 
         "webapp:ingress.annotations: ['not a key'] are not annotation keys",
     ),
     (
+        "bad-name",
+        valid_config(name="Web_App"),
+        TEST_SECRETS,
+        "webapp:name: 'Web_App' is not a DNS label",
+    ),
+    (
+        "existing-secret-and-values",
+        valid_config(existingSecret="webapp-env"),
+        TEST_SECRETS,
+        "webapp:existingSecret and webapp:secrets.DATABASE_PASSWORD are both set",
+    ),
+    (
+        "bad-existing-secret-name",
+        valid_config(existingSecret="Not A Name"),
+        {},
+        "webapp:existingSecret: 'Not A Name' is not a Secret name",
+    ),
+    (
         "negative-drain",
         valid_config(drainSeconds="-1"),
         TEST_SECRETS,
@@ -197,6 +215,15 @@ def test_defaults() -> None:
     assert settings.autoscaling.enabled is False
     assert settings.disruption_budget.max_unavailable == 1
     assert settings.namespace_name("test") == "webapp-test"
+    assert settings.name == "webapp"
+    assert settings.existing_secret is None
+
+
+def test_an_existing_secret_needs_no_secret_values_and_the_program_makes_no_secret() -> None:
+    run = run_main(valid_config(existingSecret="webapp-env"), None)
+    assert [r.kind for r in run.resources if r.kind == "Secret"] == []
+    env_from = only(run, "Deployment").inputs["spec"]["template"]["spec"]["containers"][0]["envFrom"]
+    assert {"secretRef": {"name": "webapp-env"}} in env_from
 
 
 def test_values_arrive_as_text_like_the_cli_sends_them() -> None:

@@ -17,6 +17,7 @@ def _build(seen: dict[str, Any], **overrides: Any) -> Any:
         "service_name": "shop-svc-1234",
         "service_port": 80,
         "labels": {"app.kubernetes.io/name": "shop"},
+        "object_name": "shop",
         "class_name": "nginx",
     }
     args.update(overrides)
@@ -62,3 +63,7 @@ def test_annotations_reach_the_ingress_and_none_means_none() -> None:
     assert annotated["metadata"]["annotations"] == {"cert-manager.io/cluster-issuer": "letsencrypt"}
     plain = only(_build({}), "Ingress").inputs
     assert "annotations" not in plain["metadata"]
+
+
+def test_the_ingress_has_the_stable_name() -> None:
+    assert only(_build({}), "Ingress").inputs["metadata"]["name"] == "shop"

@@ -25,6 +25,7 @@ def _args(**overrides: Any) -> WebServiceArgs:
         "version": "2.3.4",
         "instance": "shop-test",
         "resources": RESOURCES,
+        "object_name": "shop",
         "config_map_name": "shop-cm-abc",
         "secret_name": "shop-secret-def",
     }
@@ -204,7 +205,13 @@ def test_autoscaler_targets_the_deployment(scaled: ProgramRun) -> None:
 def test_two_services_in_one_program_do_not_collide() -> None:
     def build() -> None:
         WebService("shop", _args())
-        WebService("cart", _args(instance="cart-test", image="ghcr.io/example/cart:1.0.0", version="1.0.0"))
+        cart = {
+            "instance": "cart-test",
+            "object_name": "cart",
+            "image": "ghcr.io/example/cart:1.0.0",
+            "version": "1.0.0",
+        }
+        WebService("cart", _args(**cart))
 
     run = run_components(build)
     deployments = kube(run, "Deployment")
@@ -219,6 +226,7 @@ def test_two_services_in_one_program_do_not_collide() -> None:
         ({"image": "ghcr.io/example/shop:latest", "version": "latest"}, "must be pinned to a version"),
         ({"replicas": 0}, "replicas is 0; it must be at least 1"),
         ({"service_type": "Headless"}, "service_type 'Headless' must be ClusterIP, NodePort or LoadBalancer"),
+        ({"object_name": "Shop_1"}, "object_name 'Shop_1' is not a DNS label"),
     ],
 )
 def test_bad_arguments_are_refused(overrides: dict[str, Any], message: str) -> None:
@@ -238,8 +246,19 @@ def test_outputs_are_attributes() -> None:
 
     run_components(build)
     assert seen["selector"] == SELECTOR
-    assert seen["names"][0].startswith("shop-deploy-")
-    assert seen["names"][1].startswith("shop-svc-")
+    assert seen["names"] == ["shop", "shop"]
+
+
+def test_every_object_but_the_config_has_the_stable_name() -> None:
+    # The in-cluster address and `kubectl rollout status deploy/shop` are known before the first `up`.
+    run = _build(
+        replicas=3,
+        autoscaling=AutoscalingSettings(enabled=True, min_replicas=3, max_replicas=9, target_cpu_utilization=65),
+    )
+    names = {r.kind: r.inputs["metadata"].get("name") for r in run.resources if r.is_kubernetes}
+    assert names == dict.fromkeys(
+        ["Deployment", "Service", "NetworkPolicy", "PodDisruptionBudget", "HorizontalPodAutoscaler"], "shop"
+    )
 
 
 def test_the_deployment_takes_back_fields_changed_by_hand(single: ProgramRun) -> None:
