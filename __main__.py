@@ -8,7 +8,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.settings import load_settings
-from components.webapp import deploy_service
+from components.webapp import WebApp, WebAppArgs
 
 settings = load_settings()
 namespace_name = settings.values.namespace_name(settings.stack)
@@ -24,7 +24,7 @@ if settings.values.create_namespace:
         ),
     ).metadata.name
 
-webapp = deploy_service("webapp", settings, namespace)
+webapp = WebApp("webapp", WebAppArgs(settings=settings, namespace=namespace))
 
 pulumi.export("namespace", namespace)
 pulumi.export("deployment_name", webapp.service.deployment_name)

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import pulumi
 
 from components.settings import parse_settings, read_raw_config
-from components.webapp import deploy_service
+from components.webapp import WebApp, WebAppArgs
 from tests.pulumi_helpers import TEST_SECRETS, config_values, valid_config
 from tools.manifests import to_manifests
 from tools.mocks import run_program
@@ -47,7 +47,7 @@ def synthetic_program(services: int) -> None:
     settings = parse_settings(pulumi.get_stack(), raw, secret_keys)
     namespace = settings.values.namespace_name(settings.stack)
     for number in range(services):
-        deploy_service(f"svc{number:03d}", settings, namespace)
+        WebApp(f"svc{number:03d}", WebAppArgs(settings=settings, namespace=namespace))
 
 
 def scaling_row(services: int, workdir: Path, checkov: bool) -> tuple[int, int, float, float, float]:

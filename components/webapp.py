@@ -1,4 +1,4 @@
-"""Compose one service from validated settings: its config, workload and optional ingress."""
+"""WebApp: one service composed from validated settings: its config, workload and optional ingress."""
 
 from __future__ import annotations
 
@@ -14,77 +14,95 @@ from components.web_service import WebService, WebServiceArgs
 
 
 @dataclass(frozen=True)
-class DeployedService:
-    """The components that make up one deployed service, and where to reach it."""
+class WebAppArgs:
+    """Inputs of `WebApp`."""
+
+    settings: Settings
+    """The stack's validated settings."""
+    namespace: pulumi.Input[str]
+    """Namespace every object goes into."""
+
+
+class WebApp(pulumi.ComponentResource):
+    """One service, as one tree in `pulumi preview`: its config, its workload and (if enabled) its ingress."""
 
     config: AppConfig
+    """The ConfigMap and Secret."""
     service: WebService
+    """The Deployment, Service and what protects them."""
     ingress: WebIngress | None
+    """The Ingress, when enabled."""
     url: pulumi.Output[str]
     """The public URL when there is an ingress, else the in-cluster one."""
 
-
-def deploy_service(
-    name: str, settings: Settings, namespace: pulumi.Input[str], opts: pulumi.ResourceOptions | None = None
-) -> DeployedService:
-    """Create the AppConfig, WebService and (if enabled) WebIngress for service `name`."""
-    values = settings.values
-    instance = f"{name}-{settings.stack}"
-    labels = standard_labels(name, instance, "web", "webapp")
-    config = AppConfig(
-        name,
-        AppConfigArgs(
-            namespace=namespace,
-            labels=labels,
-            data=values.app_config,
-            secret_data=settings.secrets,
-            existing_secret=values.existing_secret,
-        ),
-        opts=opts,
-    )
-    service = WebService(
-        name,
-        WebServiceArgs(
-            namespace=namespace,
-            image=values.image.reference,
-            version=values.image.tag,
-            instance=instance,
-            resources=values.resources,
-            object_name=values.name,
-            replicas=values.replicas,
-            service_port=values.service.port,
-            service_type=values.service.type,
-            config_map_name=config.config_map_name,
-            secret_name=config.secret_name,
-            drain_seconds=values.drain_seconds,
-            graceful_timeout_seconds=values.graceful_timeout_seconds,
-            autoscaling=values.autoscaling,
-            max_unavailable=values.disruption_budget.max_unavailable,
-        ),
-        opts=opts,
-    )
-    ingress = None
-    if values.ingress.enabled and values.ingress.host:
-        ingress = WebIngress(
+    def __init__(self, name: str, args: WebAppArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("webapp:index:WebApp", name, None, opts)
+        settings, namespace = args.settings, args.namespace
+        values = settings.values
+        # AppConfig, WebService and WebIngress were top-level before WebApp existed. The alias names their old
+        # parent (the stack), so stacks deployed then keep every URN below them: nothing is replaced.
+        child = pulumi.ResourceOptions(parent=self, aliases=[pulumi.Alias(parent=pulumi.ROOT_STACK_RESOURCE)])
+        instance = f"{name}-{settings.stack}"
+        labels = standard_labels(name, instance, "web", "webapp")
+        self.config = AppConfig(
             name,
-            WebIngressArgs(
+            AppConfigArgs(
                 namespace=namespace,
-                host=values.ingress.host,
-                path=values.ingress.path,
-                class_name=values.ingress.class_name,
-                tls_secret_name=values.ingress.tls_secret_name,
-                annotations=dict(values.ingress.annotations),
-                service_name=service.service_name,
-                service_port=service.service_port,
                 labels=labels,
-                object_name=values.name,
+                data=values.app_config,
+                secret_data=settings.secrets,
+                existing_secret=values.existing_secret,
             ),
-            opts=opts,
+            opts=child,
         )
-    if ingress is not None:
-        url = ingress.url
-    else:
-        url = pulumi.Output.concat(
-            "http://", service.service_name, ".", namespace, ".svc.cluster.local:", str(service.service_port)
+        self.service = WebService(
+            name,
+            WebServiceArgs(
+                namespace=namespace,
+                image=values.image.reference,
+                version=values.image.tag,
+                instance=instance,
+                resources=values.resources,
+                object_name=values.name,
+                replicas=values.replicas,
+                service_port=values.service.port,
+                service_type=values.service.type,
+                config_map_name=self.config.config_map_name,
+                secret_name=self.config.secret_name,
+                drain_seconds=values.drain_seconds,
+                graceful_timeout_seconds=values.graceful_timeout_seconds,
+                autoscaling=values.autoscaling,
+                max_unavailable=values.disruption_budget.max_unavailable,
+            ),
+            opts=child,
         )
-    return DeployedService(config=config, service=service, ingress=ingress, url=url)
+        self.ingress = None
+        if values.ingress.enabled and values.ingress.host:
+            self.ingress = WebIngress(
+                name,
+                WebIngressArgs(
+                    namespace=namespace,
+                    host=values.ingress.host,
+                    path=values.ingress.path,
+                    class_name=values.ingress.class_name,
+                    tls_secret_name=values.ingress.tls_secret_name,
+                    annotations=dict(values.ingress.annotations),
+                    service_name=self.service.service_name,
+                    service_port=self.service.service_port,
+                    labels=labels,
+                    object_name=values.name,
+                ),
+                opts=child,
+            )
+        if self.ingress is not None:
+            self.url = self.ingress.url
+        else:
+            self.url = pulumi.Output.concat(
+                "http://",
+                self.service.service_name,
+                ".",
+                namespace,
+                ".svc.cluster.local:",
+                str(self.service.service_port),
+            )
+        self.register_outputs({"url": self.url})

@@ -1,0 +1,65 @@
+"""Upgrading a deployed stack to a new program layout moves no object: proven by the real engine's preview.
+
+Changing a component's parent changes the URN of everything below it; without
+an alias the engine would replace every object of every stack. The program is
+deployed as it was before `webapp:index:WebApp` parented the components (taken
+from git), then previewed and updated with the current one.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+import tarfile
+from pathlib import Path
+
+from e2e.engine import Workspace
+from e2e.stacks import SECRET_VALUE
+from tools.stack_config import REPO_ROOT
+
+# The last commit whose AppConfig, WebService and WebIngress sat directly under the stack.
+BEFORE_WEBAPP_TREE = "c6f6c92d997093907f05ba2cd3207c4bcfaf5fb1"
+PROGRAM = ["__main__.py", "components"]
+
+
+def _checkout(commit: str, into: Path) -> None:
+    """The program files of `commit`, written over those in `into`."""
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", commit, *PROGRAM], cwd=REPO_ROOT, capture_output=True, check=False
+    )
+    assert archive.returncode == 0, f"git archive {commit} failed (a shallow clone?): {archive.stderr.decode()}"
+    shutil.rmtree(into / "components")
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(into, filter="data")
+
+
+def _copy_current(into: Path) -> None:
+    shutil.rmtree(into / "components")
+    shutil.copytree(REPO_ROOT / "components", into / "components", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy2(REPO_ROOT / "__main__.py", into / "__main__.py")
+
+
+def test_the_webapp_tree_replaces_nothing_in_a_deployed_stack(workspace: Workspace, tmp_path: Path) -> None:
+    ws = workspace
+    _checkout(BEFORE_WEBAPP_TREE, ws.root)
+    ws.run("pulumi stack select --create prod")
+    ws.run(f"pulumi config set --secret --path 'webapp:secrets.DATABASE_PASSWORD' '{SECRET_VALUE}'")
+    ws.run(f"pulumi config set kubernetes:renderYamlToDirectory {tmp_path / 'rendered'}")
+    ws.run("pulumi up --yes")
+    before = {r["urn"] for r in ws.run("pulumi stack export").json()["deployment"]["resources"]}
+    assert not any("webapp:index:WebApp" in urn for urn in before)
+
+    _copy_current(ws.root)
+    steps = ws.run("pulumi preview --json").json()["steps"]
+    changed = {(step["op"], step["urn"].split("::")[-2].rsplit("$", 1)[-1]) for step in steps if step["op"] != "same"}
+    assert changed == {("create", "webapp:index:WebApp")}, changed
+
+    ws.run("pulumi up --yes")
+    after = ws.run("pulumi stack export").json()["deployment"]["resources"]
+    kubernetes = [r for r in after if r["type"].startswith("kubernetes:") and not r["type"].startswith("pulumi:")]
+    assert kubernetes
+    for resource in kubernetes:
+        if resource["type"] != "kubernetes:core/v1:Namespace":
+            assert "webapp:index:WebApp$" in resource["urn"], resource["urn"]
+    ws.run("pulumi preview --expect-no-changes")
