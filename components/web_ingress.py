@@ -39,14 +39,12 @@ class WebIngress(pulumi.ComponentResource):
 
     url: pulumi.Output[str]
     """Public URL of the service."""
-    ingress_name: pulumi.Output[str]
-    """Name of the Ingress."""
 
     def __init__(self, name: str, args: WebIngressArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("webapp:index:WebIngress", name, None, opts)
         if not args.host:
             raise ValueError(f"WebIngress {name!r}: host is required")
-        ingress = k8s.networking.v1.Ingress(
+        k8s.networking.v1.Ingress(
             f"{name}-ing",
             metadata=k8s.meta.v1.ObjectMetaArgs(
                 name=args.object_name,
@@ -83,5 +81,4 @@ class WebIngress(pulumi.ComponentResource):
         )
         scheme = "https" if args.tls_secret_name else "http"
         self.url = pulumi.Output.from_input(f"{scheme}://{args.host}{args.path}")
-        self.ingress_name = ingress.metadata.name
-        self.register_outputs({"url": self.url, "ingress_name": self.ingress_name})
+        self.register_outputs({"url": self.url})

@@ -8,7 +8,6 @@ restricted security context, and the recommended labels.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import pulumi
@@ -72,8 +71,6 @@ class WebServiceArgs:
     """CPU autoscaling; off by default."""
     max_unavailable: int = 1
     """The disruption budget's maxUnavailable, when more than one pod runs."""
-    extra_env: Mapping[str, str] = field(default_factory=dict)
-    """More plain environment variables for the container."""
 
 
 class WebService(pulumi.ComponentResource):
@@ -257,7 +254,6 @@ def _container(name: str, args: WebServiceArgs) -> k8s.core.v1.ContainerArgs:
         "PORT": str(args.container_port),
         "DRAIN_SECONDS": str(args.drain_seconds),
         "GRACEFUL_TIMEOUT_SECONDS": str(args.graceful_timeout_seconds),
-        **args.extra_env,
     }
     env_from = []
     if args.config_map_name is not None:

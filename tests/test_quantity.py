@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 import pytest
@@ -60,10 +61,25 @@ def test_order_is_preserved(a: int, b: int) -> None:
     assert (parse_quantity(f"{a}Mi") <= parse_quantity(f"{b}Mi")) == (a <= b)
 
 
-@given(st.text(alphabet="abcdxyzMGiKB. ", min_size=1, max_size=8))
-def test_garbage_never_parses_silently(text: str) -> None:
+# Kubernetes' quantity grammar (apimachinery's resource.Quantity), for the strings hypothesis makes up.
+_KUBERNETES_QUANTITY = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+|[KMGTPE]i|[numkMGTPE])?$")
+
+
+_NUMBERS = st.from_regex(r"\A\+?([0-9]{1,4}(\.[0-9]{0,2})?|\.[0-9]{1,2})\Z")
+# Kubernetes' suffixes and near misses people type (mb, MB, K, mi, Kib...).
+_VALID_SUFFIXES = ["", "n", "u", "m", "k", "M", "G", "T", "P", "E", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "e3", "E-2"]
+_NEAR_MISSES = ["mb", "MB", "K", "mi", "Kib", "x", "b", "KB", "gi", "e", "i", " m", "m "]
+_SUFFIXES = st.sampled_from([*_VALID_SUFFIXES, *_NEAR_MISSES])
+
+
+@given(_NUMBERS, _SUFFIXES)
+def test_exactly_kubernetes_quantities_parse(number: str, suffix: str) -> None:
+    text = number + suffix
+    expected = bool(_KUBERNETES_QUANTITY.match(text.strip()))
     try:
         value = parse_quantity(text)
     except ValueError:
+        assert not expected, f"{text!r} is a Kubernetes quantity but was refused"
         return
+    assert expected, f"{text!r} is no Kubernetes quantity but parsed to {value}"
     assert value >= 0
