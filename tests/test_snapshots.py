@@ -1,4 +1,4 @@
-"""Snapshots of every stack's rendered manifests, so a pull request's diff shows what changes per environment.
+"""Snapshots of every stack's rendered manifests and resource URNs, so a pull request's diff shows what changes.
 
 After an intended change: `make snapshots`, then commit tests/__snapshots__/.
 """
@@ -16,3 +16,9 @@ from tools.stack_config import stack_names
 def test_rendered_manifests_match_snapshot(stack: str, snapshot: SnapshotAssertion) -> None:
     rendered = render_stack(stack)
     assert {m.filename: dump_yaml(m.body) for m in rendered.manifests} == snapshot
+
+
+@pytest.mark.parametrize("stack", stack_names())
+def test_resource_urns_match_snapshot(stack: str, snapshot: SnapshotAssertion) -> None:
+    # A URN change is a replacement in a real `pulumi up` unless an alias covers it: review it like a manifest.
+    assert sorted(r.urn for r in render_stack(stack).run.registrations) == snapshot

@@ -16,6 +16,7 @@ from typing import Any
 
 import pulumi
 from pulumi.runtime import settings as runtime_settings
+from pulumi.runtime.mocks import MockMonitor
 
 # The wrapper Pulumi's RPC layer uses for a secret value.
 SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"
@@ -63,11 +64,68 @@ class RecordedResource:
         return str(self.state.get("metadata", {}).get("name", self.name))
 
 
+@dataclass(frozen=True)
+class Registration:
+    """How the program registered one resource: where it sits in the tree and the options that decide updates.
+
+    These are what a real `pulumi up` keys on: a changed URN (type chain, name or parent) without a matching
+    alias is a delete and a create; ignore_changes decides what an update may touch.
+    """
+
+    urn: str
+    parent: str
+    """The parent's URN; the stack's for top-level resources."""
+    custom: bool
+    ignore_changes: tuple[str, ...]
+    aliases: tuple[str, ...]
+    """Each alias as text: the old parent's URN, or `<no parent>`, plus name/type when they differ."""
+    protect: bool
+    delete_before_replace: bool
+
+    @property
+    def type(self) -> str:
+        """The resource's own type token (the last element of the URN's type chain)."""
+        return self.urn.split("::")[2].rsplit("$", 1)[-1]
+
+
+def _alias_text(alias: Any) -> str:
+    spec = alias.spec
+    parent = "<no parent>" if spec.noParent else spec.parentUrn or "<same parent>"
+    extra = [f"{key}={value}" for key, value in (("name", spec.name), ("type", spec.type)) if value]
+    return " ".join([parent, *extra]) if spec.ListFields() else alias.urn
+
+
+class RecordingMonitor(MockMonitor):
+    """Pulumi's mock monitor, also keeping each registration's URN, parent and options."""
+
+    def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
+        super().__init__(mocks)
+        self.registrations: list[Registration] = []
+
+    def RegisterResource(self, request: Any) -> Any:
+        """Record the registration, then let the mock monitor answer it."""
+        if request.type != "pulumi:pulumi:Stack":
+            self.registrations.append(
+                Registration(
+                    urn=self.make_urn(request.parent, request.type, request.name),
+                    parent=request.parent,
+                    custom=bool(request.custom),
+                    ignore_changes=tuple(request.ignoreChanges),
+                    aliases=tuple(_alias_text(alias) for alias in request.aliases),
+                    protect=bool(request.protect),
+                    delete_before_replace=bool(request.deleteBeforeReplace),
+                )
+            )
+        return super().RegisterResource(request)  # type: ignore[no-untyped-call]
+
+
 class KubernetesMocks(pulumi.runtime.Mocks):
     """Records registrations and auto-names Kubernetes objects."""
 
     def __init__(self) -> None:
         self.resources: list[RecordedResource] = []
+        self.monitor: RecordingMonitor | None = None
+        """The monitor of the current run (set by `start_mocks`), holding the registrations."""
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         """Record the resource; return its id and state, with metadata.name filled in."""
@@ -99,6 +157,8 @@ class ProgramRun:
 
     resources: list[RecordedResource]
     outputs: dict[str, Any] = field(default_factory=dict)
+    registrations: list[Registration] = field(default_factory=list)
+    """Every resource's URN, parent and options, in registration order."""
 
 
 def start_mocks(
@@ -111,7 +171,8 @@ def start_mocks(
     """Reset Pulumi's global state and install `mocks` (fresh ones by default) with this config."""
     runtime_settings.ROOT.set(None)
     mocks = mocks or KubernetesMocks()
-    pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=True)
+    mocks.monitor = RecordingMonitor(mocks)
+    pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=True, monitor=mocks.monitor)
     pulumi.runtime.set_all_config(dict(config), list(secret_keys))
     return mocks
 
@@ -131,7 +192,8 @@ def run_program(
     runtime has settled; pass `mocks` to inspect what was registered before that.
     """
     mocks = start_mocks(project, stack, config, secret_keys, mocks)
-    run = ProgramRun(resources=mocks.resources)
+    assert mocks.monitor is not None
+    run = ProgramRun(resources=mocks.resources, registrations=mocks.monitor.registrations)
 
     @pulumi.runtime.test  # type: ignore[untyped-decorator]
     def execute() -> pulumi.Output[Any]:
