@@ -169,30 +169,35 @@ def validate_disruption_budgets(args: StackArgs, report_violation: ReportViolati
             )
 
 
-POLICIES = [
-    ResourceValidationPolicy(
-        name="containers-set-requests-and-limits",
-        description="Containers set cpu and memory requests and limits.",
-        validate=validate_requests_and_limits,
+RESOURCE_CHECKS: dict[str, tuple[str, Callable[[ResourceArgs, ReportViolation], None]]] = {
+    "containers-set-requests-and-limits": (
+        "Containers set cpu and memory requests and limits.",
+        validate_requests_and_limits,
     ),
-    ResourceValidationPolicy(
-        name="images-are-pinned",
-        description="Container images carry a version tag or digest, never latest or none.",
-        validate=validate_image_pinned,
+    "images-are-pinned": (
+        "Container images carry a version tag or digest, never latest or none.",
+        validate_image_pinned,
     ),
-    ResourceValidationPolicy(
-        name="deployments-have-readiness-probes",
-        description="Deployment containers have a readiness probe.",
-        validate=validate_readiness_probe,
+    "deployments-have-readiness-probes": ("Deployment containers have a readiness probe.", validate_readiness_probe),
+    "configmaps-hold-no-secrets": ("ConfigMap keys do not look like secrets.", validate_no_secrets_in_configmap),
+}
+"""Each resource policy's name, description and validation, for the pack and for tests that run them all."""
+
+STACK_CHECKS: dict[str, tuple[str, Callable[[StackArgs, ReportViolation], None]]] = {
+    "replicated-deployments-have-disruption-budgets": (
+        "Deployments with more than one replica have a PodDisruptionBudget.",
+        validate_disruption_budgets,
     ),
-    ResourceValidationPolicy(
-        name="configmaps-hold-no-secrets",
-        description="ConfigMap keys do not look like secrets.",
-        validate=validate_no_secrets_in_configmap,
+}
+"""Each stack policy's name, description and validation."""
+
+POLICIES: list[ResourceValidationPolicy | StackValidationPolicy] = [
+    *(
+        ResourceValidationPolicy(name=name, description=description, validate=validate)
+        for name, (description, validate) in RESOURCE_CHECKS.items()
     ),
-    StackValidationPolicy(
-        name="replicated-deployments-have-disruption-budgets",
-        description="Deployments with more than one replica have a PodDisruptionBudget.",
-        validate=validate_disruption_budgets,
+    *(
+        StackValidationPolicy(name=name, description=description, validate=validate)
+        for name, (description, validate) in STACK_CHECKS.items()
     ),
 ]

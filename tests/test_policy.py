@@ -10,6 +10,8 @@ import pytest
 
 from policy.webapp_policies import (
     POLICIES,
+    RESOURCE_CHECKS,
+    STACK_CHECKS,
     image_problem,
     validate_disruption_budgets,
     validate_image_pinned,
@@ -17,6 +19,7 @@ from policy.webapp_policies import (
     validate_readiness_probe,
     validate_requests_and_limits,
 )
+from tests.policy_samples import CONTAINER, LABELS
 from tools.manifests import to_manifest
 from tools.render import render_stack
 from tools.stack_config import stack_names
@@ -45,15 +48,6 @@ def _violations(validate: Any, args: Any) -> list[str]:
     return found
 
 
-CONTAINER = {
-    "name": "web",
-    "image": "ghcr.io/example/webapp:1.4.2",
-    "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}},
-    "readinessProbe": {"httpGet": {"path": "/ready", "port": "http"}},
-}
-LABELS = {"app.kubernetes.io/name": "webapp", "app.kubernetes.io/instance": "webapp-prod"}
-
-
 def _deployment(replicas: int = 1, **container_changes: Any) -> Resource:
     container = copy.deepcopy(CONTAINER)
     for key, value in container_changes.items():
@@ -79,6 +73,10 @@ def _deployment(replicas: int = 1, **container_changes: Any) -> Resource:
 
 def _pdb(match_labels: dict[str, str]) -> Resource:
     return Resource("kubernetes:policy/v1:PodDisruptionBudget", {"spec": {"selector": {"matchLabels": match_labels}}})
+
+
+def test_the_pack_serves_exactly_the_checks_the_tests_run() -> None:
+    assert [p.name for p in POLICIES] == [*RESOURCE_CHECKS, *STACK_CHECKS]
 
 
 def test_the_pack_has_the_five_policies() -> None:
@@ -181,12 +179,9 @@ def test_every_rendered_stack_complies_with_the_pack(stack: str) -> None:
     resources = [
         Resource(r.type, to_manifest(r).body, name=r.name) for r in render_stack(stack).run.resources if r.is_kubernetes
     ]
-    resource_checks = [
-        validate_requests_and_limits,
-        validate_image_pinned,
-        validate_readiness_probe,
-        validate_no_secrets_in_configmap,
+    # Every policy of the pack, not a hand-picked list.
+    violations = [
+        v for resource in resources for _, check in RESOURCE_CHECKS.values() for v in _violations(check, resource)
     ]
-    violations = [v for resource in resources for check in resource_checks for v in _violations(check, resource)]
-    violations += _violations(validate_disruption_budgets, Stack(resources))
+    violations += [v for _, check in STACK_CHECKS.values() for v in _violations(check, Stack(resources))]
     assert violations == []

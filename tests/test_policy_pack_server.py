@@ -19,7 +19,7 @@ import pytest
 from google.protobuf import empty_pb2, json_format, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
-from tests.test_policy import CONTAINER, LABELS
+from tests.policy_samples import CONTAINER, LABELS
 from tools.stack_config import REPO_ROOT
 
 MANDATORY = analyzer_pb2.EnforcementLevel.Value("MANDATORY")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pydantic
 import pytest
 
 from components.errors import ConfigError
@@ -242,7 +243,7 @@ def test_image_reference_pins_digest_when_given() -> None:
 
 def test_settings_are_frozen() -> None:
     settings = parse_settings("test", valid_config(secretKeys=[]), set()).values
-    with pytest.raises(Exception, match="frozen"):
+    with pytest.raises(pydantic.ValidationError, match="frozen"):
         settings.replicas = 5
 
 

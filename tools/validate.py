@@ -44,7 +44,7 @@ def schema_problems(manifests: Iterable[Manifest], versions: Iterable[str] = SUP
 def checkov_problems(directory: Path) -> list[str]:
     """Every failed checkov Kubernetes check on the manifests under `directory`."""
     if not CHECKOV.exists():
-        return [f"checkov is not installed at {CHECKOV.relative_to(REPO_ROOT)}; run `make checkov-venv`"]
+        return [f"checkov is not installed at {CHECKOV.relative_to(REPO_ROOT)}; run `make setup`"]
     env = {
         **os.environ,
         "BC_SKIP_MAPPING": "TRUE",
