@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 CHECKOV_VENV := .venv-checkov
 STACK ?= dev
 
-.PHONY: setup render render-all test lint snapshots bench clean engine cluster e2e help
+.PHONY: setup render render-all test lint snapshots bench clean engine cluster e2e help policy-rules
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt app/requirements.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -80,6 +80,9 @@ policy/venv/.installed: policy/requirements.txt constraints.txt
 e2e: $(VENV)/.installed $(CHECKOV_VENV)/.installed policy/venv/.installed .engine/.built .engine/cluster/.built ## The program under the real engine, every stack
 	$(PY) -m pytest e2e --ignore=e2e/test_cluster.py
 	$(PY) -m pytest e2e/test_cluster.py
+
+policy-rules: ## Copy config/rules.py into the policy pack (it runs in its own virtualenv)
+	cp config/rules.py policy/webapp_rules.py
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort

@@ -7,8 +7,8 @@ resource exists), build the components, export what an operator needs.
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.settings import load_settings
 from components.webapp import WebApp, WebAppArgs
+from config.settings import load_settings
 
 settings = load_settings()
 namespace_name = settings.values.namespace_name(settings.stack)

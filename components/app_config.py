@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.settings import looks_secret
+from config.rules import looks_secret
 
 
 @dataclass(frozen=True)

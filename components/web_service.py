@@ -14,7 +14,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.labels import selector_labels, standard_labels, workload_labels
-from components.settings import DNS_LABEL, AutoscalingSettings, ResourceSettings
+from config.rules import DNS_LABEL, DRAIN_SECONDS, GRACEFUL_TIMEOUT_SECONDS, unpinned_image_problem
+from config.settings import AutoscalingSettings, ResourceSettings
 
 CONTAINER_PORT_NAME = "http"
 RUN_AS_USER = 10001  # the numeric user of app/Dockerfile
@@ -63,9 +64,9 @@ class WebServiceArgs:
     """ConfigMap to load the environment from."""
     secret_name: pulumi.Input[str] | None = None
     """Secret to load the environment from."""
-    drain_seconds: int = 5
+    drain_seconds: int = DRAIN_SECONDS
     """The app's DRAIN_SECONDS."""
-    graceful_timeout_seconds: int = 20
+    graceful_timeout_seconds: int = GRACEFUL_TIMEOUT_SECONDS
     """The app's GRACEFUL_TIMEOUT_SECONDS."""
     autoscaling: AutoscalingSettings = field(default_factory=AutoscalingSettings)
     """CPU autoscaling; off by default."""
@@ -207,8 +208,9 @@ class WebService(pulumi.ComponentResource):
 def _check(name: str, args: WebServiceArgs) -> None:
     if not DNS_LABEL.match(args.object_name):
         raise ValueError(f"WebService {name!r}: object_name {args.object_name!r} is not a DNS label, e.g. webapp")
-    if not args.version or args.version == "latest" or args.image.endswith(":latest"):
-        raise ValueError(f"WebService {name!r}: image {args.image!r} must be pinned to a version, never latest")
+    problem = unpinned_image_problem(args.image)
+    if problem:
+        raise ValueError(f"WebService {name!r}: {problem}; the image must be pinned to a version or digest")
     if args.replicas < 1:
         raise ValueError(f"WebService {name!r}: replicas is {args.replicas}; it must be at least 1")
     if args.service_type not in {"ClusterIP", "NodePort", "LoadBalancer"}:

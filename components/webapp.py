@@ -8,9 +8,9 @@ import pulumi
 
 from components.app_config import AppConfig, AppConfigArgs
 from components.labels import standard_labels
-from components.settings import Settings
 from components.web_ingress import WebIngress, WebIngressArgs
 from components.web_service import WebService, WebServiceArgs
+from config.settings import Settings
 
 
 @dataclass(frozen=True)

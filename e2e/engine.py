@@ -31,8 +31,15 @@ PASSPHRASE = "e2e-passphrase-for-a-throwaway-backend"
 COMMAND_TIMEOUT_SECONDS = 300
 # What the program needs at run time; the rest of the checkout stays out of the copy.
 PROGRAM_FILES = ("__main__.py", "Pulumi.yaml", "requirements.txt")
-PROGRAM_DIRS = ("components",)
-POLICY_FILES = ("PulumiPolicy.yaml", "__init__.py", "__main__.py", "requirements.txt", "webapp_policies.py")
+PROGRAM_DIRS = ("components", "config")
+POLICY_FILES = (
+    "PulumiPolicy.yaml",
+    "__init__.py",
+    "__main__.py",
+    "requirements.txt",
+    "webapp_policies.py",
+    "webapp_rules.py",
+)
 
 
 TIMINGS: list[tuple[str, str, float]] = []

@@ -14,7 +14,7 @@ import subprocess
 import tarfile
 from pathlib import Path
 
-from e2e.engine import Workspace
+from e2e.engine import PROGRAM_DIRS, Workspace
 from e2e.stacks import SECRET_VALUE
 from tools.stack_config import REPO_ROOT
 
@@ -29,14 +29,16 @@ def _checkout(commit: str, into: Path) -> None:
         ["git", "archive", "--format=tar", commit, *PROGRAM], cwd=REPO_ROOT, capture_output=True, check=False
     )
     assert archive.returncode == 0, f"git archive {commit} failed (a shallow clone?): {archive.stderr.decode()}"
-    shutil.rmtree(into / "components")
+    for package in PROGRAM_DIRS:
+        shutil.rmtree(into / package, ignore_errors=True)
     with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
         tar.extractall(into, filter="data")
 
 
 def _copy_current(into: Path) -> None:
-    shutil.rmtree(into / "components")
-    shutil.copytree(REPO_ROOT / "components", into / "components", ignore=shutil.ignore_patterns("__pycache__"))
+    for package in PROGRAM_DIRS:
+        shutil.rmtree(into / package, ignore_errors=True)
+        shutil.copytree(REPO_ROOT / package, into / package, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy2(REPO_ROOT / "__main__.py", into / "__main__.py")
 
 

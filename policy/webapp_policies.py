@@ -15,6 +15,11 @@ from typing import Any, Protocol
 
 from pulumi_policy import ResourceValidationPolicy, StackValidationPolicy
 
+try:  # imported as the `policy` package (the tests)
+    from .webapp_rules import looks_secret, unpinned_image_problem
+except ImportError:  # run by the CLI, with the pack's own folder on sys.path
+    from webapp_rules import looks_secret, unpinned_image_problem  # type: ignore[no-redef]
+
 ReportViolation = Callable[..., None]
 
 WORKLOADS = {
@@ -30,7 +35,6 @@ DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
 PDB = "kubernetes:policy/v1:PodDisruptionBudget"
 HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
-SECRET_WORDS = ("PASSWORD", "PASSWD", "TOKEN", "SECRET", "KEY", "CREDENTIAL", "PRIVATE", "CERT")
 
 
 class ResourceArgs(Protocol):
@@ -93,14 +97,7 @@ def image_problem(image: Any) -> str | None:
     """Why an image reference is not pinned, or None when it is (a version tag or a digest)."""
     if not isinstance(image, str) or not image:
         return None if image is None else "has no image"
-    if "@sha256:" in image:
-        return None
-    last = image.rsplit("/", 1)[-1]
-    if ":" not in last:
-        return f"image {image!r} has no tag (it means latest)"
-    if last.rsplit(":", 1)[1] == "latest":
-        return f"image {image!r} uses the 'latest' tag"
-    return None
+    return unpinned_image_problem(image)
 
 
 def validate_image_pinned(args: ResourceArgs, report_violation: ReportViolation) -> None:
@@ -132,7 +129,7 @@ def validate_no_secrets_in_configmap(args: ResourceArgs, report_violation: Repor
         return
     for field in ("data", "binaryData"):
         for key in _dig(args.props, field) or {}:
-            if any(word in str(key).upper() for word in SECRET_WORDS):
+            if looks_secret(str(key)):
                 report_violation(f"ConfigMap key {key!r} looks like a secret; put it in a Secret instead.")
 
 

@@ -36,3 +36,12 @@ def test_bad_values_name_the_variable(env: dict[str, str], message: str) -> None
     with pytest.raises(SettingsError) as exc:
         AppSettings.from_env(env)
     assert message in str(exc.value)
+
+
+def test_the_apps_defaults_are_the_stacks() -> None:
+    # The image does not ship config/, so the app keeps its own defaults; they must be the ones the stacks use.
+    from app.settings import AppSettings
+    from config.rules import DRAIN_SECONDS, GRACEFUL_TIMEOUT_SECONDS
+
+    defaults = AppSettings.from_env({})
+    assert (defaults.drain_seconds, defaults.graceful_timeout_seconds) == (DRAIN_SECONDS, GRACEFUL_TIMEOUT_SECONDS)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from components.errors import ConfigError
+from config.errors import ConfigError
 from tests.pulumi_helpers import kube, only, run_main, valid_config
 from tools.render import render_stack
 

@@ -22,7 +22,7 @@ from policy.webapp_policies import (
 from tests.policy_samples import CONTAINER, LABELS
 from tools.manifests import to_manifest
 from tools.render import render_stack
-from tools.stack_config import stack_names
+from tools.stack_config import REPO_ROOT, stack_names
 
 
 @dataclass
@@ -120,7 +120,9 @@ def test_requests_and_limits_apply_to_cronjobs_too() -> None:
         ("ghcr.io/example/webapp:1.4.2", None),
         ("ghcr.io/example/webapp@sha256:" + "a" * 64, None),
         ("localhost:5000/webapp:2.0.0", None),
-        ("ghcr.io/example/webapp:latest", "uses the 'latest' tag"),
+        ("ghcr.io/example/webapp:latest", "'latest' cannot be tracked"),
+        ("ghcr.io/example/webapp:Latest", "'latest' cannot be tracked"),  # the same rule as the settings'
+        ("ghcr.io/example/webapp:", "the image tag is empty"),
         ("ghcr.io/example/webapp", "has no tag"),
         ("localhost:5000/webapp", "has no tag"),
     ],
@@ -185,3 +187,8 @@ def test_every_rendered_stack_complies_with_the_pack(stack: str) -> None:
     ]
     violations += [v for _, check in STACK_CHECKS.values() for v in _violations(check, Stack(resources))]
     assert violations == []
+
+
+def test_the_pack_uses_the_projects_rules_verbatim() -> None:
+    # The pack runs in its own virtualenv, so it gets config/rules.py as a copy: `make policy-rules` writes it.
+    assert (REPO_ROOT / "policy" / "webapp_rules.py").read_text() == (REPO_ROOT / "config" / "rules.py").read_text()

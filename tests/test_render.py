@@ -64,11 +64,16 @@ def test_rendered_secret_is_masked_even_when_the_value_is_known() -> None:
     assert rendered.notes, "a placeholder secret must be called out"
 
 
-def test_project_defaults_apply_and_stack_values_win() -> None:
-    dev = load_stack_config("dev").values
-    staging = load_stack_config("staging").values
-    assert dev["webapp:drainSeconds"] == "2"  # set in Pulumi.dev.yaml
-    assert staging["webapp:drainSeconds"] == "5"  # Pulumi.yaml default
+def test_project_defaults_apply_and_stack_values_win(tmp_path: Path) -> None:
+    root = Path(__file__).parent.parent
+    project = (
+        root / "Pulumi.yaml"
+    ).read_text() + "config:\n  webapp:drainSeconds:\n    type: integer\n    default: 9\n"
+    (tmp_path / "Pulumi.yaml").write_text(project)
+    for stack in ("dev", "staging"):
+        (tmp_path / f"Pulumi.{stack}.yaml").write_text((root / f"Pulumi.{stack}.yaml").read_text())
+    assert load_stack_config("dev", tmp_path).values["webapp:drainSeconds"] == "2"  # set in Pulumi.dev.yaml
+    assert load_stack_config("staging", tmp_path).values["webapp:drainSeconds"] == "9"  # the project default
 
 
 def test_rendered_manifests_pass_the_schema_in_strict_mode() -> None:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import yaml
 
-from components.errors import ConfigError
+from config.errors import ConfigError
 from tests.pulumi_helpers import TEST_SECRETS, container, kube, only, unwrap
 from tools.mocks import ProgramRun
 from tools.render import run_main_program

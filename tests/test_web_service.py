@@ -7,8 +7,8 @@ from typing import Any
 import pulumi
 import pytest
 
-from components.settings import AutoscalingSettings, ResourceSettings
 from components.web_service import WebService, WebServiceArgs, termination_grace_seconds
+from config.settings import AutoscalingSettings, ResourceSettings
 from tests.pulumi_helpers import container, kube, only, run_components
 from tools.mocks import ProgramRun
 

@@ -27,8 +27,9 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from components.errors import ConfigError
-from components.quantity import parse_cpu, parse_memory
+from config.errors import ConfigError
+from config.quantity import parse_cpu, parse_memory
+from config.rules import DNS_LABEL, DRAIN_SECONDS, GRACEFUL_TIMEOUT_SECONDS, looks_secret, unpinned_tag_problem
 
 PROJECT = "webapp"
 
@@ -36,8 +37,6 @@ _SEMVER = re.compile(r"^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z
 _GIT_SHA = re.compile(r"^[0-9a-f]{7,40}$")
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _REPOSITORY = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::\d+)?(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
-# A Kubernetes object name that must also be a DNS label (Services, namespaces).
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _HOSTNAME = re.compile(r"^(\*\.)?([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
@@ -45,20 +44,12 @@ _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 _ANNOTATION_KEY = re.compile(
     r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
 )
-_SECRET_WORDS = ("PASSWORD", "PASSWD", "TOKEN", "SECRET", "KEY", "CREDENTIAL", "PRIVATE", "CERT")
-
-
-def looks_secret(name: str) -> bool:
-    """True when an environment variable name suggests a secret (…PASSWORD, API_KEY, TOKEN…)."""
-    upper = name.upper()
-    return any(word in upper for word in _SECRET_WORDS)
 
 
 def _image_tag(tag: str) -> str:
-    if not tag.strip():
-        raise ValueError("the image tag is empty; pin a semantic version such as 1.4.2")
-    if tag.strip().lower() == "latest":
-        raise ValueError("'latest' cannot be tracked or rolled back; pin a semantic version such as 1.4.2")
+    problem = unpinned_tag_problem(tag)
+    if problem:
+        raise ValueError(problem)
     if not (_SEMVER.match(tag) or _GIT_SHA.match(tag)):
         raise ValueError(f"{tag!r} is neither a semantic version (1.4.2) nor a git commit SHA")
     return tag
@@ -243,8 +234,8 @@ class StackSettings(_Model):
     secret_keys: list[str] = Field(default_factory=list)
     existing_secret: str | None = None
     """A Secret that something else (External Secrets, sealed-secrets, Vault) writes into the namespace."""
-    drain_seconds: int = Field(default=5, ge=0, le=300)
-    graceful_timeout_seconds: int = Field(default=20, ge=1, le=600)
+    drain_seconds: int = Field(default=DRAIN_SECONDS, ge=0, le=300)
+    graceful_timeout_seconds: int = Field(default=GRACEFUL_TIMEOUT_SECONDS, ge=1, le=600)
     autoscaling: AutoscalingSettings = AutoscalingSettings()
     disruption_budget: DisruptionBudgetSettings = DisruptionBudgetSettings()
 

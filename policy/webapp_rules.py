@@ -1,0 +1,47 @@
+"""The rules and defaults shared by the settings, the components and the policy pack: each exists here once.
+
+Standard library only: the policy pack runs in its own virtualenv and gets this
+file as `policy/webapp_rules.py`, a copy `make policy-rules` writes and a test
+keeps identical.
+"""
+
+from __future__ import annotations
+
+import re
+
+DRAIN_SECONDS = 5
+"""Default seconds the app keeps serving after SIGTERM, with /ready at 503 (the app's DRAIN_SECONDS)."""
+GRACEFUL_TIMEOUT_SECONDS = 20
+"""Default seconds in-flight requests get after the drain (the app's GRACEFUL_TIMEOUT_SECONDS)."""
+
+SECRET_WORDS = ("PASSWORD", "PASSWD", "TOKEN", "SECRET", "KEY", "CREDENTIAL", "PRIVATE", "CERT")
+"""Words that make an environment variable name look secret."""
+
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+"""A Kubernetes name that must also be a DNS label (Services, namespaces)."""
+
+
+def looks_secret(name: str) -> bool:
+    """True when a variable name suggests a secret (...PASSWORD, API_KEY, TOKEN...), in any case."""
+    upper = name.upper()
+    return any(word in upper for word in SECRET_WORDS)
+
+
+def unpinned_tag_problem(tag: str) -> str | None:
+    """Why an image tag cannot be deployed (empty, or `latest` in any case), or None."""
+    if not tag.strip():
+        return "the image tag is empty; pin a semantic version such as 1.4.2"
+    if tag.strip().lower() == "latest":
+        return "'latest' cannot be tracked or rolled back; pin a semantic version such as 1.4.2"
+    return None
+
+
+def unpinned_image_problem(image: str) -> str | None:
+    """Why an image reference is not pinned (no tag, or an unpinned one), or None for a tag or a digest."""
+    if "@sha256:" in image:
+        return None
+    last = image.rsplit("/", 1)[-1]
+    if ":" not in last:
+        return f"image {image!r} has no tag (it means latest)"
+    problem = unpinned_tag_problem(last.rsplit(":", 1)[1])
+    return f"image {image!r}: {problem}" if problem else None
