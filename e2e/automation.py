@@ -16,9 +16,11 @@ PULUMI_HOME come from the environment `Workspace` sets.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import runpy
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -54,25 +56,17 @@ def main(argv: list[str] | None = None) -> int:
         program=_program(workdir),
         opts=auto.LocalWorkspaceOptions(work_dir=str(workdir), pulumi_command=command),
     )
-    packs = [str(workdir / pack) for pack in args.policy_pack] or None
+    operation: Callable[..., object] = (
+        stack.preview if args.operation == "preview" else functools.partial(stack.up, show_secrets=False)
+    )
     try:
-        if args.operation == "preview":
-            stack.preview(
-                policy_packs=packs,
-                refresh=args.refresh,
-                diff=args.diff,
-                expect_no_changes=args.expect_no_changes,
-                on_output=print,
-            )
-        else:
-            stack.up(
-                policy_packs=packs,
-                refresh=args.refresh,
-                diff=args.diff,
-                expect_no_changes=args.expect_no_changes,
-                on_output=print,
-                show_secrets=False,
-            )
+        operation(
+            policy_packs=[str(workdir / pack) for pack in args.policy_pack] or None,
+            refresh=args.refresh,
+            diff=args.diff,
+            expect_no_changes=args.expect_no_changes,
+            on_output=print,
+        )
     except auto.errors.CommandError as error:
         print(error, file=sys.stderr)
         return 1
