@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import signal
 import socket
 import ssl
@@ -276,8 +275,3 @@ def running_control_plane(directory: Path) -> Iterator[ControlPlane]:
         yield plane
     finally:
         plane.stop()
-
-
-def environment_for(plane: ControlPlane) -> dict[str, str]:
-    """What a Pulumi or kubectl process needs to use `plane`."""
-    return {"KUBECONFIG": str(plane.kubeconfig), "PATH": f"{CLUSTER_BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
