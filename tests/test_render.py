@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tools.render import main, render_stack, write_manifests
+from tools.render import checkov_by_stack, main, render_stack, write_manifests
 from tools.stack_config import MASKED, StackConfigError, load_stack_config, stack_names
-from tools.validate import SUPPORTED_KUBERNETES, checkov_problems, schema_problems
+from tools.validate import SUPPORTED_KUBERNETES, schema_problems
 
 
 def _tree(directory: Path) -> dict[str, str]:
@@ -93,19 +93,32 @@ def test_schema_check_rejects_unknown_and_mistyped_fields() -> None:
 
 @pytest.mark.slow
 def test_checkov_passes_the_rendered_stacks_and_fails_a_weakened_one(tmp_path: Path) -> None:
-    for stack in stack_names():  # every stack in one checkov run (it starts slowly)
-        write_manifests(render_stack(stack), tmp_path / "good")
-    assert checkov_problems(tmp_path / "good") == []
-
-    rendered = render_stack("staging")
-    deployment = next(m for m in rendered.manifests if m.kind == "Deployment")
+    # Every stack in one checkov run (it takes seconds to start); findings come back per stack.
+    written = {stack: write_manifests(render_stack(stack), tmp_path) for stack in stack_names()}
+    weakened = render_stack("staging")
+    deployment = next(m for m in weakened.manifests if m.kind == "Deployment")
     container = deployment.body["spec"]["template"]["spec"]["containers"][0]
     del container["resources"]["limits"]
     container["securityContext"]["allowPrivilegeEscalation"] = True
-    bad = write_manifests(rendered, tmp_path / "bad")
-    problems = checkov_problems(bad)
-    failed_ids = {problem.split()[1] for problem in problems}
-    assert {"CKV_K8S_11", "CKV_K8S_13", "CKV_K8S_20"} <= failed_ids, problems
+    write_manifests(weakened, tmp_path)
+
+    found = checkov_by_stack(written, tmp_path)
+    assert {stack: problems for stack, problems in found.items() if problems}.keys() == {"staging"}, found
+    failed_ids = {problem.split()[1] for problem in found["staging"]}
+    assert {"CKV_K8S_11", "CKV_K8S_13", "CKV_K8S_20"} <= failed_ids, found["staging"]
+    assert all(problem.startswith("04-deployment-") for problem in found["staging"]), found["staging"]
+
+
+def test_render_all_runs_checkov_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    directories: list[Path] = []
+
+    def spy(directory: Path) -> list[str]:
+        directories.append(directory)
+        return []
+
+    monkeypatch.setattr("tools.render.checkov_problems", spy)
+    assert main(["--all", "--output", str(tmp_path)]) == 0
+    assert directories == [tmp_path]
 
 
 def test_cli_fails_clearly_on_an_unknown_stack(capsys: pytest.CaptureFixture[str]) -> None:

@@ -130,6 +130,22 @@ def format_table(rows: list[tuple[str, ...]]) -> str:
     return "\n".join(lines)
 
 
+def checkov_by_stack(written: dict[str, Path], root: Path) -> dict[str, list[str]]:
+    """checkov's findings for each written stack, from one run over `root` (checkov takes seconds to start)."""
+    if len(written) == 1:
+        ((stack, directory),) = written.items()
+        return {stack: checkov_problems(directory)}
+    grouped: dict[str, list[str]] = {stack: [] for stack in written}
+    for problem in checkov_problems(root):
+        stack, _, rest = problem.partition("/")
+        if stack in grouped:
+            grouped[stack].append(rest)
+        elif ":" in stack or " " in stack:  # not a file's finding: checkov itself failed, which fails every stack
+            for found in grouped.values():
+                found.append(problem)
+    return grouped
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point; returns the exit status."""
     parser = argparse.ArgumentParser(prog="python -m tools.render", description=__doc__.split("\n\n")[0])
@@ -144,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"name a stack ({', '.join(stack_names())}) or pass --all")
 
     failed = False
+    written: dict[str, Path] = {}
+    problems: dict[str, list[str]] = {}
     for stack in stacks:
         started = time.perf_counter()
         try:
@@ -161,19 +179,22 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  output {key} = {value}")
         for note in rendered.notes:
             print(f"  note: {note}")
+        print()
+        written[stack] = directory
+        problems[stack] = schema_problems(rendered.manifests)
 
-        problems = schema_problems(rendered.manifests)
-        if not args.no_checkov:
-            problems += checkov_problems(directory)
-        if problems:
+    if written and not args.no_checkov:
+        for stack, found in checkov_by_stack(written, args.output).items():
+            problems[stack] += found
+    for stack in written:
+        if problems[stack]:
             failed = True
-            print(f"[{stack}] {len(problems)} check(s) failed:", file=sys.stderr)
-            for problem in problems:
+            print(f"[{stack}] {len(problems[stack])} check(s) failed:", file=sys.stderr)
+            for problem in problems[stack]:
                 print(f"  - {problem}", file=sys.stderr)
         else:
             checks = "schema" + ("" if args.no_checkov else " and checkov")
             print(f"[{stack}] {checks} checks passed (Kubernetes {' and '.join(SUPPORTED_KUBERNETES)})")
-        print()
     return 1 if failed else 0
 
 

@@ -8,6 +8,7 @@ newer), fully offline, with the skips listed in .checkov.yaml.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -15,12 +16,20 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import kubernetes_validate
+import kubernetes_validate.utils
 
 from tools.manifests import Manifest
 from tools.stack_config import REPO_ROOT
 
 SUPPORTED_KUBERNETES = ("1.31.0", "1.37.0")
 """Oldest and newest Kubernetes versions the manifests must validate against."""
+
+# kubernetes-validate reads and parses a schema file and its large _definitions.json again for every manifest
+# (about 20 ms each). They never change while we run: parse each once. Ten times faster on every stack.
+if not hasattr(kubernetes_validate.utils.schema_contents, "cache_info"):
+    kubernetes_validate.utils.schema_contents = functools.lru_cache(maxsize=None)(
+        kubernetes_validate.utils.schema_contents
+    )
 
 CHECKOV = REPO_ROOT / ".venv-checkov" / "bin" / "checkov"
 CHECKOV_CONFIG = REPO_ROOT / ".checkov.yaml"
@@ -42,7 +51,7 @@ def schema_problems(manifests: Iterable[Manifest], versions: Iterable[str] = SUP
 
 
 def checkov_problems(directory: Path) -> list[str]:
-    """Every failed checkov Kubernetes check on the manifests under `directory`."""
+    """Every failed checkov Kubernetes check on the manifests under `directory`, by path relative to it."""
     if not CHECKOV.exists():
         return [f"checkov is not installed at {CHECKOV.relative_to(REPO_ROOT)}; run `make setup`"]
     env = {
@@ -84,6 +93,6 @@ def checkov_problems(directory: Path) -> list[str]:
     problems = []
     for item in reports:
         for failed in item.get("results", {}).get("failed_checks", []):
-            where = Path(failed.get("file_path", "?")).name
+            where = str(failed.get("file_path", "?")).lstrip("/")  # relative to `directory`
             problems.append(f"{where}: {failed['check_id']} {failed['check_name']} ({failed.get('resource')})")
     return sorted(problems)
