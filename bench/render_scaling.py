@@ -47,7 +47,10 @@ def synthetic_program(services: int) -> None:
     settings = parse_settings(pulumi.get_stack(), raw, secret_keys)
     namespace = settings.values.namespace_name(settings.stack)
     for number in range(services):
-        WebApp(f"svc{number:03d}", WebAppArgs(settings=settings, namespace=namespace))
+        name = f"svc{number:03d}"
+        # Each service needs its own object names (webapp:name), as separate services would have.
+        own = settings.model_copy(update={"values": settings.values.model_copy(update={"name": name})})
+        WebApp(name, WebAppArgs(settings=own, namespace=namespace))
 
 
 def scaling_row(services: int, workdir: Path, checkov: bool) -> tuple[int, int, float, float, float]:
