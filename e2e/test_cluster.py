@@ -34,13 +34,19 @@ def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
         yield started
 
 
-def _deployed(plane: ControlPlane, tmp_path: Path, stack: str) -> Workspace:
-    """A workspace whose stack is up on `plane`, created with the README's commands."""
+def _cluster_workspace(plane: ControlPlane, tmp_path: Path, stack: str) -> Workspace:
+    """A workspace pointed at `plane`, logged in, with `stack` selected (created)."""
     ws = Workspace.create(tmp_path)
     ws.label = f"cluster {stack}"
     ws.extra_env["KUBECONFIG"] = str(plane.kubeconfig)
     ws.login()
     ws.run(f"pulumi stack select --create {stack}")
+    return ws
+
+
+def _deployed(plane: ControlPlane, tmp_path: Path, stack: str) -> Workspace:
+    """A workspace whose stack is up on `plane`, its secrets set as the README says."""
+    ws = _cluster_workspace(plane, tmp_path, stack)
     for name in stack_file(stack).get("webapp:secretKeys", []):
         ws.run(f"pulumi config set --secret --path 'webapp:secrets.{name}' '{SECRET_VALUE}'")
     if stack_file(stack).get("webapp:ingress", {}).get("enabled"):
@@ -168,9 +174,9 @@ def _sampling(plane: ControlPlane, namespace: str) -> Iterator[list[dict[str, An
         sampler.join(timeout=30)
 
 
-def _config_map_refs(deployment: dict[str, Any]) -> list[str]:
-    env_from = deployment["spec"]["template"]["spec"]["containers"][0]["envFrom"]
-    return [source["configMapRef"]["name"] for source in env_from if "configMapRef" in source]
+def _env_from(pod_spec: dict[str, Any], ref: str) -> list[str]:
+    """Names the container's envFrom reads, of one kind: `configMapRef` or `secretRef`."""
+    return [source[ref]["name"] for source in pod_spec["containers"][0]["envFrom"] if ref in source]
 
 
 def test_config_and_image_changes_roll_the_pods(plane: ControlPlane, tmp_path: Path) -> None:
@@ -196,7 +202,9 @@ def test_config_and_image_changes_roll_the_pods(plane: ControlPlane, tmp_path: P
     assert configs[new_config]["data"]["GREETING"] == "Hello from the e2e"
     assert samples
     for sample in samples:
-        assert set(_config_map_refs(sample["deployment"])) <= sample["configmaps"], sample["configmaps"]
+        assert (
+            set(_env_from(sample["deployment"]["spec"]["template"]["spec"], "configMapRef")) <= sample["configmaps"]
+        ), sample["configmaps"]
     assert any(old_config in sample["configmaps"] and new_config in sample["configmaps"] for sample in samples)
     deployment = _deployment(plane, namespace)
     assert deployment["metadata"]["annotations"]["deployment.kubernetes.io/revision"] != old_revision
@@ -204,8 +212,7 @@ def test_config_and_image_changes_roll_the_pods(plane: ControlPlane, tmp_path: P
     running = [pod for pod in pods if not pod["metadata"].get("deletionTimestamp")]
     assert len(running) == replicas
     for pod in running:
-        sources = [s["configMapRef"]["name"] for s in pod["spec"]["containers"][0]["envFrom"] if "configMapRef" in s]
-        assert sources == [new_config]
+        assert _env_from(pod["spec"], "configMapRef") == [new_config]
 
     # A new image tag: a rolling update that never has fewer available pods than desired.
     ws.run("pulumi config set --path 'webapp:image.tag' 1.4.3")
@@ -236,11 +243,6 @@ def test_config_and_image_changes_roll_the_pods(plane: ControlPlane, tmp_path: P
     ws.run("pulumi destroy --yes")
 
 
-def _secret_refs(pod_spec: dict[str, Any]) -> list[str]:
-    env_from = pod_spec["containers"][0]["envFrom"]
-    return [source["secretRef"]["name"] for source in env_from if "secretRef" in source]
-
-
 def _runbook_rollback_rotate_and_drain(plane: ControlPlane, ws: Workspace, namespace: str, replicas: int) -> None:
     """The README's runbook steps, as an operator would run them."""
     # Roll back: the previous tag (its update is in `pulumi stack history`), then `up`.
@@ -253,11 +255,11 @@ def _runbook_rollback_rotate_and_drain(plane: ControlPlane, ws: Workspace, names
     assert deployment["status"]["availableReplicas"] == replicas
 
     # Rotate a secret: a new immutable Secret, the pods roll onto it, the old one goes.
-    (old_secret,) = _secret_refs(deployment["spec"]["template"]["spec"])
+    (old_secret,) = _env_from(deployment["spec"]["template"]["spec"], "secretRef")
     ws.run("pulumi config set --secret --path 'webapp:secrets.DATABASE_PASSWORD' 'rotated-by-the-e2e'")
     ws.run("pulumi up --yes")
     deployment = _deployment(plane, namespace)
-    (new_secret,) = _secret_refs(deployment["spec"]["template"]["spec"])
+    (new_secret,) = _env_from(deployment["spec"]["template"]["spec"], "secretRef")
     assert new_secret != old_secret
     secrets = {item["metadata"]["name"] for item in plane.kubectl_json("get", "secrets", "-n", namespace)["items"]}
     assert new_secret in secrets
@@ -283,11 +285,7 @@ def test_an_existing_secret_is_read_and_not_managed(plane: ControlPlane, tmp_pat
     # As External Secrets would: the Secret is written into the namespace by something else.
     stack = "dev"
     namespace = stack_file(stack)["webapp:namespace"]
-    ws = Workspace.create(tmp_path)
-    ws.label = "cluster dev existingSecret"
-    ws.extra_env["KUBECONFIG"] = str(plane.kubeconfig)
-    ws.login()
-    ws.run(f"pulumi stack select --create {stack}")
+    ws = _cluster_workspace(plane, tmp_path, stack)
     # The name is not secret, but the CLI guesses so from "Secret" in the key: --plaintext says otherwise.
     ws.run("pulumi config set --plaintext webapp:existingSecret webapp-env")
     ws.run(SKIP_INGRESS_AWAIT)
@@ -296,9 +294,9 @@ def test_an_existing_secret_is_read_and_not_managed(plane: ControlPlane, tmp_pat
         "create", "secret", "generic", "webapp-env", "-n", namespace, f"--from-literal=DATABASE_PASSWORD={SECRET_VALUE}"
     )
     deployment = _deployment(plane, namespace)
-    assert _secret_refs(deployment["spec"]["template"]["spec"]) == ["webapp-env"]
+    assert _env_from(deployment["spec"]["template"]["spec"], "secretRef") == ["webapp-env"]
     for pod in plane.kubectl_json("get", "pods", "-n", namespace)["items"]:
-        assert _secret_refs(pod["spec"]) == ["webapp-env"]
+        assert _env_from(pod["spec"], "secretRef") == ["webapp-env"]
     secrets = [item["metadata"]["name"] for item in plane.kubectl_json("get", "secrets", "-n", namespace)["items"]]
     assert secrets == ["webapp-env"]
     assert "kubernetes:core/v1:Secret" not in ws.run("pulumi stack export").stdout

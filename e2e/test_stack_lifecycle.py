@@ -21,6 +21,7 @@ from e2e.engine import Workspace
 from e2e.manifests import differences, load_rendered, normalise
 from e2e.readme import ReadmeCommands
 from e2e.stacks import SECRET_VALUE, action, drift_command, make_render, stack_file
+from tools.mocks import urn_type
 from tools.stack_config import stack_names
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
@@ -40,8 +41,7 @@ def _changes(preview: dict[str, Any]) -> dict[str, set[str]]:
     ops: dict[str, set[str]] = defaultdict(set)
     for step in preview.get("steps", []):
         if step["op"] != "same":
-            # urn:pulumi:<stack>::<project>::<parent type>$<type>::<name>
-            ops[step["urn"].split("::")[2].rsplit("$", 1)[-1]].add(step["op"])
+            ops[urn_type(step["urn"])].add(step["op"])
     return dict(ops)
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from e2e.engine import PROGRAM_DIRS, Workspace
 from e2e.stacks import SECRET_VALUE
+from tools.mocks import urn_type
 from tools.stack_config import REPO_ROOT
 
 # The last commit whose AppConfig, WebService and WebIngress sat directly under the stack.
@@ -54,7 +55,7 @@ def test_the_webapp_tree_replaces_nothing_in_a_deployed_stack(workspace: Workspa
 
     _copy_current(ws.root)
     steps = ws.run("pulumi preview --json").json()["steps"]
-    changed = {(step["op"], step["urn"].split("::")[-2].rsplit("$", 1)[-1]) for step in steps if step["op"] != "same"}
+    changed = {(step["op"], urn_type(step["urn"])) for step in steps if step["op"] != "same"}
     assert changed == {("create", "webapp:index:WebApp")}, changed
 
     ws.run("pulumi up --yes")

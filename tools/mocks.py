@@ -85,7 +85,12 @@ class Registration:
     @property
     def type(self) -> str:
         """The resource's own type token (the last element of the URN's type chain)."""
-        return self.urn.split("::")[2].rsplit("$", 1)[-1]
+        return urn_type(self.urn)
+
+
+def urn_type(urn: str) -> str:
+    """A resource's own type token from its URN (`urn:pulumi:<stack>::<project>::<parent types>$<type>::<name>`)."""
+    return urn.split("::")[2].rsplit("$", 1)[-1]
 
 
 def _alias_text(alias: Any) -> str:
