@@ -40,8 +40,9 @@ lint: setup ## ruff and mypy
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .
 
+# Three processes, one test module each at a time: the server tests mostly wait, the mock runs use the CPU.
 test: lint ## Lint, then the whole test suite
-	$(PY) -m pytest
+	$(PY) -m pytest -n 3 --dist loadfile
 
 snapshots: setup ## Accept the current rendered manifests as the new snapshots
 	$(PY) -m pytest tests/test_snapshots.py --snapshot-update

@@ -6,15 +6,19 @@ gunicorn with a drain-aware shutdown (see `app.server`).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask
 
 from app.errors import register_error_handlers
-from app.health import health
 from app.lifecycle import ShutdownState
+from app.probes import Probes, serve_probes_in_front
+from app.progress import ProgressTable, WSGIApp
 from app.settings import AppSettings
 from app.views import main, test_routes
+
+if TYPE_CHECKING:  # prometheus_client must not be imported before the server sets its directory
+    from app.metrics import RequestMetrics
 
 __version__ = "1.4.2"
 
@@ -26,12 +30,16 @@ def create_app(
     *,
     settings: AppSettings | None = None,
     shutdown: ShutdownState | None = None,
+    progress: ProgressTable | None = None,
+    metrics: RequestMetrics | None = None,
 ) -> Flask:
-    """Build the Flask application.
+    """Build the Flask application, with the probes answered in front of it.
 
     `settings` defaults to the process environment; `shutdown` is the
     readiness flag shared with the server (a private one when none is given,
-    as under Flask's test client).
+    as under Flask's test client). The server also passes the workers'
+    `progress` table, which liveness reads and each request updates, and the
+    `metrics` each request is recorded in.
     """
     app = Flask(__name__)
     app.json.sort_keys = False  # type: ignore[attr-defined]
@@ -40,9 +48,16 @@ def create_app(
     if test_config:
         app.config.update(test_config)
 
-    app.register_blueprint(health)
     app.register_blueprint(main)
     if app.config["SETTINGS"].enable_test_routes:
         app.register_blueprint(test_routes)
     register_error_handlers(app)
+
+    wsgi: WSGIApp = app.wsgi_app
+    if metrics is not None:
+        wsgi = metrics.instrument(app, wsgi)
+    if progress is not None:
+        wsgi = progress.track(wsgi)
+    probes = Probes(app.config["SETTINGS"].version, app.config["SHUTDOWN"], progress)
+    app.wsgi_app = serve_probes_in_front(wsgi, probes)  # type: ignore[method-assign,assignment]
     return app

@@ -14,6 +14,8 @@ from typing import Any
 
 from gunicorn import glogging
 
+from app.probes import PROBE_PATHS
+
 
 class JsonFormatter(logging.Formatter):
     """Format a record as a single-line JSON object."""
@@ -71,17 +73,24 @@ class GunicornJsonLogger(glogging.Logger):
         access_out = logging.StreamHandler(sys.stdout)
         access_out.setFormatter(JsonFormatter())
         self.access_log.handlers[:] = [access_out]
+        # gunicorn logs access at info whatever LOG_LEVEL says; probes go at debug, seen with LOG_LEVEL=debug only.
+        self.access_log.setLevel(min(self.loglevel, logging.INFO))
 
     def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
-        """Log one request: method, path, status and duration in milliseconds."""
+        """Log one request: method, path, status and duration in milliseconds; probes at debug only."""
+        path = environ.get("PATH_INFO")
+        level = logging.DEBUG if path in PROBE_PATHS else logging.INFO
+        if self.cfg.accesslog is None or not self.access_log.isEnabledFor(level):
+            return
         status = resp.status.split(None, 1)[0] if isinstance(resp.status, str) else resp.status
-        self.access_log.info(
+        self.access_log.log(
+            level,
             "request",
             extra={
                 "fields": {
                     "event": "access",
                     "method": environ.get("REQUEST_METHOD"),
-                    "path": environ.get("PATH_INFO"),
+                    "path": path,
                     "status": int(status) if status is not None else None,
                     "duration_ms": round(request_time.total_seconds() * 1000, 3),
                     "remote_addr": environ.get("REMOTE_ADDR"),

@@ -22,7 +22,16 @@ pinned gunicorn 27.0.1 (`app/requirements.txt`):
    of the socket at once, instead of holding it open (and letting new
    connections pile up to be reset) until its last request ends. Workers
    ignore SIGINT, so a terminal's Ctrl-C, sent to the whole process group,
-   reaches them only through the master's drain.
+   reaches them only through the master's drain. From the first shutdown
+   signal every response says `Connection: close`, so keep-alive clients and
+   proxies move to other pods during the drain instead of finding the
+   connection closed when the worker exits.
+
+Around that: the master answers the probes and /metrics on the management
+port (`app.management`), from the workers' progress (`app.progress`) and
+metric files (`app.metrics`); idle keep-alive connections stay open for
+KEEPALIVE_SECONDS, longer than the proxies in front keep theirs, so the
+proxy, not the app, closes an idle connection first.
 """
 
 from __future__ import annotations
@@ -34,15 +43,20 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
+if TYPE_CHECKING:
+    from app.management import ManagementServer
+
+from app import multiprocess
 from app.jsonlog import configure_logging, lifecycle
 from app.lifecycle import ShutdownState
 from app.listener import refuse_new_connections
+from app.progress import ProgressTable
 from app.settings import AppSettings
 
 _SHUTDOWN_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -63,6 +77,20 @@ class DrainingArbiter(Arbiter):
         self._drain_deadline: float | None = None
         self._ignored_signals = 0
         self._ignored_logged = 0
+        self.management: ManagementServer | None = None
+
+    def start(self) -> None:
+        """gunicorn's start (listeners, hooks), then bind the management port before any worker is forked."""
+        super().start()
+        from app.management import ManagementServer, management_app
+        from app.metrics import management_registry
+        from app.probes import Probes
+
+        settings = self.app.settings
+        progress = self.app.progress
+        probes = Probes(settings.version, self.shutdown, progress)
+        registry = management_registry(settings.version, self.shutdown, progress)
+        self.management = ManagementServer("0.0.0.0", settings.management_port, management_app(probes, registry))
 
     # Signal handler: runs between bytecodes of the master, so it only queues.
     def signal(self, sig: int, frame: Any) -> None:
@@ -121,6 +149,8 @@ class DrainingArbiter(Arbiter):
                 time.sleep(HANDSHAKE_GRACE_SECONDS)
                 raise StopIteration  # Arbiter.run() answers with halt(): graceful stop, exit 0
         super().manage_workers()
+        if self.management is not None:
+            self.management.start()  # after the first workers are forked; a no-op afterwards
 
 
 class DrainingThreadWorker(ThreadWorker):
@@ -130,6 +160,26 @@ class DrainingThreadWorker(ThreadWorker):
         """gunicorn's worker signals, but SIGINT is left to the master's drain."""
         super().init_signals()
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def handle_request(self, req: Any, conn: Any) -> Any:
+        """gunicorn's request handling; a response whose headers are written once shutdown has begun closes
+        the connection (`Connection: close`), so clients reconnect to pods that stay.
+
+        gunicorn asks the request whether to close when it writes the response headers, after the response,
+        and again before parsing the next request on the connection: the first answer is kept for all three,
+        so a connection whose response promised keep-alive still serves the request that follows.
+        """
+        shutdown: ShutdownState = self.app.shutdown
+        asked_by_client = req.should_close
+        verdict: list[bool] = []
+
+        def should_close() -> bool:
+            if not verdict:
+                verdict.append(shutdown.shutting_down or bool(asked_by_client()))
+            return verdict[0]
+
+        req.should_close = should_close
+        return super().handle_request(req, conn)
 
     def set_accept_enabled(self, enabled: bool) -> None:
         """Stop polling the listeners; on shutdown, also accept what is queued and close them."""
@@ -159,8 +209,37 @@ def _when_ready(server: Arbiter) -> None:
     lifecycle(server.log, "started", "Server ready", pid=server.pid, workers=server.num_workers)
 
 
-def _on_exit(server: Arbiter) -> None:
+def _on_exit(server: DrainingArbiter) -> None:
+    if server.management is not None:
+        server.management.stop()
+    multiprocess.remove_directory(server.app.metrics_dir)
     lifecycle(server.log, "stopped", "Server stopped", pid=server.pid)
+
+
+def _pre_fork(server: DrainingArbiter, worker: Any) -> None:
+    # In the master: the slot this worker will report its progress in.
+    worker.progress_slot = server.app.progress.reserve()
+    if worker.progress_slot is None:
+        server.log.warning("Progress table full: this worker is not watched for stalls")
+
+
+def _post_fork(server: DrainingArbiter, worker: Any) -> None:
+    # In the new worker: the management socket belongs to the master alone.
+    if server.management is not None:
+        server.management.close_inherited_socket()
+
+
+def _post_worker_init(worker: Any) -> None:
+    # In the worker, its app loaded: from now on it counts as booted for readiness and is watched for stalls.
+    worker.app.progress.bind(worker.progress_slot, os.getpid())
+
+
+def _child_exit(server: DrainingArbiter, worker: Any) -> None:
+    # In the master, the worker reaped: free its slot and drop its live gauges (counters stay).
+    from app.metrics import forget_worker
+
+    server.app.progress.release(getattr(worker, "progress_slot", None))
+    forget_worker(worker.pid)
 
 
 def gunicorn_options(settings: AppSettings) -> dict[str, Any]:
@@ -172,7 +251,9 @@ def gunicorn_options(settings: AppSettings) -> dict[str, Any]:
         "worker_class": "app.server.DrainingThreadWorker",
         "graceful_timeout": settings.graceful_timeout_seconds,
         "timeout": 30,
-        "keepalive": 5,
+        "keepalive": settings.keepalive_seconds,
+        "max_requests": settings.max_requests,
+        "max_requests_jitter": settings.max_requests // 10,
         "loglevel": settings.log_level,
         "logger_class": "app.jsonlog.GunicornJsonLogger",
         "accesslog": "-",
@@ -184,6 +265,10 @@ def gunicorn_options(settings: AppSettings) -> dict[str, Any]:
         "worker_tmp_dir": "/dev/shm" if _writable_dir("/dev/shm") else None,
         "when_ready": _when_ready,
         "on_exit": _on_exit,
+        "pre_fork": _pre_fork,
+        "post_fork": _post_fork,
+        "post_worker_init": _post_worker_init,
+        "child_exit": _child_exit,
         "proc_name": "webapp",
     }
 
@@ -197,7 +282,10 @@ class WebServer(BaseApplication):
 
     def __init__(self, settings: AppSettings, app_factory: Callable[..., Any] | None = None) -> None:
         self.settings = settings
-        self.shutdown = ShutdownState()  # created before the fork, so every worker shares it
+        # Created before the fork, so every worker shares them.
+        self.shutdown = ShutdownState()
+        self.progress = ProgressTable(settings.threads, settings.stall_seconds)
+        self.metrics_dir = multiprocess.use_fresh_directory()
         self._app_factory = app_factory
         super().__init__()
 
@@ -208,12 +296,15 @@ class WebServer(BaseApplication):
                 self.cfg.set(key, value)
 
     def load(self) -> Any:
-        """Build the WSGI app in each worker, wired to the shared shutdown flag."""
+        """Build the WSGI app in each worker, wired to the shared shutdown flag, progress table and metrics."""
         if self._app_factory is not None:
             return self._app_factory()
         from app import create_app
+        from app.metrics import RequestMetrics
 
-        return create_app(settings=self.settings, shutdown=self.shutdown)
+        return create_app(
+            settings=self.settings, shutdown=self.shutdown, progress=self.progress, metrics=RequestMetrics()
+        )
 
     def run(self) -> None:
         """Run the master loop with the draining arbiter (gunicorn's own run() hardcodes Arbiter)."""
@@ -221,6 +312,7 @@ class WebServer(BaseApplication):
             DrainingArbiter(self).run()
         except RuntimeError as error:
             logging.getLogger("app.server").error("Server failed to start: %s", error)
+            multiprocess.remove_directory(self.metrics_dir)
             sys.exit(1)
 
 

@@ -53,7 +53,9 @@ class AppSettings:
     version: str = ""
     """APP_VERSION: the deployed image tag; the package version when unset."""
     port: int = 8080
-    """PORT: the TCP port the server listens on, on all interfaces."""
+    """PORT: the TCP port the app's traffic arrives on, on all interfaces."""
+    management_port: int = 8081
+    """MANAGEMENT_PORT: the port of the probes and /metrics, answered by the master process, never behind requests."""
     workers: int = 2
     """WEB_CONCURRENCY: gunicorn worker processes."""
     threads: int = 4
@@ -62,6 +64,12 @@ class AppSettings:
     """DRAIN_SECONDS: how long the server keeps serving after a shutdown signal, with /ready at 503."""
     graceful_timeout_seconds: int = 20
     """GRACEFUL_TIMEOUT_SECONDS: how long in-flight requests may take to finish after the drain."""
+    keepalive_seconds: int = 75
+    """KEEPALIVE_SECONDS: how long an idle keep-alive connection stays open; longer than the proxies' 60 s."""
+    stall_seconds: int = 30
+    """STALL_SECONDS: a worker whose every thread has been busy this long, none finishing, fails liveness."""
+    max_requests: int = 0
+    """MAX_REQUESTS: restart a worker after this many requests (plus up to 10% jitter); 0 never does."""
     log_level: str = "info"
     """LOG_LEVEL: debug, info, warning or error."""
     enable_test_routes: bool = False
@@ -76,15 +84,24 @@ class AppSettings:
         log_level = env.get("LOG_LEVEL", "info").strip().lower() or "info"
         if log_level not in {"debug", "info", "warning", "error"}:
             raise SettingsError(f"LOG_LEVEL={log_level!r} is not a level; expected debug, info, warning or error.")
-        return cls(
+        settings = cls(
             greeting=env.get("GREETING", "Hello"),
             database_password_set=bool(env.get("DATABASE_PASSWORD", "")),
             version=env.get("APP_VERSION", "").strip() or __version__,
             port=_integer(env, "PORT", 8080, 1, 65535),
+            management_port=_integer(env, "MANAGEMENT_PORT", 8081, 1, 65535),
             workers=_integer(env, "WEB_CONCURRENCY", 2, 1, 64),
             threads=_integer(env, "WEB_THREADS", 4, 1, 256),
             drain_seconds=_integer(env, "DRAIN_SECONDS", 5, 0, 300),
             graceful_timeout_seconds=_integer(env, "GRACEFUL_TIMEOUT_SECONDS", 20, 1, 600),
+            keepalive_seconds=_integer(env, "KEEPALIVE_SECONDS", 75, 1, 3600),
+            stall_seconds=_integer(env, "STALL_SECONDS", 30, 1, 3600),
+            max_requests=_integer(env, "MAX_REQUESTS", 0, 0, 10_000_000),
             log_level=log_level,
             enable_test_routes=_boolean(env, "ENABLE_TEST_ROUTES", False),
         )
+        if settings.management_port == settings.port:
+            raise SettingsError(
+                f"MANAGEMENT_PORT={settings.management_port} is the same as PORT; the probes need a port of their own."
+            )
+        return settings

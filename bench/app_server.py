@@ -1,13 +1,21 @@
-"""Benchmark the app server: throughput and latency, start-up time, memory, and failures during SIGTERM.
+"""Benchmark the app server: throughput, probe latency under saturation, a profile of `/`, start-up, memory,
+and failures during SIGTERM.
 
-    .venv/bin/python bench/app_server.py [--duration 5] [--connections 16]
+    .venv/bin/python bench/app_server.py [--duration 5] [--connections 16] [--rounds 3]
 
-Load generator: wrk (Debian package `wrk`), a C client, for throughput and
-latency; the same wrk run hits the app's /ready and /healthz and a bare WSGI
-callable under the same gunicorn settings, so the ratio is the cost of Flask
-and the app. The SIGTERM measurement uses a threaded Python client opening a
-fresh connection per request (it counts outcomes, not speed). Everything
-targets 127.0.0.1 and every loop is bounded. Prints tables; asserts nothing.
+Load generator: wrk (Debian package `wrk`), a C client with keep-alive
+connections, for throughput and latency. The same wrk runs hit the app's `/`,
+`/ready` and `/healthz` (traffic port, LOG_LEVEL=info with the access log on,
+as in production), a minimal Flask app returning the same JSON with no
+logging, and a bare WSGI callable, all under the same gunicorn settings
+(bench/baseline_wsgi.py), so the ratios are the cost of Flask and of the app.
+Probe latency is measured by a Python client probing every 20 ms while the
+workers are saturated two ways: every thread held by slow requests, and every
+core busy with wrk on `/`; "before" is the probe through the request thread
+pool (the traffic port, where the probes used to be), "after" the management
+port the Deployment's probes now call. The profile runs `/` in-process under
+pyinstrument. Everything targets 127.0.0.1 and every loop is bounded. Prints
+tables; asserts nothing.
 """
 
 from __future__ import annotations
@@ -24,31 +32,35 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.server_process import REPO_ROOT, Outcome, free_port, get, wait_until_ready
+from tests.server_process import Outcome, RunningServer, get, start_server
 
-SERVER_ENV = {"WEB_CONCURRENCY": "2", "WEB_THREADS": "4", "LOG_LEVEL": "warning", "PYTHONUNBUFFERED": "1"}
+SERVER_ENV = {"WEB_CONCURRENCY": "2", "WEB_THREADS": "4", "LOG_LEVEL": "info", "DRAIN_SECONDS": "0"}
 MEMORY_REQUEST_MIB = 128
+APP = ("-m", "app")
+BARE = ("bench/baseline_wsgi.py", "bare")
+MINIMAL_FLASK = ("bench/baseline_wsgi.py", "flask")
 
 
-def start(command: list[str], port: int, log: Path, **env: str) -> subprocess.Popen[bytes]:
-    """Start a server process on `port`, output into `log`."""
-    environment = {**os.environ, **SERVER_ENV, "PORT": str(port), **env}
-    with log.open("wb") as out:
-        return subprocess.Popen(command, cwd=REPO_ROOT, env=environment, stdout=out, stderr=subprocess.STDOUT)
+def start(command: tuple[str, ...], log_dir: Path, **env: str) -> RunningServer:
+    """Start a server (the app or a baseline) on free ports with the bench's settings; wait until it is ready."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    server = start_server(log_dir, {**SERVER_ENV, **env}, command=command)
+    server.wait_until_ready()
+    return server
 
 
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM with no drain wait beyond what the server was started with; SIGKILL after 30 s."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
+def stop(server: RunningServer) -> None:
+    """SIGTERM (the servers run with no drain); SIGKILL after 30 s."""
+    if server.process.poll() is None:
+        server.process.send_signal(signal.SIGTERM)
         try:
-            process.wait(timeout=30)
+            server.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            server.stop()
 
 
 def wrk(port: int, path: str, duration: int, connections: int) -> dict[str, float]:
@@ -128,41 +140,40 @@ class MemorySampler:
 
 
 def throughput(duration: int, connections: int, rounds: int, workdir: Path) -> None:
-    """Table 1: the app's probes against the bare WSGI callable, same server settings, same client.
+    """Table 1: the app's routes against a minimal Flask app and a bare WSGI callable, same server, same client.
 
-    All three servers run side by side (idle ones cost nothing); each round
-    loads every target in turn, and the table shows per-target medians, so
-    noise from this shared 2-core machine hits every target alike.
+    All servers run side by side (idle ones cost nothing); each round loads
+    every target in turn, and the table shows per-target medians, so noise
+    from this shared 2-core machine hits every target alike.
     """
+    app = start(APP, workdir / "throughput-app")
+    flask_floor = start(MINIMAL_FLASK, workdir / "throughput-flask")
+    bare = start(BARE, workdir / "throughput-bare")
     targets = [
-        ("app /ready", [sys.executable, "-m", "app"], "/ready"),
-        ("app /healthz", [sys.executable, "-m", "app"], "/healthz"),
-        ("bare WSGI callable", [sys.executable, "bench/baseline_wsgi.py"], "/ready"),
+        ("app /", app, app.port, "/"),
+        ("app /ready", app, app.port, "/ready"),
+        ("app /healthz", app, app.port, "/healthz"),
+        ("minimal Flask /", flask_floor, flask_floor.port, "/"),
+        ("bare WSGI callable", bare, bare.port, "/"),
+        ("management /ready", app, app.management_port, "/ready"),
     ]
-    servers: list[tuple[str, subprocess.Popen[bytes], int, str]] = []
-    results: dict[str, list[dict[str, float]]] = {label: [] for label, _, _ in targets}
+    results: dict[str, list[dict[str, float]]] = {label: [] for label, *_ in targets}
     memory: dict[str, float] = {}
     try:
-        for number, (label, command, path) in enumerate(targets):
-            port = free_port()
-            process = start(command, port, workdir / f"server{number}.log", DRAIN_SECONDS="0")
-            servers.append((label, process, port, path))
-            wait_until_ready(process, port)
-        app_pid = servers[0][1].pid
         time.sleep(1.0)
-        memory["idle"] = rss_mib(app_pid)
-        for _, _, port, path in servers:
+        memory["idle"] = rss_mib(app.process.pid)
+        for _, _, port, path in targets:
             wrk(port, path, 2, connections)  # warm-up, discarded: first requests pay lazy imports and cache fills
         for _ in range(rounds):
-            for label, process, port, path in servers:
-                sampler = MemorySampler(process.pid)
+            for label, server, port, path in targets:
+                sampler = MemorySampler(server.process.pid)
                 with sampler:
                     results[label].append(wrk(port, path, duration, connections))
-                if process.pid == app_pid and sampler.samples:
+                if server is app and sampler.samples:
                     memory["load"] = max(memory.get("load", 0.0), *sampler.samples)
     finally:
-        for _, process, _, _ in servers:
-            stop(process)
+        for server in (app, flask_floor, bare):
+            stop(server)
 
     medians = {
         label: {key: statistics.median(run[key] for run in runs) for key in ("rps", "p50", "p99")}
@@ -171,8 +182,8 @@ def throughput(duration: int, connections: int, rounds: int, workdir: Path) -> N
     }
     baseline = medians["bare WSGI callable"]["rps"]
     print(
-        f"Throughput and latency: wrk -t2 -c{connections} -d{duration}s, median of {rounds} interleaved rounds, "
-        "gunicorn 2 workers x 4 threads, loopback"
+        f"Throughput and latency: wrk -t2 -c{connections} -d{duration}s (keep-alive), median of {rounds} "
+        "interleaved rounds, gunicorn gthread 2 workers x 4 threads, loopback; the app with LOG_LEVEL=info"
     )
     print(f"{'target':<20} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'vs bare':>8}")
     for label, figures in medians.items():
@@ -181,6 +192,7 @@ def throughput(duration: int, connections: int, rounds: int, workdir: Path) -> N
             f"{label:<20} {figures['rps']:>9.0f} {figures['p50']:>8.2f} {figures['p99']:>8.2f} "
             f"{int(figures['errors']):>7} {ratio:>7.2f}x"
         )
+    print("(management /ready: the master's own HTTP/1.0 listener, one connection per request; for scale only)")
     print()
     print("Resident memory of the app, master + 2 workers (VmRSS summed)")
     print(f"{'state':<20} {'MiB':>7} {'of 128Mi request':>17}")
@@ -190,35 +202,156 @@ def throughput(duration: int, connections: int, rounds: int, workdir: Path) -> N
     print()
 
 
+def _probe_latencies(port: int, path: str, seconds: float, timeout: float = 5.0) -> list[Outcome]:
+    """Probe every 20 ms for `seconds`, each on a fresh connection as kubelet does."""
+    outcomes = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        outcomes.append(get(port, path, timeout=timeout))
+        time.sleep(0.02)
+    return outcomes
+
+
+def _latency_row(label: str, outcomes: list[Outcome]) -> str:
+    answered = sorted(o.seconds * 1000 for o in outcomes if o.status is not None)
+    failed = len(outcomes) - len(answered)
+
+    def percentile(share: float) -> float:
+        return answered[min(len(answered) - 1, int(share * len(answered)))] if answered else float("nan")
+
+    return f"{label:<44} {len(outcomes):>6} {percentile(0.5):>8.1f} {percentile(0.99):>9.1f} {failed:>9}"
+
+
+def probe_latency(seconds: float, workdir: Path) -> None:
+    """Table 2: probe latency while the workers are saturated, through the thread pool (before) and the
+    management port (after)."""
+    print(f"Probe latency under saturation: a probe every 20 ms for {seconds:g}s, fresh connection, 5 s timeout")
+    print(f"{'probe':<44} {'probes':>6} {'p50 ms':>8} {'p99 ms':>9} {'timed out':>9}")
+    server = start(APP, workdir / "probes", ENABLE_TEST_ROUTES="true")
+    try:
+        # Every thread held: 2 workers x 4 threads, 16 slow requests keep them all busy and 8 queued.
+        slow = [
+            threading.Thread(target=get, args=(server.port, "/debug/sleep?seconds=8", 30.0), daemon=True)
+            for _ in range(16)
+        ]
+        for thread in slow:
+            thread.start()
+        time.sleep(0.5)
+        for label, port in (
+            ("before: /healthz via the thread pool", server.port),
+            ("after: management /healthz", server.management_port),
+        ):
+            print(_latency_row(f"{label}, threads held", _probe_latencies(port, "/healthz", min(seconds, 3.0))))
+        for thread in slow:
+            thread.join(timeout=30)
+        # Every core busy: wrk on / with 64 connections, in the background.
+        load = subprocess.Popen(
+            ["wrk", "-t2", "-c64", f"-d{int(2 * seconds + 4)}s", f"http://127.0.0.1:{server.port}/"],
+            stdout=subprocess.DEVNULL,
+        )
+        try:
+            time.sleep(1.0)
+            for label, port in (
+                ("before: /healthz via the thread pool", server.port),
+                ("after: management /healthz", server.management_port),
+            ):
+                print(_latency_row(f"{label}, CPU saturated", _probe_latencies(port, "/healthz", seconds)))
+        finally:
+            load.terminate()
+            load.wait(timeout=10)
+    finally:
+        stop(server)
+    print()
+
+
+def profile_index(requests: int) -> None:
+    """Table 3: where `/` spends its time, in-process under pyinstrument: the app's WSGI stack and its access log."""
+    from app import multiprocess
+
+    metrics_dir = multiprocess.use_fresh_directory()
+    try:
+        _profile_index(requests)
+    finally:
+        multiprocess.remove_directory(metrics_dir)
+
+
+def _profile_index(requests: int) -> None:
+    import logging
+    from datetime import timedelta
+    from types import SimpleNamespace
+
+    from pyinstrument import Profiler
+    from werkzeug.test import EnvironBuilder
+
+    from app import create_app
+    from app.jsonlog import GunicornJsonLogger
+    from app.lifecycle import ShutdownState
+    from app.metrics import RequestMetrics
+    from app.progress import ProgressTable
+    from app.settings import AppSettings
+
+    settings = AppSettings.from_env({})
+    progress = ProgressTable(settings.threads, settings.stall_seconds)
+    progress.bind(progress.reserve(), os.getpid())
+    wsgi = create_app(settings=settings, shutdown=ShutdownState(), progress=progress, metrics=RequestMetrics())
+    logger = GunicornJsonLogger(_logger_config())
+    with open(os.devnull, "w") as devnull:
+        for handler in logger.access_log.handlers:
+            handler.setStream(devnull)
+        response = SimpleNamespace(status="200 OK")
+
+        def one_request() -> None:
+            environ = EnvironBuilder(path="/").get_environ()
+            body = wsgi(environ, _discard_start_response)
+            b"".join(body)
+            body.close()  # type: ignore[attr-defined]
+            logger.access(response, None, environ, timedelta(microseconds=500))
+
+        for _ in range(200):
+            one_request()
+        profiler = Profiler(interval=0.0001)
+        started = time.perf_counter()
+        with profiler:
+            for _ in range(requests):
+                one_request()
+        elapsed = time.perf_counter() - started
+    logging.getLogger().handlers.clear()
+    print(f"Profile of / in-process ({requests} requests, {elapsed / requests * 1e6:.0f} us each under the profiler)")
+    print(profiler.output_text(unicode=False, color=False, show_all=False, short_mode=True))
+
+
+def _discard_start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+    return lambda data: None
+
+
+def _logger_config() -> Any:
+    from gunicorn.config import Config
+
+    config = Config()
+    config.set("accesslog", "-")
+    config.set("errorlog", "-")
+    config.set("loglevel", "info")
+    return config
+
+
 def startup(runs: int, workdir: Path) -> None:
-    """Table 2: seconds from process start to the first 200 on /ready."""
+    """Table 4: seconds from process start to the first 200 on the management port's /ready."""
     times = []
     for run in range(runs):
-        port = free_port()
         started = time.monotonic()
-        process = start([sys.executable, "-m", "app"], port, workdir / f"startup{run}.log", DRAIN_SECONDS="0")
-        try:
-            wait_until_ready(process, port)
-            times.append(time.monotonic() - started)
-        finally:
-            stop(process)
-    print(f"Start to first 200 on /ready over {runs} runs (the probe polls every 10 ms)")
+        server = start(APP, workdir / f"startup{run}")
+        times.append(time.monotonic() - started)
+        stop(server)
+    print(f"Start to first 200 on /ready over {runs} runs (polled every 10 ms)")
     print(f"  median {statistics.median(times):.3f}s   min {min(times):.3f}s   max {max(times):.3f}s")
     print()
 
 
 def sigterm_under_load(workdir: Path, clients: int = 8, drain: int = 3) -> None:
-    """Table 3: failed requests while SIGTERM is handled under sustained load (target 0)."""
-    port = free_port()
-    process = start(
-        [sys.executable, "-m", "app"],
-        port,
-        workdir / "sigterm.log",
-        DRAIN_SECONDS=str(drain),
-        GRACEFUL_TIMEOUT_SECONDS="10",
-        ENABLE_TEST_ROUTES="true",
+    """Table 5: failed requests while SIGTERM is handled under sustained load (target 0)."""
+    server = start(
+        APP, workdir / "sigterm", DRAIN_SECONDS=str(drain), GRACEFUL_TIMEOUT_SECONDS="10", ENABLE_TEST_ROUTES="true"
     )
-    wait_until_ready(process, port)
     outcomes: list[Outcome] = []
     lock = threading.Lock()
     deadline = time.monotonic() + drain + 15
@@ -228,7 +361,7 @@ def sigterm_under_load(workdir: Path, clients: int = 8, drain: int = 3) -> None:
         paths = ("/", "/ready", "/debug/sleep?seconds=0.2")
         count = 0
         while time.monotonic() < deadline and refused < 3 and count < 5000:
-            outcome = get(port, paths[(number + count) % 3])
+            outcome = server.get(paths[(number + count) % 3])
             count += 1
             with lock:
                 outcomes.append(outcome)
@@ -239,8 +372,7 @@ def sigterm_under_load(workdir: Path, clients: int = 8, drain: int = 3) -> None:
         thread.start()
     time.sleep(1.5)
     signalled = time.monotonic()
-    process.send_signal(signal.SIGTERM)
-    exit_code = process.wait(timeout=drain + 30)
+    exit_code = server.terminate(timeout=drain + 30)
     for thread in threads:
         thread.join(timeout=30)
 
@@ -260,21 +392,32 @@ def sigterm_under_load(workdir: Path, clients: int = 8, drain: int = 3) -> None:
 
 
 def main() -> None:
-    """Run the three measurements and print their tables."""
+    """Run the measurements and print their tables."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, default=16, help="wrk connections")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved wrk rounds per target")
+    parser.add_argument("--probe-seconds", type=float, default=4.0, help="seconds of probing per saturation case")
+    parser.add_argument("--profile-requests", type=int, default=5000)
     parser.add_argument("--startup-runs", type=int, default=5)
+    parser.add_argument("--only", choices=["throughput", "probes", "profile", "startup", "sigterm"], action="append")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install wrk")
+    chosen = set(args.only or ["throughput", "probes", "profile", "startup", "sigterm"])
     print(f"machine: {os.cpu_count()} cores; load generator: wrk (C, epoll) on the same cores as the server\n")
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        throughput(args.duration, args.connections, args.rounds, workdir)
-        startup(args.startup_runs, workdir)
-        sigterm_under_load(workdir)
+        if "throughput" in chosen:
+            throughput(args.duration, args.connections, args.rounds, workdir)
+        if "probes" in chosen:
+            probe_latency(args.probe_seconds, workdir)
+        if "profile" in chosen:
+            profile_index(args.profile_requests)
+        if "startup" in chosen:
+            startup(args.startup_runs, workdir)
+        if "sigterm" in chosen:
+            sigterm_under_load(workdir)
 
 
 if __name__ == "__main__":

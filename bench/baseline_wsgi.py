@@ -1,6 +1,11 @@
-"""A bare WSGI callable returning a constant JSON body, served exactly like the app (same gunicorn settings).
+"""The two floors bench/app_server.py compares the app with, served exactly like the app (same gunicorn settings).
 
-Used by bench/app_server.py as the floor: what the server alone costs per request.
+    python bench/baseline_wsgi.py bare     # a bare WSGI callable returning a constant JSON body
+    python bench/baseline_wsgi.py flask    # a minimal Flask app returning the app's JSON for /, with no logging
+
+The bare callable is what the server alone costs per request; the minimal
+Flask app is what Flask alone costs, so the app's own additions (access log,
+drain machinery, probes, metrics) are the difference between it and the app.
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from flask import Flask, Response, jsonify
 
 from app.jsonlog import configure_logging
 from app.server import WebServer
@@ -25,7 +32,24 @@ def constant_app(environ: dict[str, Any], start_response: Callable[..., Any]) ->
     return [BODY]
 
 
+def minimal_flask() -> Flask:
+    """Flask with one route answering what the app's / answers, and nothing else."""
+    flask_app = Flask(__name__)
+    flask_app.json.sort_keys = False  # type: ignore[attr-defined]
+
+    @flask_app.get("/")
+    def index() -> Response:
+        return jsonify(message="Hello", version="bench", database_password_configured=False)
+
+    return flask_app
+
+
+FACTORIES: dict[str, Callable[[], Any]] = {"bare": lambda: constant_app, "flask": minimal_flask}
+
 if __name__ == "__main__":
+    kind = sys.argv[1] if len(sys.argv) > 1 else "bare"
     settings = AppSettings.from_env()
-    configure_logging(settings.log_level)
-    WebServer(settings, app_factory=lambda: constant_app).run()
+    configure_logging("warning")  # no access log: the floor pays for no logging
+    server = WebServer(settings, app_factory=FACTORIES[kind])
+    server.cfg.set("accesslog", None)
+    server.run()

@@ -20,6 +20,8 @@ from config.settings import AutoscalingSettings, ResourceSettings
 CONTAINER_PORT_NAME = "http"
 RUN_AS_USER = 10001  # the numeric user of app/Dockerfile
 TERMINATION_MARGIN_SECONDS = 5
+PROBE_TIMEOUT_SECONDS = 2
+"""Every probe's timeoutSeconds: the app's management port answers in milliseconds however busy it is."""
 # Pulumi owns the Deployment: a field someone changed by hand (`kubectl scale`, `kubectl edit`) would
 # otherwise make every later `pulumi up` fail with a server-side apply conflict until someone cleans it
 # up. With this the next `up` takes the field back (the drift workflow has reported it by then).
@@ -280,11 +282,11 @@ def _container(name: str, args: WebServiceArgs) -> k8s.core.v1.ContainerArgs:
             limits={"cpu": args.resources.limits.cpu, "memory": args.resources.limits.memory},
         ),
         # Generous start-up window; liveness only starts once the app has answered.
-        startup_probe=_probe("/healthz", period=2, timeout=2, failures=30),
+        startup_probe=_probe("/healthz", period=2, timeout=PROBE_TIMEOUT_SECONDS, failures=30),
         # Restart only a process that stopped answering for 30 s.
-        liveness_probe=_probe("/healthz", period=10, timeout=2, failures=3),
+        liveness_probe=_probe("/healthz", period=10, timeout=PROBE_TIMEOUT_SECONDS, failures=3),
         # Leave the Service's endpoints within seconds of /ready turning 503, well inside the drain.
-        readiness_probe=_probe("/ready", period=2, timeout=2, failures=1),
+        readiness_probe=_probe("/ready", period=2, timeout=PROBE_TIMEOUT_SECONDS, failures=1),
         security_context=k8s.core.v1.SecurityContextArgs(
             allow_privilege_escalation=False,
             read_only_root_filesystem=True,

@@ -14,6 +14,17 @@ DRAIN_SECONDS = 5
 GRACEFUL_TIMEOUT_SECONDS = 20
 """Default seconds in-flight requests get after the drain (the app's GRACEFUL_TIMEOUT_SECONDS)."""
 
+MANAGEMENT_PORT = 8081
+"""Default port of the probes and /metrics, answered by the app's master process (the app's MANAGEMENT_PORT)."""
+LIVENESS_PATH = "/healthz"
+READINESS_PATH = "/ready"
+METRICS_PATH = "/metrics"
+"""The management port's paths; the app serves the probes on its traffic port too, never /metrics."""
+KEEPALIVE_SECONDS = 75
+"""Default idle keep-alive of the app, above the 60 s of ingress-nginx and cloud load balancers."""
+STALL_SECONDS = 30
+"""Default seconds a worker may have every thread busy, finishing nothing, before liveness fails."""
+
 SECRET_WORDS = ("PASSWORD", "PASSWD", "TOKEN", "SECRET", "KEY", "CREDENTIAL", "PRIVATE", "CERT")
 """Words that make an environment variable name look secret."""
 

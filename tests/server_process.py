@@ -1,14 +1,15 @@
-"""Helpers to run the real server (`python -m app`) in a child process for tests and benchmarks."""
+"""Run the real server (`python -m app`) in a child process, for the tests (through `tests/conftest.py`) and bench/."""
 
 from __future__ import annotations
 
 import http.client
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,12 +25,14 @@ def free_port() -> int:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What one HTTP request got: a status code, or the name of the error raised."""
+    """What one HTTP request got: a status code and body, or the name of the error raised."""
 
     path: str
     status: int | None
     error: str | None
     sent_at: float
+    body: bytes = b""
+    seconds: float = 0.0
 
 
 def get(port: int, path: str, timeout: float = 10.0) -> Outcome:
@@ -39,37 +42,107 @@ def get(port: int, path: str, timeout: float = 10.0) -> Outcome:
     try:
         conn.request("GET", path, headers={"Connection": "close"})
         response = conn.getresponse()
-        response.read()
-        return Outcome(path, response.status, None, started)
-    except OSError as error:
-        return Outcome(path, None, type(error).__name__, started)
-    except http.client.HTTPException as error:
-        return Outcome(path, None, type(error).__name__, started)
+        body = response.read()
+        return Outcome(path, response.status, None, started, body, time.monotonic() - started)
+    except (OSError, http.client.HTTPException) as error:
+        return Outcome(path, None, type(error).__name__, started, b"", time.monotonic() - started)
     finally:
         conn.close()
 
 
+@dataclass
+class RunningServer:
+    """A `python -m app` child process, its two ports and the files its output goes to."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    management_port: int
+    log_dir: Path
+
+    def get(self, path: str, timeout: float = 10.0) -> Outcome:
+        """GET on the traffic port."""
+        return get(self.port, path, timeout)
+
+    def probe(self, path: str, timeout: float = 10.0) -> Outcome:
+        """GET on the management port, as kubelet and Prometheus do."""
+        return get(self.management_port, path, timeout)
+
+    def wait_until_ready(self, timeout: float = 15.0) -> float:
+        """Poll /ready on the management port until it answers 200; return the seconds that took."""
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited with {self.process.returncode} before becoming ready")
+            if self.probe("/ready", timeout=1.0).status == 200:
+                return time.monotonic() - started
+            time.sleep(0.01)
+        raise TimeoutError(f"server on port {self.port} not ready within {timeout}s")
+
+    def terminate(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 30.0) -> int:
+        """Send `sig` and wait (bounded) for the exit code."""
+        self.process.send_signal(sig)
+        return self.process.wait(timeout=timeout)
+
+    def metrics(self) -> dict[str, float]:
+        """Every sample of the management port's /metrics, keyed by `name{labels}`."""
+        scrape = self.probe("/metrics")
+        if scrape.status != 200:
+            raise AssertionError(f"/metrics answered {scrape}")
+        samples = {}
+        for line in scrape.body.decode().splitlines():
+            if line and not line.startswith("#"):
+                key, value = line.rsplit(" ", 1)
+                samples[key] = float(value)
+        return samples
+
+    def stdout(self) -> str:
+        """Everything the server wrote to stdout so far."""
+        return (self.log_dir / "stdout.log").read_text()
+
+    def stderr(self) -> str:
+        """Everything the server wrote to stderr so far."""
+        return (self.log_dir / "stderr.log").read_text()
+
+    def stop(self) -> None:
+        """Make sure the process is gone (SIGKILL after a bounded wait)."""
+        stop(self.process)
+
+
 def start_server(
-    port: int, log_dir: Path, prefix: Sequence[str] = (), cwd: Path = REPO_ROOT, **env: str
-) -> subprocess.Popen[bytes]:
-    """Start `python -m app` on `port` (behind an optional command `prefix`), output into files under `log_dir`."""
-    environment = {**os.environ, "PORT": str(port), "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(REPO_ROOT), **env}
+    log_dir: Path,
+    env: Mapping[str, str],
+    prefix: Sequence[str] = (),
+    cwd: Path = REPO_ROOT,
+    command: Sequence[str] = ("-m", "app"),
+) -> RunningServer:
+    """Start the server on free ports (behind an optional command `prefix`), output into files under `log_dir`."""
+    port = free_port()
+    management_port = free_port()
+    while management_port == port:
+        management_port = free_port()
+    environment = {
+        **os.environ,
+        "PORT": str(port),
+        "MANAGEMENT_PORT": str(management_port),
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONPATH": str(REPO_ROOT),
+        **env,
+    }
     with (log_dir / "stdout.log").open("wb") as stdout, (log_dir / "stderr.log").open("wb") as stderr:
-        return subprocess.Popen(
-            [*prefix, sys.executable, "-m", "app"], cwd=cwd, env=environment, stdout=stdout, stderr=stderr
+        process = subprocess.Popen(
+            [*prefix, sys.executable, *command], cwd=cwd, env=environment, stdout=stdout, stderr=stderr
         )
+    return RunningServer(process, port, management_port, log_dir)
 
 
-def wait_until_ready(process: subprocess.Popen[bytes], port: int, timeout: float = 15.0) -> float:
-    """Poll /ready until it answers 200; return the seconds that took. Raises if it never does."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode} before becoming ready")
-        if get(port, "/ready", timeout=1.0).status == 200:
-            return time.monotonic() - started
-        time.sleep(0.01)
-    raise TimeoutError(f"server on port {port} not ready within {timeout}s")
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll `predicate` every 50 ms until it holds; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"not within {timeout}s: {what}")
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:

@@ -30,6 +30,10 @@ def test_defaults() -> None:
         ({"GRACEFUL_TIMEOUT_SECONDS": "1.5"}, "GRACEFUL_TIMEOUT_SECONDS='1.5' is not a whole number"),
         ({"LOG_LEVEL": "loud"}, "LOG_LEVEL='loud' is not a level"),
         ({"ENABLE_TEST_ROUTES": "maybe"}, "ENABLE_TEST_ROUTES='maybe' is not a boolean"),
+        ({"MANAGEMENT_PORT": "8080"}, "MANAGEMENT_PORT=8080 is the same as PORT"),
+        ({"KEEPALIVE_SECONDS": "0"}, "KEEPALIVE_SECONDS=0 is out of range"),
+        ({"STALL_SECONDS": "soon"}, "STALL_SECONDS='soon' is not a whole number"),
+        ({"MAX_REQUESTS": "-5"}, "MAX_REQUESTS=-5 is out of range"),
     ],
 )
 def test_bad_values_name_the_variable(env: dict[str, str], message: str) -> None:
@@ -40,8 +44,23 @@ def test_bad_values_name_the_variable(env: dict[str, str], message: str) -> None
 
 def test_the_apps_defaults_are_the_stacks() -> None:
     # The image does not ship config/, so the app keeps its own defaults; they must be the ones the stacks use.
+    from app.management import METRICS_PATH
+    from app.probes import LIVENESS_PATH, READINESS_PATH
     from app.settings import AppSettings
-    from config.rules import DRAIN_SECONDS, GRACEFUL_TIMEOUT_SECONDS
+    from config import rules
 
     defaults = AppSettings.from_env({})
-    assert (defaults.drain_seconds, defaults.graceful_timeout_seconds) == (DRAIN_SECONDS, GRACEFUL_TIMEOUT_SECONDS)
+    assert (defaults.drain_seconds, defaults.graceful_timeout_seconds) == (
+        rules.DRAIN_SECONDS,
+        rules.GRACEFUL_TIMEOUT_SECONDS,
+    )
+    assert (defaults.management_port, defaults.keepalive_seconds, defaults.stall_seconds) == (
+        rules.MANAGEMENT_PORT,
+        rules.KEEPALIVE_SECONDS,
+        rules.STALL_SECONDS,
+    )
+    assert (LIVENESS_PATH, READINESS_PATH, METRICS_PATH) == (
+        rules.LIVENESS_PATH,
+        rules.READINESS_PATH,
+        rules.METRICS_PATH,
+    )

@@ -11,11 +11,11 @@ import json
 import signal
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
-from tests.server_process import Outcome, free_port, get, start_server, stop, wait_until_ready
+from tests.conftest import StartServer
+from tests.server_process import Outcome, get
 
 MAX_REQUESTS = 400
 MAX_LOOP_SECONDS = 15.0
@@ -44,43 +44,38 @@ def _client_loop(port: int, results: list[Outcome], stop_event: threading.Event)
         pytest.param([signal.SIGTERM, signal.SIGTERM, signal.SIGINT], id="repeated-signals-do-not-cut-the-drain"),
     ],
 )
-def test_shutdown_under_load_drops_no_request(tmp_path: Path, signals: list[signal.Signals]) -> None:
-    port = free_port()
-    process = start_server(
-        port,
-        tmp_path,
+def test_shutdown_under_load_drops_no_request(start_app: StartServer, signals: list[signal.Signals]) -> None:
+    server = start_app(
         DRAIN_SECONDS=str(DRAIN_SECONDS),
         GRACEFUL_TIMEOUT_SECONDS="10",
         WEB_CONCURRENCY="2",
         WEB_THREADS="4",
         ENABLE_TEST_ROUTES="true",
     )
-    try:
-        wait_until_ready(process, port)
-        results: list[Outcome] = []
-        slow: list[Outcome] = []
-        stop_event = threading.Event()
-        loop = threading.Thread(target=_client_loop, args=(port, results, stop_event))
-        slow_request = threading.Thread(
-            target=lambda: slow.append(get(port, f"/debug/sleep?seconds={SLOW_REQUEST_SECONDS}", timeout=20.0))
-        )
-        loop.start()
-        slow_request.start()
-        time.sleep(0.3)  # load and the slow request are in flight
+    port, process = server.port, server.process
+    server.wait_until_ready()
+    results: list[Outcome] = []
+    slow: list[Outcome] = []
+    stop_event = threading.Event()
+    loop = threading.Thread(target=_client_loop, args=(port, results, stop_event))
+    slow_request = threading.Thread(
+        target=lambda: slow.append(get(port, f"/debug/sleep?seconds={SLOW_REQUEST_SECONDS}", timeout=20.0))
+    )
+    loop.start()
+    slow_request.start()
+    time.sleep(0.3)  # load and the slow request are in flight
 
-        for number, sig in enumerate(signals):
-            if number:
-                time.sleep(0.2)
-            process.send_signal(sig)
+    for number, sig in enumerate(signals):
+        if number:
+            time.sleep(0.2)
+        process.send_signal(sig)
 
-        exit_code = process.wait(timeout=30)
-        stop_event.set()
-        loop.join(timeout=20)
-        slow_request.join(timeout=20)
-    finally:
-        stop(process)
+    exit_code = process.wait(timeout=30)
+    stop_event.set()
+    loop.join(timeout=20)
+    slow_request.join(timeout=20)
 
-    assert exit_code == 0, (tmp_path / "stderr.log").read_text()
+    assert exit_code == 0, server.stderr()
     assert not loop.is_alive()
     assert not slow_request.is_alive()
 
@@ -99,9 +94,9 @@ def test_shutdown_under_load_drops_no_request(tmp_path: Path, signals: list[sign
         "the server stopped serving / as soon as readiness failed; the drain did not happen"
     )
 
-    assert slow == [Outcome(slow[0].path, 200, None, slow[0].sent_at)], f"slow request: {slow}"
+    assert [(o.status, o.error) for o in slow] == [(200, None)], f"slow request: {slow}"
 
-    events = _lifecycle_events(tmp_path / "stdout.log")
+    events = _lifecycle_events(server.stdout())
     assert events[:1] == ["started"]
     assert events[-3:] == ["draining", "stopping", "stopped"], events
 
@@ -110,33 +105,38 @@ def _first_503_time(results: list[Outcome]) -> float:
     return next(r.sent_at for r in results if r.status == 503)
 
 
-def _lifecycle_events(stdout_log: Path) -> list[str]:
-    lines = [json.loads(line) for line in stdout_log.read_text().splitlines() if line.strip()]
+def _lifecycle_events(stdout: str) -> list[str]:
+    lines = [json.loads(line) for line in stdout.splitlines() if line.strip()]
     return [line["event"] for line in lines if line.get("event") in {"started", "draining", "stopping", "stopped"}]
 
 
 @pytest.mark.slow
-def test_every_stdout_line_is_json_with_access_fields(tmp_path: Path) -> None:
-    port = free_port()
-    process = start_server(port, tmp_path, DRAIN_SECONDS="0")
-    try:
-        wait_until_ready(process, port)
-        assert get(port, "/no-such-page").status == 404
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=20) == 0
-    finally:
-        stop(process)
-    lines = [json.loads(line) for line in (tmp_path / "stdout.log").read_text().splitlines()]
-    access = [line for line in lines if line.get("event") == "access" and line["path"] == "/no-such-page"]
-    assert len(access) == 1
+def test_every_stdout_line_is_json_with_access_fields_and_no_probe_lines(start_app: StartServer) -> None:
+    server = start_app(DRAIN_SECONDS="0")
+    server.wait_until_ready()
+    assert server.get("/no-such-page").status == 404
+    assert server.get("/ready").status == server.get("/healthz").status == 200
+    assert server.terminate(timeout=20) == 0
+    lines = [json.loads(line) for line in server.stdout().splitlines()]
+    access = [line for line in lines if line.get("event") == "access"]
+    assert [line["path"] for line in access] == ["/no-such-page"], "probes are logged at debug only"
     assert access[0]["method"] == "GET"
     assert access[0]["status"] == 404
     assert isinstance(access[0]["duration_ms"], float)
-    assert (tmp_path / "stderr.log").read_text() == ""
+    assert server.stderr() == ""
 
 
 @pytest.mark.slow
-def test_bad_environment_exits_with_a_message(tmp_path: Path) -> None:
-    process = start_server(free_port(), tmp_path, DRAIN_SECONDS="soon")
-    assert process.wait(timeout=20) == 2
-    assert "DRAIN_SECONDS='soon' is not a whole number" in (tmp_path / "stderr.log").read_text()
+def test_bad_environment_exits_with_a_message(start_app: StartServer) -> None:
+    server = start_app(DRAIN_SECONDS="soon")
+    assert server.process.wait(timeout=20) == 2
+    assert "DRAIN_SECONDS='soon' is not a whole number" in server.stderr()
+
+
+@pytest.mark.slow
+def test_a_busy_management_port_stops_the_start_with_its_name(start_app: StartServer) -> None:
+    first = start_app(DRAIN_SECONDS="0")
+    first.wait_until_ready()
+    second = start_app(MANAGEMENT_PORT=str(first.management_port))
+    assert second.process.wait(timeout=20) == 1
+    assert f"MANAGEMENT_PORT={first.management_port}: cannot listen" in second.stderr()

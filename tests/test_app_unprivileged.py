@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 from pathlib import Path
 
 import pytest
 
-from tests.server_process import free_port, get, start_server, stop, wait_until_ready
+from tests.conftest import StartServer
 
 SETPRIV = shutil.which("setpriv")
 
@@ -23,24 +22,16 @@ def _unprivileged_prefix() -> list[str]:
 
 
 @pytest.mark.slow
-def test_serves_and_drains_unprivileged_without_writable_files(tmp_path: Path) -> None:
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    port = free_port()
-    process = start_server(
-        port,
-        logs,
+def test_serves_and_drains_unprivileged_without_writable_files(start_app: StartServer) -> None:
+    server = start_app(
         prefix=_unprivileged_prefix(),
         cwd=Path("/"),
         HOME="/nonexistent",
         PYTHONDONTWRITEBYTECODE="1",
         DRAIN_SECONDS="0",
     )
-    try:
-        wait_until_ready(process, port)
-        assert get(port, "/").status == 200
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=20) == 0
-    finally:
-        stop(process)
-    assert (logs / "stderr.log").read_text() == ""
+    server.wait_until_ready()
+    assert server.get("/").status == 200
+    assert server.probe("/metrics").status == 200
+    assert server.terminate(timeout=20) == 0
+    assert server.stderr() == ""

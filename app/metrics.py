@@ -1,0 +1,132 @@
+"""Prometheus metrics, exact across gunicorn workers and worker restarts.
+
+prometheus_client's multiprocess mode: each worker writes its samples to
+memory-mapped files named after its pid in PROMETHEUS_MULTIPROC_DIR, and
+the master sums every file when /metrics is scraped on the management port
+(`app.management`), so a scrape never waits behind application work and a
+restarted worker's counts are kept. prometheus_client picks that mode when
+it is first imported, so `app.multiprocess.use_fresh_directory` must run
+before anything imports this module; `app.server` imports it only then.
+
+Request metrics are labelled by the URL rule that matched (`/items/<id>`,
+never the raw path, which would grow without bound) or `<unmatched>`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from flask import Flask, request
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess
+from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.registry import Collector
+from werkzeug.wsgi import ClosingIterator
+
+from app.lifecycle import ShutdownState
+from app.progress import ProgressTable, WSGIApp
+
+ROUTE_KEY = "webapp.route"
+"""The WSGI environ key under which Flask leaves the matched URL rule for the metrics."""
+UNMATCHED_ROUTE = "<unmatched>"
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+"""Seconds; the last finite bucket is gunicorn's worker timeout."""
+EXPOSITION_CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+class RequestMetrics:
+    """Request count, latency and requests in flight, recorded by a WSGI wrapper around the Flask app."""
+
+    def __init__(self) -> None:
+        # registry=None: in multiprocess mode the master's collector reads every worker's files instead.
+        labels = ("method", "route", "status")
+        self.requests = Counter("webapp_http_requests", "HTTP requests answered.", labels, registry=None)
+        self.latency = Histogram(
+            "webapp_http_request_duration_seconds",
+            "Time from the request reaching the app to the end of its response body.",
+            labels,
+            buckets=LATENCY_BUCKETS,
+            registry=None,
+        )
+        self.in_flight = Gauge(
+            "webapp_http_requests_in_flight",
+            "Requests being handled, summed over live workers.",
+            multiprocess_mode="livesum",
+            registry=None,
+        )
+
+    def instrument(self, flask_app: Flask, wsgi_app: WSGIApp) -> WSGIApp:
+        """Wrap `wsgi_app` (Flask's, or a wrapper of it) so every request it answers is counted once."""
+        flask_app.before_request(_remember_route)
+
+        def measured(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+            started = time.perf_counter()
+            status: list[str] = []
+
+            def recording_start_response(line: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+                status[:] = [line[:3]]
+                return start_response(line, headers, exc_info)
+
+            def finished() -> None:
+                code = status[0] if status else "500"  # no response started: the server answers 500
+                labels = (environ.get("REQUEST_METHOD", ""), environ.get(ROUTE_KEY, UNMATCHED_ROUTE), code)
+                self.requests.labels(*labels).inc()
+                self.latency.labels(*labels).observe(time.perf_counter() - started)
+                self.in_flight.dec()
+
+            self.in_flight.inc()
+            try:
+                body = wsgi_app(environ, recording_start_response)
+            except BaseException:
+                finished()
+                raise
+            return ClosingIterator(body, finished)
+
+        return measured
+
+
+def _remember_route() -> None:
+    rule = request.url_rule
+    request.environ[ROUTE_KEY] = rule.rule if rule is not None else UNMATCHED_ROUTE
+
+
+class ServerCollector(Collector):
+    """What only the master knows, collected at scrape time: draining, workers, stalls and the build."""
+
+    def __init__(self, version: str, shutdown: ShutdownState, progress: ProgressTable) -> None:
+        self.version = version
+        self.shutdown = shutdown
+        self.progress = progress
+
+    def collect(self) -> Iterator[GaugeMetricFamily | InfoMetricFamily]:
+        """Yield the server's gauges and its build info."""
+        yield GaugeMetricFamily(
+            "webapp_draining", "1 from the first SIGTERM/SIGINT: /ready answers 503.", int(self.shutdown.shutting_down)
+        )
+        yield GaugeMetricFamily("webapp_workers", "Workers that have loaded the app.", len(self.progress.workers()))
+        yield GaugeMetricFamily(
+            "webapp_stalled_workers",
+            "Workers with every thread busy and nothing finished for STALL_SECONDS (liveness fails).",
+            len(self.progress.stalled()),
+        )
+        yield InfoMetricFamily("webapp_build", "The running build.", value={"version": self.version})
+
+
+def management_registry(version: str, shutdown: ShutdownState, progress: ProgressTable) -> CollectorRegistry:
+    """The registry the master scrapes: every worker's files plus the server's own gauges."""
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    registry.register(ServerCollector(version, shutdown, progress))
+    return registry
+
+
+def exposition(registry: CollectorRegistry) -> bytes:
+    """The registry in Prometheus' text format."""
+    return generate_latest(registry)
+
+
+def forget_worker(pid: int) -> None:
+    """Drop an exited worker's live gauges (its counters stay: totals must not go down)."""
+    multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]

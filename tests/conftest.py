@@ -1,0 +1,43 @@
+"""Fixtures shared by the test modules."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from tests.server_process import REPO_ROOT, RunningServer, start_server
+
+StartServer = Callable[..., RunningServer]
+
+
+@pytest.fixture
+def start_app(tmp_path: Path) -> Iterator[StartServer]:
+    """Start real servers (`python -m app` on free ports, settings as keyword env vars); all are killed at teardown.
+
+    Each call gets its own log directory under the test's tmp_path; `prefix`
+    (a command the server runs under) and `cwd` go to `start_server`. The
+    server is returned before it is ready: call `wait_until_ready()` when the
+    test needs it.
+    """
+    servers: list[RunningServer] = []
+
+    def start(prefix: Sequence[str] = (), cwd: Path = REPO_ROOT, **env: str) -> RunningServer:
+        log_dir = tmp_path / f"server{len(servers)}"
+        log_dir.mkdir()
+        server = start_server(log_dir, env, prefix=prefix, cwd=cwd)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def draining_server(start_app: StartServer) -> RunningServer:
+    """A ready server with a 2 s drain and the test routes (stopped by `start_app`)."""
+    server = start_app(DRAIN_SECONDS="2", ENABLE_TEST_ROUTES="true")
+    server.wait_until_ready()
+    return server

@@ -1,0 +1,52 @@
+"""Prometheus metrics of the real server, scraped on the management port: exact across workers and worker
+restarts, labelled by URL rule, with the server's own gauges; never on the traffic port.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from tests.conftest import StartServer
+from tests.server_process import RunningServer, wait_for
+
+pytestmark = pytest.mark.slow
+
+
+def test_request_counts_are_exact_across_workers_and_worker_restarts(start_app: StartServer) -> None:
+    server = start_app(WEB_CONCURRENCY="3", WEB_THREADS="2", MAX_REQUESTS="10", ENABLE_TEST_ROUTES="true")
+    server.wait_until_ready()
+    paths = ["/"] * 120 + ["/no/such/page/17"] * 30 + ["/debug/sleep?seconds=0"] * 30
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        outcomes = list(pool.map(server.get, paths))
+    assert {(o.status, o.error) for o in outcomes} <= {(200, None), (404, None)}, "every request is answered"
+
+    # A worker may be between its restart and its successor's boot; the counts must not care.
+    wait_for(lambda: server.metrics()["webapp_workers"] == 3, timeout=10.0, what="3 workers booted")
+    samples = server.metrics()
+    assert samples['webapp_http_requests_total{method="GET",route="/",status="200"}'] == 120
+    assert samples['webapp_http_requests_total{method="GET",route="<unmatched>",status="404"}'] == 30
+    assert samples['webapp_http_requests_total{method="GET",route="/debug/sleep",status="200"}'] == 30
+    assert samples['webapp_http_request_duration_seconds_count{method="GET",route="/",status="200"}'] == 120
+    assert samples["webapp_http_requests_in_flight"] == 0
+    assert samples["webapp_draining"] == 0
+    assert samples[f'webapp_build_info{{version="{json.loads(server.get("/").body)["version"]}"}}'] == 1
+    restarts = len(re.findall(r"Autorestarting worker", server.stdout() + server.stderr()))
+    assert restarts >= 3, "workers were restarted during the test"
+    assert not any(key.startswith("webapp_http_requests_total") and "/healthz" in key for key in samples)
+
+
+def test_the_draining_gauge_follows_the_shutdown_signal(draining_server: RunningServer) -> None:
+    assert draining_server.metrics()["webapp_draining"] == 0
+    draining_server.process.send_signal(signal.SIGTERM)
+    wait_for(lambda: draining_server.probe("/ready").status == 503, timeout=2.0, what="the drain starts")
+    assert draining_server.metrics()["webapp_draining"] == 1
+
+
+def test_the_traffic_port_never_serves_metrics(draining_server: RunningServer) -> None:
+    assert draining_server.get("/metrics").status == 404
+    assert draining_server.probe("/").status == 404

@@ -1,0 +1,91 @@
+"""Probes under load: they answer within the Deployment's probe timeout while every request thread is busy, and
+liveness fails when a worker stalls (every thread busy, nothing finishing) and recovers when it progresses again.
+
+Real `python -m app` processes; the only time limit asserted is the probe timeout the Deployment sets.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from components.web_service import PROBE_TIMEOUT_SECONDS
+from tests.conftest import StartServer
+from tests.server_process import Outcome, RunningServer, wait_for
+
+pytestmark = pytest.mark.slow
+
+
+def _fill_every_thread(server: RunningServer, requests: int, seconds: float) -> ThreadPoolExecutor:
+    """Put `requests` slow requests in flight on the traffic port; the caller shuts the pool down."""
+    pool = ThreadPoolExecutor(max_workers=requests)
+    for _ in range(requests):
+        pool.submit(server.get, f"/debug/sleep?seconds={seconds}", seconds + 20)
+    return pool
+
+
+def test_probes_answer_within_the_probe_timeout_while_every_thread_is_busy(start_app: StartServer) -> None:
+    # One worker, so that which worker accepts which connection cannot leave a thread free.
+    server = start_app(WEB_CONCURRENCY="1", WEB_THREADS="4", ENABLE_TEST_ROUTES="true", DRAIN_SECONDS="0")
+    server.wait_until_ready()
+    pool = _fill_every_thread(server, requests=6, seconds=3)  # 4 threads busy, 2 requests queued behind them
+    try:
+        time.sleep(0.5)
+        # The traffic port is saturated: a request there waits behind the slow ones.
+        assert server.get("/", timeout=1.0).error == "TimeoutError"
+        answers: list[Outcome] = []
+        for _ in range(10):
+            for path in ("/healthz", "/ready"):
+                answers.append(server.probe(path, timeout=PROBE_TIMEOUT_SECONDS))
+        assert [(a.path, a.status) for a in answers if a.status != 200] == []
+        assert max(a.seconds for a in answers) < PROBE_TIMEOUT_SECONDS
+        assert json.loads(answers[0].body)["status"] == "alive"
+        assert server.metrics()["webapp_http_requests_in_flight"] == 4.0
+    finally:
+        server.stop()  # the slow requests end with the server instead of being waited for
+        pool.shutdown(wait=True)
+
+
+def test_liveness_fails_when_every_thread_is_wedged_and_recovers_when_they_finish(start_app: StartServer) -> None:
+    server = start_app(
+        WEB_CONCURRENCY="1", WEB_THREADS="2", STALL_SECONDS="1", ENABLE_TEST_ROUTES="true", DRAIN_SECONDS="0"
+    )
+    server.wait_until_ready()
+    assert server.probe("/healthz").status == 200
+    pool = _fill_every_thread(server, requests=2, seconds=3)
+    try:
+        wait_for(lambda: server.probe("/healthz").status == 503, timeout=4.0, what="liveness turns 503")
+        stalled = json.loads(server.probe("/healthz").body)
+        assert stalled["status"] == "stalled"
+        assert stalled["stall_seconds"] == 1
+        assert len(stalled["stalled_workers"]) == 1
+        assert server.metrics()["webapp_stalled_workers"] == 1.0
+        assert server.probe("/ready").status == 200, "a stall is for liveness; readiness keeps its contract"
+    finally:
+        pool.shutdown(wait=True)
+    wait_for(lambda: server.probe("/healthz").status == 200, timeout=5.0, what="liveness recovers")
+
+
+def test_a_busy_worker_that_keeps_finishing_requests_stays_alive(start_app: StartServer) -> None:
+    server = start_app(
+        WEB_CONCURRENCY="1", WEB_THREADS="2", STALL_SECONDS="1", ENABLE_TEST_ROUTES="true", DRAIN_SECONDS="0"
+    )
+    server.wait_until_ready()
+    # Both threads always busy with 0.4 s requests for 3 s: saturated the whole time, but progressing.
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        deadline = time.monotonic() + 3.0
+
+        def keep_busy() -> None:
+            while time.monotonic() < deadline:
+                server.get("/debug/sleep?seconds=0.4")
+
+        for _ in range(4):
+            pool.submit(keep_busy)
+        verdicts = []
+        while time.monotonic() < deadline:
+            verdicts.append(server.probe("/healthz").status)
+            time.sleep(0.1)
+    assert set(verdicts) == {200}
