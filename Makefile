@@ -64,7 +64,7 @@ engine: .engine/.built ## Build the Pulumi CLI, language host and Kubernetes pro
 
 # A Kubernetes control plane (API server, controller manager, scheduler, kubectl, etcd) and kwok,
 # built from pinned Go modules into .engine/cluster (see engine/build-cluster.sh); the e2e starts it.
-CLUSTER_SOURCES := engine/build-cluster.sh $(foreach m,engine/cluster engine/kwok,$(m)/go.mod $(m)/go.sum) \
+CLUSTER_SOURCES := engine/build-cluster.sh $(foreach m,engine/cluster engine/kwok engine/crds,$(m)/go.mod $(m)/go.sum) \
 	engine/cluster/cmd/etcd/main.go
 .engine/cluster/.built: $(CLUSTER_SOURCES)
 	engine/build-cluster.sh

@@ -2,19 +2,47 @@
 
 Structured fields travel in `extra={"fields": {...}}` and become top-level
 keys of the line, so log shippers can index them without parsing text.
+Access lines, one per request, skip the logging machinery (a LogRecord, the
+caller lookup, the formatter chain cost about 45 us a line, a third of a
+request): they are rendered by the same `json_line` and written whole under
+the handler's lock.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import os
 import sys
-from datetime import UTC, datetime
+import time
+from contextlib import nullcontext
 from typing import Any
 
 from gunicorn import glogging
 
 from app.probes import PROBE_PATHS
+
+_ENCODER = json.JSONEncoder(default=str)  # built once: json.dumps(..., default=str) rebuilds it per call
+
+
+@functools.lru_cache(maxsize=4)
+def _utc_second(seconds: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+
+
+def json_line(created: float, level: str, logger: str, message: str, *, pid: int | None, fields: dict[str, Any]) -> str:
+    """The one format of every log line: time (UTC, milliseconds), level, logger, pid, message, then fields."""
+    seconds = int(created)
+    line: dict[str, Any] = {
+        "time": f"{_utc_second(seconds)}.{int((created - seconds) * 1000):03d}+00:00",
+        "level": level,
+        "logger": logger,
+        "pid": pid,
+        "message": message,
+    }
+    line.update(fields)
+    return _ENCODER.encode(line)
 
 
 class JsonFormatter(logging.Formatter):
@@ -22,17 +50,17 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         """Render time, level, logger, pid, message, structured fields and any traceback."""
-        line: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "pid": record.process,
-            "message": record.getMessage(),
-        }
-        line.update(getattr(record, "fields", {}))
+        fields = dict(getattr(record, "fields", {}))
         if record.exc_info:
-            line["traceback"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str)
+            fields["traceback"] = self.formatException(record.exc_info)
+        return json_line(
+            record.created,
+            record.levelname.lower(),
+            record.name,
+            record.getMessage(),
+            pid=record.process,
+            fields=fields,
+        )
 
 
 class _BelowWarning(logging.Filter):
@@ -83,17 +111,18 @@ class GunicornJsonLogger(glogging.Logger):
         if self.cfg.accesslog is None or not self.access_log.isEnabledFor(level):
             return
         status = resp.status.split(None, 1)[0] if isinstance(resp.status, str) else resp.status
-        self.access_log.log(
-            level,
-            "request",
-            extra={
-                "fields": {
-                    "event": "access",
-                    "method": environ.get("REQUEST_METHOD"),
-                    "path": path,
-                    "status": int(status) if status is not None else None,
-                    "duration_ms": round(request_time.total_seconds() * 1000, 3),
-                    "remote_addr": environ.get("REMOTE_ADDR"),
-                }
-            },
-        )
+        fields = {
+            "event": "access",
+            "method": environ.get("REQUEST_METHOD"),
+            "path": path,
+            "status": int(status) if status is not None else None,
+            "duration_ms": round(request_time.total_seconds() * 1000, 3),
+            "remote_addr": environ.get("REMOTE_ADDR"),
+        }
+        name = "debug" if level == logging.DEBUG else "info"
+        line = json_line(time.time(), name, self.access_log.name, "request", pid=os.getpid(), fields=fields)
+        for handler in self.access_log.handlers:
+            if isinstance(handler, logging.StreamHandler):
+                with handler.lock or nullcontext():
+                    handler.stream.write(line + "\n")
+                    handler.stream.flush()

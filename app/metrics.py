@@ -19,14 +19,13 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from flask import Flask, request
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess
+from prometheus_client import CollectorRegistry, Counter, Histogram, multiprocess
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
-from werkzeug.wsgi import ClosingIterator
 
 from app.lifecycle import ShutdownState
-from app.progress import ProgressTable, WSGIApp
+from app.progress import ClosingBody, ProgressTable, WSGIApp
 
 ROUTE_KEY = "webapp.route"
 """The WSGI environ key under which Flask leaves the matched URL rule for the metrics."""
@@ -37,7 +36,10 @@ EXPOSITION_CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 
 class RequestMetrics:
-    """Request count, latency and requests in flight, recorded by a WSGI wrapper around the Flask app."""
+    """Request count and latency by method, route and status, recorded by a WSGI wrapper around the Flask app.
+
+    Requests in flight are not recorded here: the master reads them from the progress table at scrape time.
+    """
 
     def __init__(self) -> None:
         # registry=None: in multiprocess mode the master's collector reads every worker's files instead.
@@ -50,39 +52,40 @@ class RequestMetrics:
             buckets=LATENCY_BUCKETS,
             registry=None,
         )
-        self.in_flight = Gauge(
-            "webapp_http_requests_in_flight",
-            "Requests being handled, summed over live workers.",
-            multiprocess_mode="livesum",
-            registry=None,
-        )
+        # The labelled children, looked up once per label set: `labels()` validates and locks on every call.
+        self._children: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
+
+    def record(self, method: str, route: str, status: str, seconds: float) -> None:
+        """Count one answered request and its latency."""
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (self.requests.labels(*key), self.latency.labels(*key))
+        children[0].inc()
+        children[1].observe(seconds)
 
     def instrument(self, flask_app: Flask, wsgi_app: WSGIApp) -> WSGIApp:
-        """Wrap `wsgi_app` (Flask's, or a wrapper of it) so every request it answers is counted once."""
+        """Wrap `wsgi_app` (Flask's, or a wrapper of it) so every request it answers is recorded once."""
         flask_app.before_request(_remember_route)
 
         def measured(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
             started = time.perf_counter()
-            status: list[str] = []
+            status = ["500"]  # what the server answers if the app raises before starting a response
 
             def recording_start_response(line: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-                status[:] = [line[:3]]
+                status[0] = line[:3]
                 return start_response(line, headers, exc_info)
 
             def finished() -> None:
-                code = status[0] if status else "500"  # no response started: the server answers 500
-                labels = (environ.get("REQUEST_METHOD", ""), environ.get(ROUTE_KEY, UNMATCHED_ROUTE), code)
-                self.requests.labels(*labels).inc()
-                self.latency.labels(*labels).observe(time.perf_counter() - started)
-                self.in_flight.dec()
+                method, route = environ.get("REQUEST_METHOD", ""), environ.get(ROUTE_KEY, UNMATCHED_ROUTE)
+                self.record(method, route, status[0], time.perf_counter() - started)
 
-            self.in_flight.inc()
             try:
                 body = wsgi_app(environ, recording_start_response)
             except BaseException:
                 finished()
                 raise
-            return ClosingIterator(body, finished)
+            return ClosingBody(body, finished)
 
         return measured
 
@@ -93,7 +96,7 @@ def _remember_route() -> None:
 
 
 class ServerCollector(Collector):
-    """What only the master knows, collected at scrape time: draining, workers, stalls and the build."""
+    """What the master reads at scrape time: draining, workers, requests in flight, stalls and the build."""
 
     def __init__(self, version: str, shutdown: ShutdownState, progress: ProgressTable) -> None:
         self.version = version
@@ -105,7 +108,11 @@ class ServerCollector(Collector):
         yield GaugeMetricFamily(
             "webapp_draining", "1 from the first SIGTERM/SIGINT: /ready answers 503.", int(self.shutdown.shutting_down)
         )
-        yield GaugeMetricFamily("webapp_workers", "Workers that have loaded the app.", len(self.progress.workers()))
+        workers = self.progress.workers()
+        yield GaugeMetricFamily("webapp_workers", "Workers that have loaded the app.", len(workers))
+        yield GaugeMetricFamily(
+            "webapp_http_requests_in_flight", "Requests being handled now.", sum(row.in_flight for row in workers)
+        )
         yield GaugeMetricFamily(
             "webapp_stalled_workers",
             "Workers with every thread busy and nothing finished for STALL_SECONDS (liveness fails).",

@@ -58,7 +58,7 @@ class Probes:
         """200 until shutdown begins, then 503; 503 too before any worker has loaded the app."""
         if self.shutdown.shutting_down:
             return 503, self._shutting_down
-        if self.progress is not None and not self.progress.workers():
+        if self.progress is not None and not self.progress.any_booted():
             return 503, self._starting
         return 200, self._ready
 

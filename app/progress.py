@@ -9,7 +9,7 @@ been busy; liveness (answered by the master, see `app.probes`) fails when a
 worker has had every thread busy and finished nothing for longer than
 STALL_SECONDS. A busy worker that keeps finishing requests stays alive.
 
-The master assigns each worker a slot before forking it (gunicorn's
+The table has `slots_for(WEB_CONCURRENCY)` slots. The master assigns each worker a slot before forking it (gunicorn's
 `pre_fork` hook), the worker fills it once its app is loaded
 (`post_worker_init`), and the master clears it when the worker exits
 (`child_exit`). Slots are written by one process only; the lock below
@@ -22,18 +22,42 @@ import mmap
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from werkzeug.wsgi import ClosingIterator
-
 _SLOT = struct.Struct("<qqqd")  # pid, requests in flight, requests finished, saturated since (monotonic)
-CAPACITY = mmap.PAGESIZE // _SLOT.size
-"""Slots in the table: more than the largest WEB_CONCURRENCY, doubled while gunicorn replaces every worker."""
 _RESERVED = -1  # pid of a slot assigned to a worker that has not loaded its app yet
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def slots_for(workers: int) -> int:
+    """Slots a server of `workers` workers needs: twice as many, since a reload starts the new ones first."""
+    return 2 * workers + 2
+
+
+class ClosingBody:
+    """A WSGI response body that calls `on_close` after the wrapped body is closed (werkzeug's ClosingIterator,
+    without the per-request cost of its typing casts)."""
+
+    __slots__ = ("_body", "_on_close")
+
+    def __init__(self, body: Iterable[bytes], on_close: Callable[[], None]) -> None:
+        self._body = body
+        self._on_close = on_close
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._body)
+
+    def close(self) -> None:
+        """Close the wrapped body, then report the request done, even if closing it failed."""
+        try:
+            close = getattr(self._body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._on_close()
 
 
 @dataclass(frozen=True)
@@ -50,20 +74,26 @@ class WorkerProgress:
 class ProgressTable:
     """Per-worker request progress in an anonymous shared page, created by the master before it forks."""
 
-    def __init__(self, threads: int, stall_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, capacity: int, threads: int, stall_seconds: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.capacity = capacity
         self.threads = threads
         self.stall_seconds = stall_seconds
         self._clock = clock
-        self._page = mmap.mmap(-1, mmap.PAGESIZE, flags=mmap.MAP_SHARED | mmap.MAP_ANONYMOUS)
-        self._own_slot: int | None = None  # set in a worker by `bind`; a per-process attribute after fork
+        self._page = mmap.mmap(-1, capacity * _SLOT.size, flags=mmap.MAP_SHARED | mmap.MAP_ANONYMOUS)
+        # A worker's own row, kept in the process (after fork each worker has its copy) and written whole.
+        self._own_slot: int | None = None
         self._lock = threading.Lock()
+        self._pid = 0
         self._in_flight = 0
         self._completed = 0
+        self._saturated_since = 0.0
 
     # The master's side.
     def reserve(self) -> int | None:
         """Assign a free slot to a worker about to be forked; None when the table is full."""
-        for slot in range(CAPACITY):
+        for slot in range(self.capacity):
             if self._row(slot).pid == 0:
                 self._write(slot, _RESERVED, 0, 0, 0.0)
                 return slot
@@ -80,7 +110,7 @@ class ProgressTable:
         if slot is None:
             return
         self._own_slot = slot
-        self._in_flight = self._completed = 0
+        self._pid, self._in_flight, self._completed, self._saturated_since = pid, 0, 0, 0.0
         self._write(slot, pid, 0, 0, 0.0)
 
     def request_started(self) -> None:
@@ -90,11 +120,9 @@ class ProgressTable:
             return
         with self._lock:
             self._in_flight += 1
-            row = self._row(slot)
-            since = row.saturated_since
-            if self._in_flight >= self.threads and since == 0.0:
-                since = self._clock()
-            self._write(slot, row.pid, self._in_flight, self._completed, since)
+            if self._in_flight >= self.threads and self._saturated_since == 0.0:
+                self._saturated_since = self._clock()
+            self._write(slot, self._pid, self._in_flight, self._completed, self._saturated_since)
 
     def request_finished(self) -> None:
         """Count a request out: the worker made progress, so it is no longer saturated."""
@@ -104,7 +132,8 @@ class ProgressTable:
         with self._lock:
             self._in_flight -= 1
             self._completed += 1
-            self._write(slot, self._row(slot).pid, self._in_flight, self._completed, 0.0)
+            self._saturated_since = 0.0
+            self._write(slot, self._pid, self._in_flight, self._completed, 0.0)
 
     def track(self, wsgi_app: WSGIApp) -> WSGIApp:
         """Wrap a WSGI app so each request counts in when it starts and out when its body is closed."""
@@ -116,25 +145,27 @@ class ProgressTable:
             except BaseException:
                 self.request_finished()
                 raise
-            return ClosingIterator(body, self.request_finished)
+            return ClosingBody(body, self.request_finished)
 
         return tracked
 
     # Readers: the probes, in any process.
     def workers(self) -> list[WorkerProgress]:
         """The rows of workers that have loaded their app."""
-        rows = (self._row(slot) for slot in range(CAPACITY))
-        return [row for row in rows if row.pid > 0]
+        return [WorkerProgress(*row) for row in _SLOT.iter_unpack(self._page) if row[0] > 0]
+
+    def any_booted(self) -> bool:
+        """Whether some worker has loaded its app (readiness asks on every probe, so this stays cheap)."""
+        return any(row[0] > 0 for row in _SLOT.iter_unpack(self._page))
 
     def stalled(self, now: float | None = None) -> list[WorkerProgress]:
         """Workers with every thread busy and nothing finished for longer than `stall_seconds`."""
         now = self._clock() if now is None else now
+        limit = now - self.stall_seconds
         return [
-            row
-            for row in self.workers()
-            if row.in_flight >= self.threads
-            and row.saturated_since > 0.0
-            and now - row.saturated_since > self.stall_seconds
+            WorkerProgress(*row)
+            for row in _SLOT.iter_unpack(self._page)
+            if row[0] > 0 and row[1] >= self.threads and 0.0 < row[3] < limit
         ]
 
     def _row(self, slot: int) -> WorkerProgress:

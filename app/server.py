@@ -56,7 +56,7 @@ from app import multiprocess
 from app.jsonlog import configure_logging, lifecycle
 from app.lifecycle import ShutdownState
 from app.listener import refuse_new_connections
-from app.progress import ProgressTable
+from app.progress import ProgressTable, slots_for
 from app.settings import AppSettings
 
 _SHUTDOWN_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -284,7 +284,7 @@ class WebServer(BaseApplication):
         self.settings = settings
         # Created before the fork, so every worker shares them.
         self.shutdown = ShutdownState()
-        self.progress = ProgressTable(settings.threads, settings.stall_seconds)
+        self.progress = ProgressTable(slots_for(settings.workers), settings.threads, settings.stall_seconds)
         self.metrics_dir = multiprocess.use_fresh_directory()
         self._app_factory = app_factory
         super().__init__()

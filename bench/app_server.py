@@ -287,11 +287,11 @@ def _profile_index(requests: int) -> None:
     from app.jsonlog import GunicornJsonLogger
     from app.lifecycle import ShutdownState
     from app.metrics import RequestMetrics
-    from app.progress import ProgressTable
+    from app.progress import ProgressTable, slots_for
     from app.settings import AppSettings
 
     settings = AppSettings.from_env({})
-    progress = ProgressTable(settings.threads, settings.stall_seconds)
+    progress = ProgressTable(slots_for(settings.workers), settings.threads, settings.stall_seconds)
     progress.bind(progress.reserve(), os.getpid())
     wsgi = create_app(settings=settings, shutdown=ShutdownState(), progress=progress, metrics=RequestMetrics())
     logger = GunicornJsonLogger(_logger_config())

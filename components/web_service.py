@@ -8,14 +8,21 @@ restricted security context, and the recommended labels.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from components.labels import selector_labels, standard_labels, workload_labels
-from config.rules import DNS_LABEL, DRAIN_SECONDS, GRACEFUL_TIMEOUT_SECONDS, unpinned_image_problem
-from config.settings import AutoscalingSettings, ResourceSettings
+from config.rules import (
+    DNS_LABEL,
+    LIVENESS_PATH,
+    MANAGEMENT_PORT_NAME,
+    METRICS_PATH,
+    READINESS_PATH,
+    unpinned_image_problem,
+)
+from config.settings import AutoscalingSettings, MetricsSettings, ResourceSettings
 
 CONTAINER_PORT_NAME = "http"
 RUN_AS_USER = 10001  # the numeric user of app/Dockerfile
@@ -26,6 +33,15 @@ PROBE_TIMEOUT_SECONDS = 2
 # otherwise make every later `pulumi up` fail with a server-side apply conflict until someone cleans it
 # up. With this the next `up` takes the field back (the drift workflow has reported it by then).
 FORCE_APPLY = {"pulumi.com/patchForce": "true"}
+
+
+def scrape_annotations(args: WebServiceArgs) -> dict[str, str]:
+    """The prometheus.io annotations that annotation-based Prometheus configurations discover pods by."""
+    return {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": str(args.management_port),
+        "prometheus.io/path": METRICS_PATH,
+    }
 
 
 def termination_grace_seconds(drain_seconds: int, graceful_timeout_seconds: int) -> int:
@@ -50,30 +66,38 @@ class WebServiceArgs:
     object_name: str
     """metadata.name of the Deployment, Service, NetworkPolicy, PDB and HPA: fixed, so the in-cluster address
     (`http://<object_name>.<namespace>.svc.cluster.local`) is known before deploying and survives replacements."""
-    replicas: int = 1
+    replicas: int
     """Pod count (the autoscaler's minimum takes over when autoscaling is on)."""
-    part_of: str = "webapp"
+    part_of: str
     """The app.kubernetes.io/part-of label: the larger application."""
-    component: str = "web"
+    component: str
     """The app.kubernetes.io/component label."""
-    container_port: int = 8080
-    """Port the app listens on (its PORT)."""
-    service_port: int = 80
+    container_port: int
+    """Port the app serves traffic on (its PORT)."""
+    management_port: int
+    """Port of the app's probes and /metrics (its MANAGEMENT_PORT), answered by its master process."""
+    service_port: int
     """Port the Service exposes."""
-    service_type: str = "ClusterIP"
+    service_type: str
     """ClusterIP, NodePort or LoadBalancer."""
-    config_map_name: pulumi.Input[str] | None = None
-    """ConfigMap to load the environment from."""
-    secret_name: pulumi.Input[str] | None = None
-    """Secret to load the environment from."""
-    drain_seconds: int = DRAIN_SECONDS
+    config_map_name: pulumi.Input[str] | None
+    """ConfigMap to load the environment from, if any."""
+    secret_name: pulumi.Input[str] | None
+    """Secret to load the environment from, if any."""
+    drain_seconds: int
     """The app's DRAIN_SECONDS."""
-    graceful_timeout_seconds: int = GRACEFUL_TIMEOUT_SECONDS
+    graceful_timeout_seconds: int
     """The app's GRACEFUL_TIMEOUT_SECONDS."""
-    autoscaling: AutoscalingSettings = field(default_factory=AutoscalingSettings)
-    """CPU autoscaling; off by default."""
-    max_unavailable: int = 1
+    keepalive_seconds: int
+    """The app's KEEPALIVE_SECONDS."""
+    stall_seconds: int
+    """The app's STALL_SECONDS."""
+    autoscaling: AutoscalingSettings
+    """CPU autoscaling."""
+    max_unavailable: int
     """The disruption budget's maxUnavailable, when more than one pod runs."""
+    metrics: MetricsSettings
+    """Prometheus scraping: pod annotations always; a ServiceMonitor and a Service port when enabled."""
 
 
 class WebService(pulumi.ComponentResource):
@@ -114,7 +138,7 @@ class WebService(pulumi.ComponentResource):
                     rolling_update=k8s.apps.v1.RollingUpdateDeploymentArgs(max_unavailable=0, max_surge=1),
                 ),
                 template=k8s.core.v1.PodTemplateSpecArgs(
-                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=versioned),
+                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=versioned, annotations=scrape_annotations(args)),
                     spec=_pod_spec(name, args, several, self.selector),
                 ),
             ),
@@ -136,13 +160,29 @@ class WebService(pulumi.ComponentResource):
                         port=args.service_port,
                         target_port=CONTAINER_PORT_NAME,
                         protocol="TCP",
-                    )
+                    ),
+                    # Only for the ServiceMonitor, which names a Service port; the settings keep it off
+                    # NodePort and LoadBalancer Services.
+                    *(
+                        [
+                            k8s.core.v1.ServicePortArgs(
+                                name=MANAGEMENT_PORT_NAME,
+                                port=args.management_port,
+                                target_port=MANAGEMENT_PORT_NAME,
+                                protocol="TCP",
+                            )
+                        ]
+                        if args.metrics.service_monitor
+                        else []
+                    ),
                 ],
             ),
             opts=child,
         )
 
-        # Admit traffic to the pods on the HTTP port only; egress stays open (the app calls its database).
+        # Admit traffic on the HTTP port from anywhere, and the management port (/metrics) from Prometheus'
+        # namespace only; kubelet's probes come from the node, which NetworkPolicies do not restrict. Egress
+        # stays open (the app calls its database).
         k8s.networking.v1.NetworkPolicy(
             f"{name}-netpol",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=args.object_name, namespace=args.namespace, labels=labels),
@@ -152,11 +192,36 @@ class WebService(pulumi.ComponentResource):
                 ingress=[
                     k8s.networking.v1.NetworkPolicyIngressRuleArgs(
                         ports=[k8s.networking.v1.NetworkPolicyPortArgs(port=CONTAINER_PORT_NAME, protocol="TCP")]
-                    )
+                    ),
+                    k8s.networking.v1.NetworkPolicyIngressRuleArgs(
+                        ports=[k8s.networking.v1.NetworkPolicyPortArgs(port=MANAGEMENT_PORT_NAME, protocol="TCP")],
+                        from_=[
+                            k8s.networking.v1.NetworkPolicyPeerArgs(
+                                namespace_selector=k8s.meta.v1.LabelSelectorArgs(
+                                    match_labels={"kubernetes.io/metadata.name": args.metrics.scrape_namespace}
+                                )
+                            )
+                        ],
+                    ),
                 ],
             ),
             opts=child,
         )
+
+        if args.metrics.service_monitor:
+            k8s.apiextensions.CustomResource(
+                f"{name}-servicemonitor",
+                api_version="monitoring.coreos.com/v1",
+                kind="ServiceMonitor",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=args.object_name, namespace=args.namespace, labels=labels),
+                spec={
+                    "selector": {"matchLabels": self.selector},
+                    "endpoints": [
+                        {"port": MANAGEMENT_PORT_NAME, "path": METRICS_PATH, "interval": args.metrics.interval}
+                    ],
+                },
+                opts=child,
+            )
 
         if several:
             k8s.policy.v1.PodDisruptionBudget(
@@ -256,6 +321,9 @@ def _container(name: str, args: WebServiceArgs) -> k8s.core.v1.ContainerArgs:
     env = {
         "APP_VERSION": args.version,
         "PORT": str(args.container_port),
+        "MANAGEMENT_PORT": str(args.management_port),
+        "KEEPALIVE_SECONDS": str(args.keepalive_seconds),
+        "STALL_SECONDS": str(args.stall_seconds),
         "DRAIN_SECONDS": str(args.drain_seconds),
         "GRACEFUL_TIMEOUT_SECONDS": str(args.graceful_timeout_seconds),
     }
@@ -273,7 +341,10 @@ def _container(name: str, args: WebServiceArgs) -> k8s.core.v1.ContainerArgs:
         image=args.image,
         image_pull_policy="IfNotPresent",
         ports=[
-            k8s.core.v1.ContainerPortArgs(name=CONTAINER_PORT_NAME, container_port=args.container_port, protocol="TCP")
+            k8s.core.v1.ContainerPortArgs(name=CONTAINER_PORT_NAME, container_port=args.container_port, protocol="TCP"),
+            k8s.core.v1.ContainerPortArgs(
+                name=MANAGEMENT_PORT_NAME, container_port=args.management_port, protocol="TCP"
+            ),
         ],
         env=[k8s.core.v1.EnvVarArgs(name=key, value=value) for key, value in env.items()],
         env_from=env_from,
@@ -281,12 +352,14 @@ def _container(name: str, args: WebServiceArgs) -> k8s.core.v1.ContainerArgs:
             requests={"cpu": args.resources.requests.cpu, "memory": args.resources.requests.memory},
             limits={"cpu": args.resources.limits.cpu, "memory": args.resources.limits.memory},
         ),
+        # Every probe goes to the management port, which the app's master answers however busy the workers are.
         # Generous start-up window; liveness only starts once the app has answered.
-        startup_probe=_probe("/healthz", period=2, timeout=PROBE_TIMEOUT_SECONDS, failures=30),
-        # Restart only a process that stopped answering for 30 s.
-        liveness_probe=_probe("/healthz", period=10, timeout=PROBE_TIMEOUT_SECONDS, failures=3),
+        startup_probe=_probe(LIVENESS_PATH, period=2, timeout=PROBE_TIMEOUT_SECONDS, failures=30),
+        # Restart a process that stopped answering, or whose worker has been stalled for STALL_SECONDS
+        # (then restarted within STALL_SECONDS + 30 s at most).
+        liveness_probe=_probe(LIVENESS_PATH, period=10, timeout=PROBE_TIMEOUT_SECONDS, failures=3),
         # Leave the Service's endpoints within seconds of /ready turning 503, well inside the drain.
-        readiness_probe=_probe("/ready", period=2, timeout=PROBE_TIMEOUT_SECONDS, failures=1),
+        readiness_probe=_probe(READINESS_PATH, period=2, timeout=PROBE_TIMEOUT_SECONDS, failures=1),
         security_context=k8s.core.v1.SecurityContextArgs(
             allow_privilege_escalation=False,
             read_only_root_filesystem=True,
@@ -303,7 +376,7 @@ def _container(name: str, args: WebServiceArgs) -> k8s.core.v1.ContainerArgs:
 
 def _probe(path: str, *, period: int, timeout: int, failures: int) -> k8s.core.v1.ProbeArgs:
     return k8s.core.v1.ProbeArgs(
-        http_get=k8s.core.v1.HTTPGetActionArgs(path=path, port=CONTAINER_PORT_NAME),
+        http_get=k8s.core.v1.HTTPGetActionArgs(path=path, port=MANAGEMENT_PORT_NAME),
         period_seconds=period,
         timeout_seconds=timeout,
         failure_threshold=failures,

@@ -10,7 +10,13 @@ from components.app_config import AppConfig, AppConfigArgs
 from components.labels import standard_labels
 from components.web_ingress import WebIngress, WebIngressArgs
 from components.web_service import WebService, WebServiceArgs
+from config.rules import APP_PORT, MANAGEMENT_PORT
 from config.settings import Settings
+
+PART_OF = "webapp"
+"""The app.kubernetes.io/part-of label of every object."""
+COMPONENT = "web"
+"""The app.kubernetes.io/component label of every object."""
 
 
 @dataclass(frozen=True)
@@ -43,7 +49,7 @@ class WebApp(pulumi.ComponentResource):
         # parent (the stack), so stacks deployed then keep every URN below them: nothing is replaced.
         child = pulumi.ResourceOptions(parent=self, aliases=[pulumi.Alias(parent=pulumi.ROOT_STACK_RESOURCE)])
         instance = f"{name}-{settings.stack}"
-        labels = standard_labels(name, instance, "web", "webapp")
+        labels = standard_labels(name, instance, COMPONENT, PART_OF)
         self.config = AppConfig(
             name,
             AppConfigArgs(
@@ -65,14 +71,21 @@ class WebApp(pulumi.ComponentResource):
                 resources=values.resources,
                 object_name=values.name,
                 replicas=values.replicas,
+                part_of=PART_OF,
+                component=COMPONENT,
+                container_port=APP_PORT,
+                management_port=MANAGEMENT_PORT,
                 service_port=values.service.port,
                 service_type=values.service.type,
                 config_map_name=self.config.config_map_name,
                 secret_name=self.config.secret_name,
                 drain_seconds=values.drain_seconds,
                 graceful_timeout_seconds=values.graceful_timeout_seconds,
+                keepalive_seconds=values.keepalive_seconds,
+                stall_seconds=values.stall_seconds,
                 autoscaling=values.autoscaling,
                 max_unavailable=values.disruption_budget.max_unavailable,
+                metrics=values.metrics,
             ),
             opts=child,
         )

@@ -29,7 +29,15 @@ from pydantic.alias_generators import to_camel
 
 from config.errors import ConfigError
 from config.quantity import parse_cpu, parse_memory
-from config.rules import DNS_LABEL, DRAIN_SECONDS, GRACEFUL_TIMEOUT_SECONDS, looks_secret, unpinned_tag_problem
+from config.rules import (
+    DNS_LABEL,
+    DRAIN_SECONDS,
+    GRACEFUL_TIMEOUT_SECONDS,
+    KEEPALIVE_SECONDS,
+    STALL_SECONDS,
+    looks_secret,
+    unpinned_tag_problem,
+)
 
 PROJECT = "webapp"
 
@@ -40,6 +48,7 @@ _REPOSITORY = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::\d+)?(?:/[a-z0-9]+(?
 _DNS_SUBDOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _HOSTNAME = re.compile(r"^(\*\.)?([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+_PROMETHEUS_DURATION = re.compile(r"^([0-9]+(ms|s|m|h))+$")
 # A Kubernetes annotation key: an optional DNS-subdomain prefix and "/", then a name of up to 63 characters.
 _ANNOTATION_KEY = re.compile(
     r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
@@ -212,6 +221,31 @@ class AutoscalingSettings(_Model):
         return self
 
 
+class MetricsSettings(_Model):
+    """Prometheus scraping of the management port's /metrics."""
+
+    service_monitor: bool = False
+    """Create a monitoring.coreos.com/v1 ServiceMonitor (needs the Prometheus Operator's CRDs in the cluster)."""
+    interval: str = "30s"
+    """How often Prometheus scrapes, as a Prometheus duration."""
+    scrape_namespace: str = "monitoring"
+    """The namespace Prometheus runs in: the NetworkPolicy admits the management port from there only."""
+
+    @field_validator("interval")
+    @classmethod
+    def _interval(cls, value: str) -> str:
+        if not _PROMETHEUS_DURATION.match(value):
+            raise ValueError(f"{value!r} is not a Prometheus duration such as 30s or 1m")
+        return value
+
+    @field_validator("scrape_namespace")
+    @classmethod
+    def _scrape_namespace(cls, value: str) -> str:
+        if not DNS_LABEL.match(value):
+            raise ValueError(f"{value!r} is not a namespace name (lowercase letters, digits, '-'), e.g. monitoring")
+        return value
+
+
 class DisruptionBudgetSettings(_Model):
     """The PodDisruptionBudget made whenever more than one replica runs."""
 
@@ -236,6 +270,11 @@ class StackSettings(_Model):
     """A Secret that something else (External Secrets, sealed-secrets, Vault) writes into the namespace."""
     drain_seconds: int = Field(default=DRAIN_SECONDS, ge=0, le=300)
     graceful_timeout_seconds: int = Field(default=GRACEFUL_TIMEOUT_SECONDS, ge=1, le=600)
+    keepalive_seconds: int = Field(default=KEEPALIVE_SECONDS, ge=1, le=3600)
+    """The app's idle keep-alive: keep it above the idle timeout of the proxies in front (60 s for most)."""
+    stall_seconds: int = Field(default=STALL_SECONDS, ge=1, le=3600)
+    """Liveness fails once a worker has had every thread busy, finishing nothing, for this long."""
+    metrics: MetricsSettings = MetricsSettings()
     autoscaling: AutoscalingSettings = AutoscalingSettings()
     disruption_budget: DisruptionBudgetSettings = DisruptionBudgetSettings()
 
@@ -290,6 +329,11 @@ class StackSettings(_Model):
         clash = sorted(set(self.app_config) & set(self.secret_keys))
         if clash:
             raise ValueError(f"{clash} are both in appConfig and secretKeys; keep each in one place")
+        if self.metrics.service_monitor and self.service.type != "ClusterIP":
+            raise ValueError(
+                f"metrics.serviceMonitor adds the management port to the Service, and a {self.service.type} "
+                "Service would publish /metrics outside the cluster; use service.type ClusterIP"
+            )
         scaling = self.autoscaling
         explicit_replicas = "replicas" in self.model_fields_set
         if scaling.enabled and explicit_replicas and not scaling.min_replicas <= self.replicas <= scaling.max_replicas:
@@ -324,6 +368,7 @@ _OBJECT_KEYS = {
     "secretKeys",
     "autoscaling",
     "disruptionBudget",
+    "metrics",
 }
 _SECRETS_KEY = "secrets"
 

@@ -184,6 +184,12 @@ class ControlPlane:
             "--node-ip=127.0.0.1",
             f"--server-address=127.0.0.1:{free_port()}",
         )
+        # The Prometheus Operator's own ServiceMonitor CRD (taken from its Go module by `make cluster`), as a
+        # cluster with the operator has it: stacks that enable metrics.serviceMonitor create one.
+        self.kubectl("apply", "--server-side", "-f", str(CLUSTER_BIN / "servicemonitor-crd.yaml"))
+        self.kubectl(
+            "wait", "--for=condition=Established", "--timeout=60s", "crd/servicemonitors.monitoring.coreos.com"
+        )
         for name in NODES:
             self.kubectl("apply", "-f", "-", stdin=json.dumps(_node(name)))
         wait_until("kwok nodes Ready", self._nodes_ready, START_TIMEOUT_SECONDS, self.tails, self.alive)

@@ -73,8 +73,8 @@ def _check_objects(plane: ControlPlane, stack: str) -> None:
     (container,) = template["spec"]["containers"]
     assert container["image"] == f"{file['webapp:image']['repository']}:{file['webapp:image']['tag']}"
     assert container["resources"] == file["webapp:resources"]
-    assert container["readinessProbe"]["httpGet"]["path"] == "/ready"
-    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "management", "scheme": "HTTP"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "management", "scheme": "HTTP"}
     assert container["securityContext"]["runAsNonRoot"] is True
     assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
     assert template["spec"]["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
@@ -98,6 +98,14 @@ def _check_objects(plane: ControlPlane, stack: str) -> None:
     assert ("ingress.networking.k8s.io" in kinds) == bool(file.get("webapp:ingress", {}).get("enabled"))
     assert ("poddisruptionbudget.policy" in kinds) == (replicas > 1)
     assert ("horizontalpodautoscaler.autoscaling" in kinds) == bool(file.get("webapp:autoscaling", {}).get("enabled"))
+
+    monitors = plane.kubectl_json("get", "servicemonitors", "-n", namespace)["items"]
+    assert len(monitors) == int(bool(file.get("webapp:metrics", {}).get("serviceMonitor")))
+    for monitor in monitors:
+        service = plane.kubectl_json("get", "service", monitor["metadata"]["name"], "-n", namespace)
+        assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+        [endpoint] = monitor["spec"]["endpoints"]
+        assert endpoint["port"] in {port["name"] for port in service["spec"]["ports"]}
 
 
 def _check_pod_security_refuses_an_unhardened_pod(plane: ControlPlane, namespace: str) -> None:

@@ -56,7 +56,9 @@ def test_the_webapp_tree_replaces_nothing_in_a_deployed_stack(workspace: Workspa
     _copy_current(ws.root)
     steps = ws.run("pulumi preview --json").json()["steps"]
     changed = {(step["op"], urn_type(step["urn"])) for step in steps if step["op"] != "same"}
-    assert changed == {("create", "webapp:index:WebApp")}, changed
+    # The one new node is WebApp; whatever else changed since that commit (pod spec fields) updates in place.
+    # Nothing is created a second time, replaced or deleted.
+    assert {change for change in changed if change[0] != "update"} == {("create", "webapp:index:WebApp")}, changed
 
     ws.run("pulumi up --yes")
     after = ws.run("pulumi stack export").json()["deployment"]["resources"]

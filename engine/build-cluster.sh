@@ -42,4 +42,13 @@ for stage in "$kwok_dir"/node/fast/*.yaml "$kwok_dir"/node/heartbeat/*.yaml "$kw
   echo "---"; cat "$stage"
 done > "$out/kwok-stages.yaml"
 
+# The Prometheus Operator's ServiceMonitor CRD, from its module zip (engine/crds pins the version).
+operator="$(version crds github.com/prometheus-operator/prometheus-operator)"
+step "ServiceMonitor CRD (prometheus-operator $operator)"
+(cd "$root/engine/crds" && go mod download github.com/prometheus-operator/prometheus-operator)
+crds="$(cd "$root/engine/crds" && go list -m -f '{{.Dir}}' github.com/prometheus-operator/prometheus-operator)"
+cp "$crds/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml" "$out/servicemonitor-crd.yaml"
+chmod u+w "$out/servicemonitor-crd.yaml"
+echo "copied"
+
 "$out/kubectl" version --client

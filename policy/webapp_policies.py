@@ -16,9 +16,9 @@ from typing import Any, Protocol
 from pulumi_policy import ResourceValidationPolicy, StackValidationPolicy
 
 try:  # imported as the `policy` package (the tests)
-    from .webapp_rules import looks_secret, unpinned_image_problem
+    from .webapp_rules import MANAGEMENT_PORT_NAME, looks_secret, unpinned_image_problem
 except ImportError:  # run by the CLI, with the pack's own folder on sys.path
-    from webapp_rules import looks_secret, unpinned_image_problem  # type: ignore[no-redef]
+    from webapp_rules import MANAGEMENT_PORT_NAME, looks_secret, unpinned_image_problem  # type: ignore[no-redef]
 
 ReportViolation = Callable[..., None]
 
@@ -123,6 +123,28 @@ def validate_readiness_probe(args: ResourceArgs, report_violation: ReportViolati
             )
 
 
+PROBES = ("startupProbe", "livenessProbe", "readinessProbe")
+
+
+def validate_probes_use_the_management_port(args: ResourceArgs, report_violation: ReportViolation) -> None:
+    """A container with a management port is probed there: on the traffic port a probe waits behind busy
+    request threads, times out, and gets a pod that was only busy restarted."""
+    for container in _containers(args):
+        ports = [port for port in container.get("ports") or [] if isinstance(port, Mapping)]
+        management = [port for port in ports if port.get("name") == MANAGEMENT_PORT_NAME]
+        if not management:
+            continue
+        allowed = {MANAGEMENT_PORT_NAME, management[0].get("containerPort")}
+        for probe in PROBES:
+            http_get = _dig(container, probe, "httpGet")
+            if isinstance(http_get, Mapping) and http_get.get("port") not in allowed:
+                report_violation(
+                    f"{_kind(args)} container {container.get('name')!r}: {probe} calls {http_get.get('path')!r} on "
+                    f"port {http_get.get('port')!r}, where it waits behind busy request threads; "
+                    f"probe the {MANAGEMENT_PORT_NAME!r} port."
+                )
+
+
 def validate_no_secrets_in_configmap(args: ResourceArgs, report_violation: ReportViolation) -> None:
     """ConfigMap keys never look like secrets: ConfigMaps sit unencrypted in etcd."""
     if args.resource_type != CONFIG_MAP:
@@ -177,6 +199,10 @@ RESOURCE_CHECKS: dict[str, tuple[str, Callable[[ResourceArgs, ReportViolation], 
     ),
     "deployments-have-readiness-probes": ("Deployment containers have a readiness probe.", validate_readiness_probe),
     "configmaps-hold-no-secrets": ("ConfigMap keys do not look like secrets.", validate_no_secrets_in_configmap),
+    "probes-use-the-management-port": (
+        "Containers with a management port are probed on it, never behind request threads.",
+        validate_probes_use_the_management_port,
+    ),
 }
 """Each resource policy's name, description and validation, for the pack and for tests that run them all."""
 

@@ -14,8 +14,12 @@ DRAIN_SECONDS = 5
 GRACEFUL_TIMEOUT_SECONDS = 20
 """Default seconds in-flight requests get after the drain (the app's GRACEFUL_TIMEOUT_SECONDS)."""
 
+APP_PORT = 8080
+"""The port the app serves traffic on (the app's PORT default; the container port named http)."""
 MANAGEMENT_PORT = 8081
 """Default port of the probes and /metrics, answered by the app's master process (the app's MANAGEMENT_PORT)."""
+MANAGEMENT_PORT_NAME = "management"
+"""The container port name of the management port: the probes and the ServiceMonitor name it."""
 LIVENESS_PATH = "/healthz"
 READINESS_PATH = "/ready"
 METRICS_PATH = "/metrics"

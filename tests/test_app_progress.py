@@ -10,11 +10,12 @@ import pytest
 
 from app.lifecycle import ShutdownState
 from app.probes import Probes
-from app.progress import CAPACITY, ProgressTable
+from app.progress import ProgressTable, slots_for
 from tests.server_process import REPO_ROOT
 
 THREADS = 2
 STALL = 10.0
+SLOTS = slots_for(2)
 
 
 class Clock:
@@ -36,15 +37,15 @@ def clock() -> Clock:
 @pytest.fixture
 def table(clock: Clock) -> ProgressTable:
     """A table for workers of two threads, stalled after 10 s; this process plays the worker in slot 0."""
-    progress = ProgressTable(THREADS, STALL, clock=clock)
+    progress = ProgressTable(SLOTS, THREADS, STALL, clock=clock)
     progress.bind(progress.reserve(), pid=4242)
     return progress
 
 
 def test_slots_are_handed_out_once_and_freed_when_a_worker_exits() -> None:
-    progress = ProgressTable(THREADS, STALL)
-    slots = [progress.reserve() for _ in range(CAPACITY)]
-    assert sorted(slots) == list(range(CAPACITY))  # type: ignore[type-var]
+    progress = ProgressTable(SLOTS, THREADS, STALL)
+    slots = [progress.reserve() for _ in range(SLOTS)]
+    assert sorted(slots) == list(range(SLOTS))  # type: ignore[type-var]
     assert progress.reserve() is None, "a full table says so instead of sharing a slot"
     assert progress.workers() == [], "reserved slots are not booted workers"
     progress.release(slots[3])
@@ -83,14 +84,14 @@ def test_one_finished_request_is_progress(table: ProgressTable, clock: Clock) ->
 
 
 def test_a_process_that_is_not_a_bound_worker_records_nothing() -> None:
-    progress = ProgressTable(THREADS, STALL)
+    progress = ProgressTable(SLOTS, THREADS, STALL)
     progress.request_started()
     progress.request_finished()
     assert progress.workers() == []
 
 
 def test_readiness_waits_for_a_booted_worker_then_follows_the_shutdown_flag() -> None:
-    progress, shutdown = ProgressTable(THREADS, STALL), ShutdownState()
+    progress, shutdown = ProgressTable(SLOTS, THREADS, STALL), ShutdownState()
     probes = Probes("1.2.3", shutdown, progress)
     assert probes.readiness() == (503, b'{"status":"starting","version":"1.2.3"}')
     progress.bind(progress.reserve(), pid=7)

@@ -16,6 +16,7 @@ from policy.webapp_policies import (
     validate_disruption_budgets,
     validate_image_pinned,
     validate_no_secrets_in_configmap,
+    validate_probes_use_the_management_port,
     validate_readiness_probe,
     validate_requests_and_limits,
 )
@@ -79,12 +80,13 @@ def test_the_pack_serves_exactly_the_checks_the_tests_run() -> None:
     assert [p.name for p in POLICIES] == [*RESOURCE_CHECKS, *STACK_CHECKS]
 
 
-def test_the_pack_has_the_five_policies() -> None:
+def test_the_pack_has_the_six_policies() -> None:
     assert [p.name for p in POLICIES] == [
         "containers-set-requests-and-limits",
         "images-are-pinned",
         "deployments-have-readiness-probes",
         "configmaps-hold-no-secrets",
+        "probes-use-the-management-port",
         "replicated-deployments-have-disruption-budgets",
     ]
 
@@ -192,3 +194,28 @@ def test_every_rendered_stack_complies_with_the_pack(stack: str) -> None:
 def test_the_pack_uses_the_projects_rules_verbatim() -> None:
     # The pack runs in its own virtualenv, so it gets config/rules.py as a copy: `make policy-rules` writes it.
     assert (REPO_ROOT / "policy" / "webapp_rules.py").read_text() == (REPO_ROOT / "config" / "rules.py").read_text()
+
+
+MANAGEMENT_PORTS = [{"name": "http", "containerPort": 8080}, {"name": "management", "containerPort": 8081}]
+
+
+@pytest.mark.parametrize(
+    ("ports", "port", "violations"),
+    [
+        pytest.param(MANAGEMENT_PORTS, "management", 0, id="by-name"),
+        pytest.param(MANAGEMENT_PORTS, 8081, 0, id="by-number"),
+        pytest.param(MANAGEMENT_PORTS, "http", 2, id="traffic-port"),
+        pytest.param(MANAGEMENT_PORTS, 8080, 2, id="traffic-port-number"),
+        pytest.param([{"name": "http", "containerPort": 8080}], "http", 0, id="no-management-port"),
+    ],
+)
+def test_probes_use_the_management_port_when_there_is_one(ports: list[Any], port: Any, violations: int) -> None:
+    probe = {"httpGet": {"path": "/ready", "port": port}}
+    deployment = _deployment(ports=ports, readinessProbe=probe, livenessProbe=probe)
+    found = _violations(validate_probes_use_the_management_port, deployment)
+    assert len(found) == violations
+    if violations:
+        assert found[0] == (
+            f"Deployment container 'web': livenessProbe calls '/ready' on port {port!r}, where it waits behind "
+            "busy request threads; probe the 'management' port."
+        )

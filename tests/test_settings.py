@@ -172,6 +172,30 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], dict[str, str] | str | None, str]] 
         TEST_SECRETS,
         "webapp:drainSeconds: Input should be greater than or equal to 0",
     ),
+    (
+        "zero-keepalive",
+        valid_config(keepaliveSeconds=0),
+        TEST_SECRETS,
+        "webapp:keepaliveSeconds: Input should be greater than or equal to 1",
+    ),
+    (
+        "bad-scrape-interval",
+        valid_config(metrics={"interval": "half a minute"}),
+        TEST_SECRETS,
+        "webapp:metrics.interval: 'half a minute' is not a Prometheus duration",
+    ),
+    (
+        "bad-scrape-namespace",
+        valid_config(metrics={"scrapeNamespace": "Monitoring"}),
+        TEST_SECRETS,
+        "webapp:metrics.scrapeNamespace: 'Monitoring' is not a namespace name",
+    ),
+    (
+        "service-monitor-on-a-load-balancer",
+        valid_config(metrics={"serviceMonitor": True}, service={"type": "LoadBalancer"}),
+        TEST_SECRETS,
+        "a LoadBalancer Service would publish /metrics outside the cluster",
+    ),
 ]
 
 
@@ -218,6 +242,9 @@ def test_defaults() -> None:
     assert settings.namespace_name("test") == "webapp-test"
     assert settings.name == "webapp"
     assert settings.existing_secret is None
+    assert (settings.keepalive_seconds, settings.stall_seconds) == (75, 30)
+    assert settings.metrics.service_monitor is False
+    assert settings.metrics.scrape_namespace == "monitoring"
 
 
 def test_an_existing_secret_needs_no_secret_values_and_the_program_makes_no_secret() -> None:

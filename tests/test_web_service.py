@@ -8,7 +8,7 @@ import pulumi
 import pytest
 
 from components.web_service import WebService, WebServiceArgs, termination_grace_seconds
-from config.settings import AutoscalingSettings, ResourceSettings
+from config.settings import AutoscalingSettings, MetricsSettings, ResourceSettings
 from tests.pulumi_helpers import container, kube, only, run_components
 from tools.mocks import ProgramRun
 
@@ -28,6 +28,20 @@ def _args(**overrides: Any) -> WebServiceArgs:
         "object_name": "shop",
         "config_map_name": "shop-cm-abc",
         "secret_name": "shop-secret-def",
+        "replicas": 1,
+        "part_of": "webapp",
+        "component": "web",
+        "container_port": 8080,
+        "management_port": 8081,
+        "service_port": 80,
+        "service_type": "ClusterIP",
+        "drain_seconds": 5,
+        "graceful_timeout_seconds": 20,
+        "keepalive_seconds": 75,
+        "stall_seconds": 30,
+        "autoscaling": AutoscalingSettings(),
+        "max_unavailable": 1,
+        "metrics": MetricsSettings(),
     }
     base.update(overrides)
     return WebServiceArgs(**base)
@@ -59,11 +73,12 @@ def test_component_type_token_and_children_parented() -> None:
     assert {r.name for r in run.resources if r.custom} == {"shop-deploy", "shop-svc", "shop-netpol"}
 
 
-def test_probes_hit_ready_and_healthz_on_the_named_port(single: ProgramRun) -> None:
+def test_probes_hit_ready_and_healthz_on_the_management_port(single: ProgramRun) -> None:
     spec = container(only(single, "Deployment"))
-    assert spec["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "http"}
-    assert spec["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
-    assert spec["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    # The master answers there, never behind application requests (the traffic port would starve them).
+    assert spec["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "management"}
+    assert spec["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "management"}
+    assert spec["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "management"}
     # The startup probe gives a slow start 60 s before liveness can kill the pod.
     assert spec["startupProbe"]["periodSeconds"] * spec["startupProbe"]["failureThreshold"] >= 60
     # Readiness must notice the 503 well inside the drain window.
@@ -73,13 +88,24 @@ def test_probes_hit_ready_and_healthz_on_the_named_port(single: ProgramRun) -> N
 def test_container_port_resources_and_env(single: ProgramRun) -> None:
     spec = container(only(single, "Deployment"))
     assert spec["image"] == "ghcr.io/example/shop:2.3.4"
-    assert spec["ports"] == [{"name": "http", "containerPort": 8080.0, "protocol": "TCP"}]
+    assert spec["ports"] == [
+        {"name": "http", "containerPort": 8080.0, "protocol": "TCP"},
+        {"name": "management", "containerPort": 8081.0, "protocol": "TCP"},
+    ]
     assert spec["resources"] == {
         "requests": {"cpu": "100m", "memory": "128Mi"},
         "limits": {"cpu": "500m", "memory": "256Mi"},
     }
     env = {item["name"]: item["value"] for item in spec["env"]}
-    assert env == {"APP_VERSION": "2.3.4", "PORT": "8080", "DRAIN_SECONDS": "5", "GRACEFUL_TIMEOUT_SECONDS": "20"}
+    assert env == {
+        "APP_VERSION": "2.3.4",
+        "PORT": "8080",
+        "MANAGEMENT_PORT": "8081",
+        "KEEPALIVE_SECONDS": "75",
+        "STALL_SECONDS": "30",
+        "DRAIN_SECONDS": "5",
+        "GRACEFUL_TIMEOUT_SECONDS": "20",
+    }
     assert spec["envFrom"] == [{"configMapRef": {"name": "shop-cm-abc"}}, {"secretRef": {"name": "shop-secret-def"}}]
 
 
@@ -154,11 +180,11 @@ def test_service_selects_exactly_the_deployments_pods_and_targets_the_port_by_na
     assert service["ports"] == [{"name": "http", "port": 80.0, "targetPort": "http", "protocol": "TCP"}]
 
 
-def test_network_policy_admits_only_the_http_port(single: ProgramRun) -> None:
+def test_network_policy_selects_the_pods_and_admits_two_ports(single: ProgramRun) -> None:
     policy = only(single, "NetworkPolicy").inputs["spec"]
     assert policy["podSelector"]["matchLabels"] == SELECTOR
     assert policy["policyTypes"] == ["Ingress"]
-    assert policy["ingress"] == [{"ports": [{"port": "http", "protocol": "TCP"}]}]
+    assert [rule["ports"][0]["port"] for rule in policy["ingress"]] == ["http", "management"]
 
 
 def test_single_replica_has_no_pdb_hpa_or_spread(single: ProgramRun) -> None:
@@ -264,3 +290,36 @@ def test_every_object_but_the_config_has_the_stable_name() -> None:
 def test_the_deployment_takes_back_fields_changed_by_hand(single: ProgramRun) -> None:
     # Without it a manual `kubectl scale` makes every later `pulumi up` fail with an apply conflict.
     assert only(single, "Deployment").inputs["metadata"]["annotations"] == {"pulumi.com/patchForce": "true"}
+
+
+def test_pods_are_annotated_for_scraping_and_only_prometheus_reaches_the_management_port(single: ProgramRun) -> None:
+    template = only(single, "Deployment").inputs["spec"]["template"]
+    assert template["metadata"]["annotations"] == {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": "8081",
+        "prometheus.io/path": "/metrics",
+    }
+    rules = only(single, "NetworkPolicy").inputs["spec"]["ingress"]
+    assert rules[0] == {"ports": [{"port": "http", "protocol": "TCP"}]}
+    assert rules[1] == {
+        "ports": [{"port": "management", "protocol": "TCP"}],
+        "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
+    }
+    assert [port["name"] for port in only(single, "Service").inputs["spec"]["ports"]] == ["http"]
+    assert kube(single, "ServiceMonitor") == []
+
+
+def test_a_service_monitor_selects_the_service_by_its_management_port() -> None:
+    run = _build(metrics=MetricsSettings(service_monitor=True, interval="15s", scrape_namespace="observability"))
+    monitor = only(run, "ServiceMonitor")
+    assert monitor.inputs["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor.inputs["metadata"]["name"] == "shop"
+    assert monitor.inputs["spec"] == {
+        "selector": {"matchLabels": SELECTOR},
+        "endpoints": [{"port": "management", "path": "/metrics", "interval": "15s"}],
+    }
+    service_ports = only(run, "Service").inputs["spec"]["ports"]
+    assert service_ports[1] == {"name": "management", "port": 8081, "targetPort": "management", "protocol": "TCP"}
+    assert only(run, "Service").inputs["spec"]["selector"] == SELECTOR
+    peer = only(run, "NetworkPolicy").inputs["spec"]["ingress"][1]["from"][0]
+    assert peer == {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "observability"}}}

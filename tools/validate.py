@@ -35,10 +35,17 @@ CHECKOV = REPO_ROOT / ".venv-checkov" / "bin" / "checkov"
 CHECKOV_CONFIG = REPO_ROOT / ".checkov.yaml"
 
 
+CUSTOM_RESOURCE_GROUPS = frozenset({"monitoring.coreos.com"})
+"""API groups of CRDs the program may create (the Prometheus Operator's ServiceMonitor): Kubernetes' own schemas
+do not cover them, so the schema check leaves them to the component tests, which pin their whole spec."""
+
+
 def schema_problems(manifests: Iterable[Manifest], versions: Iterable[str] = SUPPORTED_KUBERNETES) -> list[str]:
     """Every schema violation, as '<file> (k8s <version>): <message>'; empty when all are valid."""
     problems = []
     for manifest in manifests:
+        if str(manifest.body.get("apiVersion", "")).split("/")[0] in CUSTOM_RESOURCE_GROUPS:
+            continue
         for version in versions:
             try:
                 kubernetes_validate.validate(manifest.body, version, strict=True)
