@@ -14,6 +14,8 @@ import subprocess
 import tarfile
 from pathlib import Path
 
+import yaml
+
 from e2e.engine import PROGRAM_DIRS, Workspace
 from e2e.stacks import SECRET_VALUE
 from tools.mocks import urn_type
@@ -21,7 +23,9 @@ from tools.stack_config import REPO_ROOT
 
 # The last commit whose AppConfig, WebService and WebIngress sat directly under the stack.
 BEFORE_WEBAPP_TREE = "c6f6c92d997093907f05ba2cd3207c4bcfaf5fb1"
-PROGRAM = ["__main__.py", "components"]
+STACK = "prod"
+STACK_FILE = f"Pulumi.{STACK}.yaml"
+PROGRAM = ["__main__.py", "components", STACK_FILE]
 
 
 def _checkout(commit: str, into: Path) -> None:
@@ -37,16 +41,22 @@ def _checkout(commit: str, into: Path) -> None:
 
 
 def _copy_current(into: Path) -> None:
+    """The current program, and the settings the current stack file adds (the workspace's own keys, such as the
+    secret set with `config set --secret`, stay): an upgrade changes both in one commit."""
     for package in PROGRAM_DIRS:
         shutil.rmtree(into / package, ignore_errors=True)
         shutil.copytree(REPO_ROOT / package, into / package, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy2(REPO_ROOT / "__main__.py", into / "__main__.py")
+    deployed = yaml.safe_load((into / STACK_FILE).read_text())
+    current = yaml.safe_load((REPO_ROOT / STACK_FILE).read_text())
+    deployed["config"] = {**current["config"], **deployed["config"]}
+    (into / STACK_FILE).write_text(yaml.safe_dump(deployed, sort_keys=False))
 
 
 def test_the_webapp_tree_replaces_nothing_in_a_deployed_stack(workspace: Workspace, tmp_path: Path) -> None:
     ws = workspace
     _checkout(BEFORE_WEBAPP_TREE, ws.root)
-    ws.run("pulumi stack select --create prod")
+    ws.run(f"pulumi stack select --create {STACK}")
     ws.run(f"pulumi config set --secret --path 'webapp:secrets.DATABASE_PASSWORD' '{SECRET_VALUE}'")
     ws.run(f"pulumi config set kubernetes:renderYamlToDirectory {tmp_path / 'rendered'}")
     ws.run("pulumi up --yes")
@@ -56,9 +66,12 @@ def test_the_webapp_tree_replaces_nothing_in_a_deployed_stack(workspace: Workspa
     _copy_current(ws.root)
     steps = ws.run("pulumi preview --json").json()["steps"]
     changed = {(step["op"], urn_type(step["urn"])) for step in steps if step["op"] != "same"}
-    # The one new node is WebApp; whatever else changed since that commit (pod spec fields) updates in place.
-    # Nothing is created a second time, replaced or deleted.
-    assert {change for change in changed if change[0] != "update"} == {("create", "webapp:index:WebApp")}, changed
+    # New: the WebApp node, and the ServiceMonitor that prod's metrics setting has asked for since. Whatever else
+    # changed since that commit (pod spec fields) updates in place. Nothing is created twice, replaced or deleted.
+    assert {change for change in changed if change[0] != "update"} == {
+        ("create", "webapp:index:WebApp"),
+        ("create", "kubernetes:monitoring.coreos.com/v1:ServiceMonitor"),
+    }, changed
 
     ws.run("pulumi up --yes")
     after = ws.run("pulumi stack export").json()["deployment"]["resources"]
