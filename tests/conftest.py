@@ -8,8 +8,18 @@ from pathlib import Path
 import pytest
 
 from tests.server_process import REPO_ROOT, RunningServer, start_server
+from tools.mocks import KubernetesMocks
 
 StartServer = Callable[..., RunningServer]
+
+
+@pytest.fixture
+def mocks() -> KubernetesMocks:
+    """Fresh Pulumi mocks that record every registration, for a test that inspects what a run registered.
+
+    Tests that only read the result use `tests.pulumi_helpers.run_main` / `run_components`, which make their own.
+    """
+    return KubernetesMocks()
 
 
 @pytest.fixture

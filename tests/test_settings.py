@@ -200,8 +200,9 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], dict[str, str] | str | None, str]] 
 
 
 @pytest.mark.parametrize(("raw", "secrets", "message"), [pytest.param(r, s, m, id=i) for i, r, s, m in BAD_CONFIGS])
-def test_bad_config_is_refused_before_any_resource(raw: dict[str, Any], secrets: Any, message: str) -> None:
-    mocks = KubernetesMocks()
+def test_bad_config_is_refused_before_any_resource(
+    raw: dict[str, Any], secrets: Any, message: str, mocks: KubernetesMocks
+) -> None:
     plain = secrets == "PLAIN"
     with pytest.raises(ConfigError) as exc:
         run_main(raw, TEST_SECRETS if plain else secrets, mocks=mocks, mark_secret=not plain)
