@@ -20,6 +20,8 @@ from config.rules import (
     MANAGEMENT_PORT_NAME,
     METRICS_PATH,
     READINESS_PATH,
+    published_metrics_problem,
+    service_type_problem,
     unpinned_image_problem,
 )
 from config.settings import AutoscalingSettings, MetricsSettings, ResourceSettings
@@ -280,10 +282,12 @@ def _check(name: str, args: WebServiceArgs) -> None:
         raise ValueError(f"WebService {name!r}: {problem}; the image must be pinned to a version or digest")
     if args.replicas < 1:
         raise ValueError(f"WebService {name!r}: replicas is {args.replicas}; it must be at least 1")
-    if args.service_type not in {"ClusterIP", "NodePort", "LoadBalancer"}:
-        raise ValueError(
-            f"WebService {name!r}: service_type {args.service_type!r} must be ClusterIP, NodePort or LoadBalancer"
-        )
+    for problem in (
+        service_type_problem(args.service_type),
+        published_metrics_problem(args.service_type, args.metrics.service_monitor),
+    ):
+        if problem:
+            raise ValueError(f"WebService {name!r}: {problem}")
 
 
 def _pod_spec(name: str, args: WebServiceArgs, spread: bool, selector: dict[str, str]) -> k8s.core.v1.PodSpecArgs:

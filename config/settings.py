@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import pulumi
 from pydantic import (
@@ -36,6 +36,8 @@ from config.rules import (
     KEEPALIVE_SECONDS,
     STALL_SECONDS,
     looks_secret,
+    published_metrics_problem,
+    service_type_problem,
     unpinned_tag_problem,
 )
 
@@ -152,8 +154,16 @@ class ResourceSettings(_Model):
 class ServiceSettings(_Model):
     """How the Service exposes the pods."""
 
-    type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
+    type: str = "ClusterIP"
     port: int = Field(default=80, ge=1, le=65535)
+
+    @field_validator("type")
+    @classmethod
+    def _type(cls, value: str) -> str:
+        problem = service_type_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
 
 
 class IngressSettings(_Model):
@@ -329,11 +339,9 @@ class StackSettings(_Model):
         clash = sorted(set(self.app_config) & set(self.secret_keys))
         if clash:
             raise ValueError(f"{clash} are both in appConfig and secretKeys; keep each in one place")
-        if self.metrics.service_monitor and self.service.type != "ClusterIP":
-            raise ValueError(
-                f"metrics.serviceMonitor adds the management port to the Service, and a {self.service.type} "
-                "Service would publish /metrics outside the cluster; use service.type ClusterIP"
-            )
+        published = published_metrics_problem(self.service.type, self.metrics.service_monitor)
+        if published:
+            raise ValueError(published)
         scaling = self.autoscaling
         explicit_replicas = "replicas" in self.model_fields_set
         if scaling.enabled and explicit_replicas and not scaling.min_replicas <= self.replicas <= scaling.max_replicas:

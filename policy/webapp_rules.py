@@ -29,6 +29,9 @@ KEEPALIVE_SECONDS = 75
 STALL_SECONDS = 30
 """Default seconds a worker may have every thread busy, finishing nothing, before liveness fails."""
 
+SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer")
+"""The Service types a stack may choose."""
+
 SECRET_WORDS = ("PASSWORD", "PASSWD", "TOKEN", "SECRET", "KEY", "CREDENTIAL", "PRIVATE", "CERT")
 """Words that make an environment variable name look secret."""
 
@@ -60,3 +63,20 @@ def unpinned_image_problem(image: str) -> str | None:
         return f"image {image!r} has no tag (it means latest)"
     problem = unpinned_tag_problem(last.rsplit(":", 1)[1])
     return f"image {image!r}: {problem}" if problem else None
+
+
+def service_type_problem(service_type: str) -> str | None:
+    """Why a Service type is not one a stack may use, or None."""
+    if service_type not in SERVICE_TYPES:
+        return f"{service_type!r} is not a Service type; expected one of {', '.join(SERVICE_TYPES)}"
+    return None
+
+
+def published_metrics_problem(service_type: str, service_monitor: bool) -> str | None:
+    """Why a ServiceMonitor cannot go with this Service type (it adds the management port to the Service), or None."""
+    if service_monitor and service_type != "ClusterIP":
+        return (
+            f"metrics.serviceMonitor adds the management port to the Service, and a {service_type} Service would "
+            "publish /metrics outside the cluster; use service.type ClusterIP"
+        )
+    return None

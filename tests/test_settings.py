@@ -134,7 +134,7 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], dict[str, str] | str | None, str]] 
         "bad-service-type",
         valid_config(service={"type": "External"}),
         TEST_SECRETS,
-        "webapp:service.type: Input should be 'ClusterIP', 'NodePort' or 'LoadBalancer'",
+        "webapp:service.type: 'External' is not a Service type; expected one of ClusterIP, NodePort, LoadBalancer",
     ),
     (
         "bad-host",

@@ -251,7 +251,11 @@ def test_two_services_in_one_program_do_not_collide() -> None:
     [
         ({"image": "ghcr.io/example/shop:latest", "version": "latest"}, "must be pinned to a version"),
         ({"replicas": 0}, "replicas is 0; it must be at least 1"),
-        ({"service_type": "Headless"}, "service_type 'Headless' must be ClusterIP, NodePort or LoadBalancer"),
+        ({"service_type": "Headless"}, "'Headless' is not a Service type; expected one of ClusterIP, NodePort"),
+        (
+            {"service_type": "NodePort", "metrics": MetricsSettings(service_monitor=True)},
+            "a NodePort Service would publish /metrics outside the cluster",
+        ),
         ({"object_name": "Shop_1"}, "object_name 'Shop_1' is not a DNS label"),
     ],
 )
