@@ -73,7 +73,7 @@ class AppSettings:
     log_level: str = "info"
     """LOG_LEVEL: debug, info, warning or error."""
     enable_test_routes: bool = False
-    """ENABLE_TEST_ROUTES: mount /debug/sleep, used by the shutdown tests and benchmarks only."""
+    """ENABLE_TEST_ROUTES: mount /debug/sleep and /debug/block, used by the tests and benchmarks only."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> AppSettings:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
+import tempfile
 import time
+from pathlib import Path
 
 from flask import Blueprint, Response, abort, current_app, jsonify, request
 
@@ -10,6 +13,7 @@ main = Blueprint("main", __name__)
 test_routes = Blueprint("test_routes", __name__, url_prefix="/debug")
 
 MAX_SLEEP_SECONDS = 30.0
+_RELEASE_NAME = re.compile(r"^[a-z0-9-]{1,64}$")
 
 
 @main.get("/")
@@ -39,3 +43,23 @@ def sleep() -> Response:
         abort(400, description=f"The query parameter seconds must be between 0 and {MAX_SLEEP_SECONDS:g}.")
     time.sleep(seconds)
     return jsonify(slept_seconds=seconds)
+
+
+@test_routes.get("/block")
+def block() -> Response:
+    """Hold the request until a file `release-<name>` appears in the server's temporary directory.
+
+    Wedges request threads for exactly as long as a test wants (the stall
+    tests create the file to let them go); bounded by MAX_SLEEP_SECONDS like
+    /debug/sleep. Mounted only with ENABLE_TEST_ROUTES=true.
+    """
+    name = request.args.get("release", "")
+    if not _RELEASE_NAME.match(name):
+        abort(400, description="The query parameter release must be 1-64 characters of a-z, 0-9 and '-'.")
+    release = Path(tempfile.gettempdir()) / f"release-{name}"
+    deadline = time.monotonic() + MAX_SLEEP_SECONDS
+    while not release.exists():
+        if time.monotonic() > deadline:
+            abort(408, description=f"Nothing released {release.name} within {MAX_SLEEP_SECONDS:g} s.")
+        time.sleep(0.02)
+    return jsonify(released=name)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -19,19 +20,33 @@ from tests.server_process import Outcome, RunningServer, wait_for
 pytestmark = pytest.mark.slow
 
 
-def _fill_every_thread(server: RunningServer, requests: int, seconds: float) -> ThreadPoolExecutor:
-    """Put `requests` slow requests in flight on the traffic port; the caller shuts the pool down."""
-    pool = ThreadPoolExecutor(max_workers=requests)
-    for _ in range(requests):
-        pool.submit(server.get, f"/debug/sleep?seconds={seconds}", seconds + 20)
-    return pool
+class Wedge:
+    """Requests on the traffic port that hold their thread until released (`/debug/block`)."""
+
+    def __init__(self, server: RunningServer, server_tmp: Path, requests: int) -> None:
+        self._release = server_tmp / "release-wedge"
+        self._pool = ThreadPoolExecutor(max_workers=requests)
+        self.answers = [self._pool.submit(server.get, "/debug/block?release=wedge", 40.0) for _ in range(requests)]
+
+    def release(self) -> list[int | None]:
+        """Let every held request finish; their statuses."""
+        self._release.touch()
+        self._pool.shutdown(wait=True)
+        return [answer.result().status for answer in self.answers]
 
 
-def test_probes_answer_within_the_probe_timeout_while_every_thread_is_busy(start_app: StartServer) -> None:
-    # One worker, so that which worker accepts which connection cannot leave a thread free.
-    server = start_app(WEB_CONCURRENCY="1", WEB_THREADS="4", ENABLE_TEST_ROUTES="true", DRAIN_SECONDS="0")
+def _server(start_app: StartServer, server_tmp: Path, **env: str) -> RunningServer:
+    server = start_app(TMPDIR=str(server_tmp), ENABLE_TEST_ROUTES="true", DRAIN_SECONDS="0", **env)
     server.wait_until_ready()
-    pool = _fill_every_thread(server, requests=6, seconds=3)  # 4 threads busy, 2 requests queued behind them
+    return server
+
+
+def test_probes_answer_within_the_probe_timeout_while_every_thread_is_busy(
+    start_app: StartServer, tmp_path: Path
+) -> None:
+    # One worker, so that which worker accepts which connection cannot leave a thread free.
+    server = _server(start_app, tmp_path, WEB_CONCURRENCY="1", WEB_THREADS="4")
+    wedge = Wedge(server, tmp_path, requests=6)  # 4 threads held, 2 requests queued behind them
     try:
         time.sleep(0.5)
         # The traffic port is saturated: a request there waits behind the slow ones.
@@ -45,18 +60,18 @@ def test_probes_answer_within_the_probe_timeout_while_every_thread_is_busy(start
         assert json.loads(answers[0].body)["status"] == "alive"
         assert server.metrics()["webapp_http_requests_in_flight"] == 4.0
     finally:
-        server.stop()  # the slow requests end with the server instead of being waited for
-        pool.shutdown(wait=True)
+        assert wedge.release() == [200] * 6
 
 
-def test_liveness_fails_when_every_thread_is_wedged_and_recovers_when_they_finish(start_app: StartServer) -> None:
-    server = start_app(
-        WEB_CONCURRENCY="1", WEB_THREADS="2", STALL_SECONDS="1", ENABLE_TEST_ROUTES="true", DRAIN_SECONDS="0"
-    )
-    server.wait_until_ready()
+def test_liveness_fails_when_every_thread_is_wedged_and_recovers_once_released(
+    start_app: StartServer, tmp_path: Path
+) -> None:
+    server = _server(start_app, tmp_path, WEB_CONCURRENCY="1", WEB_THREADS="2", STALL_SECONDS="1")
     assert server.probe("/healthz").status == 200
-    pool = _fill_every_thread(server, requests=2, seconds=3)
+    wedge = Wedge(server, tmp_path, requests=2)
     try:
+        wait_for(lambda: server.metrics()["webapp_http_requests_in_flight"] == 2, timeout=4.0, what="threads held")
+        assert server.probe("/healthz").status == 200, "busy is not stalled before STALL_SECONDS"
         wait_for(lambda: server.probe("/healthz").status == 503, timeout=4.0, what="liveness turns 503")
         stalled = json.loads(server.probe("/healthz").body)
         assert stalled["status"] == "stalled"
@@ -65,15 +80,12 @@ def test_liveness_fails_when_every_thread_is_wedged_and_recovers_when_they_finis
         assert server.metrics()["webapp_stalled_workers"] == 1.0
         assert server.probe("/ready").status == 200, "a stall is for liveness; readiness keeps its contract"
     finally:
-        pool.shutdown(wait=True)
+        assert wedge.release() == [200, 200]
     wait_for(lambda: server.probe("/healthz").status == 200, timeout=5.0, what="liveness recovers")
 
 
-def test_a_busy_worker_that_keeps_finishing_requests_stays_alive(start_app: StartServer) -> None:
-    server = start_app(
-        WEB_CONCURRENCY="1", WEB_THREADS="2", STALL_SECONDS="1", ENABLE_TEST_ROUTES="true", DRAIN_SECONDS="0"
-    )
-    server.wait_until_ready()
+def test_a_busy_worker_that_keeps_finishing_requests_stays_alive(start_app: StartServer, tmp_path: Path) -> None:
+    server = _server(start_app, tmp_path, WEB_CONCURRENCY="1", WEB_THREADS="2", STALL_SECONDS="1")
     # Both threads always busy with 0.4 s requests for 3 s: saturated the whole time, but progressing.
     with ThreadPoolExecutor(max_workers=4) as pool:
         deadline = time.monotonic() + 3.0

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -119,3 +122,14 @@ def test_sleep_route_sleeps_when_enabled(client: FlaskClient) -> None:
     response = client.get("/debug/sleep?seconds=0")
     assert response.status_code == 200
     assert response.get_json() == {"slept_seconds": 0.0}
+
+
+def test_block_route_holds_until_released(client: FlaskClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    assert client.get("/debug/block?release=../etc").status_code == 400
+    (tmp_path / "release-now").touch()
+    response = client.get("/debug/block?release=now")
+    assert (response.status_code, response.get_json()) == (200, {"released": "now"})
+    assert (
+        create_app(settings=AppSettings.from_env({})).test_client().get("/debug/block?release=now").status_code == 404
+    )
