@@ -8,6 +8,7 @@ import json
 import re
 import signal
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -50,3 +51,17 @@ def test_the_draining_gauge_follows_the_shutdown_signal(draining_server: Running
 def test_the_traffic_port_never_serves_metrics(draining_server: RunningServer) -> None:
     assert draining_server.get("/metrics").status == 404
     assert draining_server.probe("/").status == 404
+
+
+def test_the_metrics_directory_is_fresh_per_start_and_removed_at_exit(start_app: StartServer, tmp_path: Path) -> None:
+    stale = tmp_path / "webapp-metrics-earlier"
+    stale.mkdir()
+    (stale / "counter_4242.db").write_bytes(b"\0" * 16)  # a previous container's files, on the same emptyDir
+    server = start_app(TMPDIR=str(tmp_path), DRAIN_SECONDS="0")
+    server.wait_until_ready()
+    assert server.get("/").status == 200
+    [current] = [d for d in tmp_path.glob("webapp-metrics-*") if d != stale]
+    assert any(current.glob("*.db")), "the workers write their samples here"
+    assert server.metrics()['webapp_http_requests_total{method="GET",route="/",status="200"}'] == 1
+    assert server.terminate(timeout=20) == 0
+    assert not current.exists()
