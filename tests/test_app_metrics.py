@@ -18,6 +18,13 @@ from tests.server_process import RunningServer, wait_for
 pytestmark = pytest.mark.slow
 
 
+def _settled(server: RunningServer, workers: int) -> bool:
+    """Every worker up and no request in flight. A request is recorded when its body is closed, just after the
+    client has read the answer; it leaves the in-flight count only after that, so then every count is final."""
+    samples = server.metrics()
+    return samples["webapp_workers"] == workers and samples["webapp_http_requests_in_flight"] == 0
+
+
 def test_request_counts_are_exact_across_workers_and_worker_restarts(start_app: StartServer) -> None:
     server = start_app(WEB_CONCURRENCY="3", WEB_THREADS="2", MAX_REQUESTS="10", ENABLE_TEST_ROUTES="true")
     server.wait_until_ready()
@@ -27,7 +34,7 @@ def test_request_counts_are_exact_across_workers_and_worker_restarts(start_app: 
     assert {(o.status, o.error) for o in outcomes} <= {(200, None), (404, None)}, "every request is answered"
 
     # A worker may be between its restart and its successor's boot; the counts must not care.
-    wait_for(lambda: server.metrics()["webapp_workers"] == 3, timeout=10.0, what="3 workers booted")
+    wait_for(lambda: _settled(server, workers=3), timeout=10.0, what="3 workers booted, no request in flight")
     samples = server.metrics()
     assert samples['webapp_http_requests_total{method="GET",route="/",status="200"}'] == 120
     assert samples['webapp_http_requests_total{method="GET",route="<unmatched>",status="404"}'] == 30
@@ -60,6 +67,7 @@ def test_the_metrics_directory_is_fresh_per_start_and_removed_at_exit(start_app:
     server = start_app(TMPDIR=str(tmp_path), DRAIN_SECONDS="0")
     server.wait_until_ready()
     assert server.get("/").status == 200
+    wait_for(lambda: _settled(server, workers=2), timeout=10.0, what="no request in flight")
     [current] = [d for d in tmp_path.glob("webapp-metrics-*") if d != stale]
     assert any(current.glob("*.db")), "the workers write their samples here"
     assert server.metrics()['webapp_http_requests_total{method="GET",route="/",status="200"}'] == 1
