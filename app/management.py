@@ -24,32 +24,28 @@ from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
-from app.metrics import EXPOSITION_CONTENT_TYPE, exposition
-from app.probes import Probes, method_not_allowed, respond
+from app.probes import Probes, method_not_allowed, serve_probes_in_front
 from app.progress import WSGIApp
 
 METRICS_PATH = "/metrics"
 
 
 def management_app(probes: Probes, registry: CollectorRegistry) -> WSGIApp:
-    """The WSGI app of the management port: /healthz, /ready and /metrics, GET or HEAD only."""
+    """The WSGI app of the management port: the probes (as on the traffic port), then /metrics; GET or HEAD only."""
 
-    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        path = environ.get("PATH_INFO", "")
+    def metrics(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
             return method_not_allowed(start_response)
-        if path == METRICS_PATH:
-            body = exposition(registry)
-            start_response("200 OK", [("Content-Type", EXPOSITION_CONTENT_TYPE), ("Content-Length", str(len(body)))])
-            return [body]
-        verdict = probes.answer(path)
-        if verdict is None:
+        if environ.get("PATH_INFO", "") != METRICS_PATH:
             start_response("404 Not Found", [("Content-Length", "0")])
             return []
-        return respond(start_response, *verdict)
+        body = generate_latest(registry)
+        start_response("200 OK", [("Content-Type", CONTENT_TYPE_LATEST), ("Content-Length", str(len(body)))])
+        return [body]
 
-    return app
+    return serve_probes_in_front(metrics, probes)
 
 
 class _ThreadingServer(socketserver.ThreadingMixIn, WSGIServer):
@@ -71,11 +67,6 @@ class ManagementServer:
         except OSError as error:
             raise RuntimeError(f"MANAGEMENT_PORT={port}: cannot listen on {host}:{port}: {error.strerror}") from error
         self._thread: threading.Thread | None = None
-
-    @property
-    def port(self) -> int:
-        """The port actually bound."""
-        return int(self._server.server_address[1])
 
     def start(self) -> None:
         """Serve on a daemon thread; idempotent."""

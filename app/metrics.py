@@ -21,7 +21,6 @@ from typing import Any
 from flask import Flask, request
 from prometheus_client import CollectorRegistry, Counter, Histogram, multiprocess
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
 
 from app.lifecycle import ShutdownState
@@ -32,7 +31,6 @@ ROUTE_KEY = "webapp.route"
 UNMATCHED_ROUTE = "<unmatched>"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 """Seconds; the last finite bucket is gunicorn's worker timeout."""
-EXPOSITION_CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 
 class RequestMetrics:
@@ -127,11 +125,6 @@ def management_registry(version: str, shutdown: ShutdownState, progress: Progres
     multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     registry.register(ServerCollector(version, shutdown, progress))
     return registry
-
-
-def exposition(registry: CollectorRegistry) -> bytes:
-    """The registry in Prometheus' text format."""
-    return generate_latest(registry)
 
 
 def forget_worker(pid: int) -> None:

@@ -46,13 +46,10 @@ class Probes:
     def liveness(self) -> tuple[int, bytes]:
         """200 while the process can make progress; 503 naming the stalled workers otherwise."""
         stalled = self.progress.stalled() if self.progress is not None else []
-        if not stalled:
+        if not stalled or self.progress is None:
             return 200, self._alive
-        return 503, self._encode(
-            status="stalled",
-            stalled_workers=[row.pid for row in stalled],
-            stall_seconds=self.progress.stall_seconds if self.progress is not None else None,
-        )
+        pids = [row.pid for row in stalled]
+        return 503, self._encode(status="stalled", stalled_workers=pids, stall_seconds=self.progress.stall_seconds)
 
     def readiness(self) -> tuple[int, bytes]:
         """200 until shutdown begins, then 503; 503 too before any worker has loaded the app."""
@@ -62,13 +59,9 @@ class Probes:
             return 503, self._starting
         return 200, self._ready
 
-    def answer(self, path: str) -> tuple[int, bytes] | None:
-        """The verdict for a probe path, or None for any other path."""
-        if path == LIVENESS_PATH:
-            return self.liveness()
-        if path == READINESS_PATH:
-            return self.readiness()
-        return None
+    def answer(self, path: str) -> tuple[int, bytes]:
+        """The verdict for one of the PROBE_PATHS."""
+        return self.liveness() if path == LIVENESS_PATH else self.readiness()
 
     def _encode(self, **fields: Any) -> bytes:
         document = {"status": fields.pop("status"), "version": self.version, **fields}
@@ -82,7 +75,7 @@ def respond(start_response: Callable[..., Any], status: int, body: bytes) -> Ite
 
 
 def method_not_allowed(start_response: Callable[..., Any]) -> Iterable[bytes]:
-    """405 for anything but GET and HEAD on a probe path, in the app's JSON error format."""
+    """405 for anything but GET and HEAD on the probe paths and /metrics, in the app's JSON error format."""
     body = b'{"error":"method_not_allowed","message":"The probes answer GET and HEAD only."}'
     headers = [*_JSON_HEADERS, ("Allow", "GET, HEAD"), ("Content-Length", str(len(body)))]
     start_response("405 Method Not Allowed", headers)
@@ -98,6 +91,6 @@ def serve_probes_in_front(wsgi_app: WSGIApp, probes: Probes) -> WSGIApp:
             return wsgi_app(environ, start_response)
         if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
             return method_not_allowed(start_response)
-        return respond(start_response, *(probes.liveness() if path == LIVENESS_PATH else probes.readiness()))
+        return respond(start_response, *probes.answer(path))
 
     return probes_first
