@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from tools.render import checkov_by_stack, main, render_stack, write_manifests
+from tools.manifests import Manifest
+from tools.render import check_stacks, main, render_stack, write_manifests
 from tools.stack_config import MASKED, StackConfigError, load_stack_config, stack_names
-from tools.validate import SUPPORTED_KUBERNETES, schema_problems
+from tools.validate import SUPPORTED_KUBERNETES, CheckovScan, schema_problems
 
 
 def _tree(directory: Path) -> dict[str, str]:
@@ -91,34 +92,72 @@ def test_schema_check_rejects_unknown_and_mistyped_fields() -> None:
     assert all(deployment.filename in problem for problem in problems)
 
 
+def test_schema_check_holds_each_manifest_to_each_versions_own_schema() -> None:
+    # Pod-level resources arrived in Kubernetes 1.32: unknown to the oldest supported version, valid in the newest.
+    deployment = next(m for m in render_stack("dev").manifests if m.kind == "Deployment")
+    newer = copy.deepcopy(deployment)
+    newer.body["spec"]["template"]["spec"]["resources"] = {"limits": {"cpu": "1"}}
+    problems = schema_problems([newer], ["1.31.4", "1.37.0"])
+    assert len(problems) == 1, problems
+    assert problems[0].startswith(f"{deployment.filename} (k8s 1.31.4): spec.template.spec: "), problems
+    assert "'resources' was unexpected" in problems[0], problems
+
+
+def test_schema_check_names_a_kind_it_has_no_schema_for() -> None:
+    widget = Manifest(kind="Widget", name="w", body={"apiVersion": "example.com/v1", "kind": "Widget"})
+    assert schema_problems([widget], ["1.31.0"]) == [
+        f"{widget.filename} (k8s 1.31.0): no schema for Widget example.com/v1 in Kubernetes 1.31.0"
+    ]
+
+
 @pytest.mark.slow
 def test_checkov_passes_the_rendered_stacks_and_fails_a_weakened_one(tmp_path: Path) -> None:
     # Every stack in one checkov run (it takes seconds to start); findings come back per stack.
-    written = {stack: write_manifests(render_stack(stack), tmp_path) for stack in stack_names()}
-    weakened = render_stack("staging")
-    deployment = next(m for m in weakened.manifests if m.kind == "Deployment")
+    rendered = {stack: render_stack(stack) for stack in stack_names()}
+    deployment = next(m for m in rendered["staging"].manifests if m.kind == "Deployment")
     container = deployment.body["spec"]["template"]["spec"]["containers"][0]
     del container["resources"]["limits"]
     container["securityContext"]["allowPrivilegeEscalation"] = True
-    write_manifests(weakened, tmp_path)
+    written = {stack: write_manifests(stack_rendered, tmp_path) for stack, stack_rendered in rendered.items()}
 
-    found = checkov_by_stack(written, tmp_path)
+    with CheckovScan() as checkov:
+        found = check_stacks(rendered, written, tmp_path, checkov)
     assert {stack: problems for stack, problems in found.items() if problems}.keys() == {"staging"}, found
     failed_ids = {problem.split()[1] for problem in found["staging"]}
     assert {"CKV_K8S_11", "CKV_K8S_13", "CKV_K8S_20"} <= failed_ids, found["staging"]
     assert all(problem.startswith("04-deployment-") for problem in found["staging"]), found["staging"]
 
 
-def test_render_all_runs_checkov_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    directories: list[Path] = []
+def test_checkov_started_but_given_nothing_to_scan_ends_with_the_render() -> None:
+    # A render whose programs all fail never scans: the warm checkov must not outlive it.
+    with CheckovScan() as checkov:
+        pass
+    assert checkov.exit_status is not None
 
-    def spy(directory: Path) -> list[str]:
-        directories.append(directory)
+
+class _RecordingScan:
+    """Stands in for checkov in a test of how the render drives it: records what it is asked to scan."""
+
+    scanned: list[Path]
+
+    def __enter__(self) -> _RecordingScan:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def scan(self, directory: Path) -> None:
+        self.scanned.append(directory)
+
+    def problems(self) -> list[str]:
         return []
 
-    monkeypatch.setattr("tools.render.checkov_problems", spy)
+
+def test_render_all_runs_checkov_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _RecordingScan.scanned = []
+    monkeypatch.setattr("tools.render.CheckovScan", _RecordingScan)
     assert main(["--all", "--output", str(tmp_path)]) == 0
-    assert directories == [tmp_path]
+    assert _RecordingScan.scanned == [tmp_path]
 
 
 def test_cli_fails_clearly_on_an_unknown_stack(capsys: pytest.CaptureFixture[str]) -> None:
