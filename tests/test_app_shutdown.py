@@ -7,15 +7,18 @@ an HTTP answer; after it only refusals are acceptable. Every wait is bounded.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import signal
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
 from tests.conftest import StartServer
-from tests.server_process import Outcome, get
+from tests.server_process import Outcome, get, wait_for
 
 MAX_REQUESTS = 400
 MAX_LOOP_SECONDS = 15.0
@@ -140,3 +143,47 @@ def test_a_busy_management_port_stops_the_start_with_its_name(start_app: StartSe
     second = start_app(MANAGEMENT_PORT=str(first.management_port))
     assert second.process.wait(timeout=20) == 1
     assert f"MANAGEMENT_PORT={first.management_port}: cannot listen" in second.stderr()
+
+
+def _listening_socket_inode(port: int) -> str:
+    """The inode of the socket listening on `port` (IPv4 or IPv6), from the kernel's socket tables."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            local_port, state, inode = int(fields[1].rsplit(":", 1)[1], 16), fields[3], fields[9]
+            if local_port == port and state == "0A":  # 0A: LISTEN
+                return inode
+    raise AssertionError(f"nothing listens on port {port}")
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    """The inodes of every socket process `pid` has open."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(FileNotFoundError):  # an fd closed while we look
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target.removeprefix("socket:[").removesuffix("]"))
+    return inodes
+
+
+@pytest.mark.slow
+def test_workers_hold_the_traffic_socket_but_not_the_management_one(start_app: StartServer) -> None:
+    # Workers outliving a killed master must not keep the management port's backlog open: kubelet would
+    # see probes hang instead of being refused. Only the master answers on that port.
+    server = start_app(DRAIN_SECONDS="0", WEB_CONCURRENCY="2")
+    server.wait_until_ready()
+    master = server.process.pid
+    workers: list[int] = []
+
+    def both_workers_booted() -> bool:
+        workers[:] = [int(pid) for pid in Path(f"/proc/{master}/task/{master}/children").read_text().split()]
+        return len(workers) == 2
+
+    wait_for(both_workers_booted, timeout=10, what="two workers")
+    traffic, management = _listening_socket_inode(server.port), _listening_socket_inode(server.management_port)
+    assert {traffic, management} <= _socket_inodes(master)
+    for worker in workers:
+        held = _socket_inodes(worker)
+        assert traffic in held, f"worker {worker} does not hold the traffic socket: the check sees no inherited socket"
+        assert management not in held, f"worker {worker} still holds the management socket"
