@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -88,9 +89,10 @@ def scaling_row(services: int, workdir: Path, checkov: bool) -> tuple[int, int, 
 
 
 def main() -> None:
-    """Print the stack timings and the scaling table."""
+    """Print the stack timings and the scaling table, each the median of `--rounds` runs."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--no-checkov", action="store_true", help="leave checkov out of every timing")
+    parser.add_argument("--rounds", type=int, default=3, help="runs per figure; the median is printed (default 3)")
     args = parser.parse_args()
     flags = ["--no-checkov"] if args.no_checkov else []
     render = [sys.executable, "-m", "tools.render", *flags]
@@ -98,15 +100,16 @@ def main() -> None:
     print(
         "End-to-end `python -m tools.render` (process start, program, write, schema"
         + ("" if flags else ", checkov")
-        + ")"
+        + f"), median of {args.rounds}"
     )
-    for stack in stack_names():
-        print(f"  {stack:<10} {time_command([*render, stack]):6.2f}s")
-    print(f"  {'--all':<10} {time_command([*render, '--all']):6.2f}s")
+    for target in [*stack_names(), "--all"]:
+        seconds = statistics.median(time_command([*render, target]) for _ in range(args.rounds))
+        print(f"  {target:<10} {seconds:6.2f}s")
     print()
 
     print(
-        "Synthetic stack, N services (each: ConfigMap, Secret, Deployment, Service, NetworkPolicy, PDB, HPA, Ingress)"
+        "Synthetic stack, N services (each: ConfigMap, Secret, Deployment, Service, NetworkPolicy, PDB, HPA, Ingress),"
+        f" median of {args.rounds}"
     )
     checks = "schema" if args.no_checkov else "schema+checkov"
     header: tuple[str, ...] = ("services", "manifests", "program+write s", f"{checks} s", "total s")
@@ -114,7 +117,9 @@ def main() -> None:
     print(" ".join(f"{name:>{width}}" for name, width in zip(header, WIDTHS, strict=True)))
     with tempfile.TemporaryDirectory() as tmp:
         for services in (1, 10, 50):
-            count, manifests, program, checked, total, schema = scaling_row(services, Path(tmp), not args.no_checkov)
+            rows = [scaling_row(services, Path(tmp), not args.no_checkov) for _ in range(args.rounds)]
+            count, manifests = rows[0][:2]
+            program, checked, total, schema = (statistics.median(row[column] for row in rows) for column in range(2, 6))
             cells = (
                 f"{count}",
                 f"{manifests}",
