@@ -171,10 +171,12 @@ def check_stacks(
     One checkov scan covers every stack (it takes seconds to start): the stack's own directory when there
     is one stack, else `output`, their common root.
     """
-    if checkov is not None and written:
+    if not written:
+        return {}
+    if checkov is not None:
         checkov.scan(next(iter(written.values())) if len(written) == 1 else output)
     problems = {stack: schema_problems(rendered[stack].manifests) for stack in written}
-    if checkov is not None and written:
+    if checkov is not None:
         for stack, found in checkov_by_stack(written, checkov.problems()).items():
             problems[stack] += found
     return problems
