@@ -54,7 +54,7 @@ bench: setup ## Print the benchmark tables (not part of the tests)
 # The real Pulumi engine: CLI, Python language host and Kubernetes provider, built from the
 # pinned Go modules in engine/ into .engine/bin (see engine/build.sh). Rebuilt when a pin changes.
 ENGINE_MODULES := engine/cli engine/langhost engine/provider
-ENGINE_SOURCES := requirements.txt engine/build.sh $(foreach m,$(ENGINE_MODULES),$(m)/go.mod $(m)/go.sum) \
+ENGINE_SOURCES := requirements.txt engine/build.sh engine/lib.sh $(foreach m,$(ENGINE_MODULES),$(m)/go.mod $(m)/go.sum) \
 	$(wildcard engine/provider/cmd/*/main.go)
 .engine/.built: $(ENGINE_SOURCES)
 	engine/build.sh
@@ -64,7 +64,7 @@ engine: .engine/.built ## Build the Pulumi CLI, language host and Kubernetes pro
 
 # A Kubernetes control plane (API server, controller manager, scheduler, kubectl, etcd) and kwok,
 # built from pinned Go modules into .engine/cluster (see engine/build-cluster.sh); the e2e starts it.
-CLUSTER_SOURCES := engine/build-cluster.sh $(foreach m,engine/cluster engine/kwok engine/crds,$(m)/go.mod $(m)/go.sum) \
+CLUSTER_SOURCES := engine/build-cluster.sh engine/lib.sh $(foreach m,engine/cluster engine/kwok engine/crds,$(m)/go.mod $(m)/go.sum) \
 	engine/cluster/cmd/etcd/main.go
 .engine/cluster/.built: $(CLUSTER_SOURCES)
 	engine/build-cluster.sh

@@ -20,12 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from e2e.readme import readme_sourced_file
 from tools.stack_config import REPO_ROOT
 
 ENGINE = REPO_ROOT / ".engine"
 ENGINE_BIN = ENGINE / "bin"
 LANGUAGE_HOST_DIR = ENGINE / "langhost"
-ANALYZER_DIR = ENGINE / "analyzer"
 PULUMI_HOME = ENGINE / "home"
 PASSPHRASE = "e2e-passphrase-for-a-throwaway-backend"
 COMMAND_TIMEOUT_SECONDS = 300
@@ -66,6 +66,16 @@ def pulumi_binary() -> Path:
         wanted = pinned_version("pulumi")
         raise FileNotFoundError(f"no Pulumi CLI v{wanted} on PATH and none in {ENGINE_BIN}: run `make engine`")
     return built
+
+
+def sourced_environment(env_file: Path, base: dict[str, str]) -> dict[str, str]:
+    """The environment a bash started with `base` has after `source env_file`."""
+    if not env_file.is_file():
+        raise FileNotFoundError(f"no {env_file}: run `make engine`")
+    printed = subprocess.run(
+        ["bash", "-c", 'source "$0" && env -0', str(env_file)], env=base, capture_output=True, check=True
+    ).stdout.decode()
+    return dict(item.split("=", 1) for item in printed.split("\0") if item)
 
 
 @dataclass(frozen=True)
@@ -124,25 +134,24 @@ class Workspace:
         return cls(root=root, backend=backend)
 
     def environment(self, *, language_host: bool = True) -> dict[str, str]:
-        """The environment of every command: the engine first on PATH, then the program's virtualenv.
+        """The environment of every command: the README's `source .engine/env`, then this workspace's backend.
 
-        `language_host=False` leaves the built Python language host off PATH, so that the CLI starts
-        Python policy packs through `pulumi-analyzer-policy-python` (see e2e/automation.py).
+        `language_host=False` takes the built Python language host off PATH again, so that the CLI
+        starts Python policy packs through `pulumi-analyzer-policy-python` (see e2e/automation.py).
         """
         cli = pulumi_binary()
-        engine_dirs = [cli.parent, *([LANGUAGE_HOST_DIR] if language_host else []), ANALYZER_DIR]
-        path = [*map(str, engine_dirs), str(REPO_ROOT / ".venv" / "bin"), os.environ.get("PATH", "/usr/bin:/bin")]
-        env = {
+        inherited = {
             key: value
             for key, value in os.environ.items()
             if not key.startswith(("PULUMI_", "KUBE", "VIRTUAL_ENV", "PYTHON"))
         }
+        # `make engine` writes the file; the README's block sources it, and so does every e2e command.
+        env = sourced_environment(readme_sourced_file(), inherited)
+        if not language_host:
+            env["PATH"] = os.pathsep.join(d for d in env["PATH"].split(os.pathsep) if d != str(LANGUAGE_HOST_DIR))
         env.update(
             {
-                "PATH": os.pathsep.join(path),
-                "PULUMI_HOME": str(PULUMI_HOME),
                 "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
-                "PULUMI_SKIP_UPDATE_CHECK": "true",
                 "PULUMI_SKIP_CONFIRMATIONS": "true",
                 # Never a real cluster: render mode needs none, and nothing may reach one by accident.
                 "KUBECONFIG": str(self.root / "no-kubeconfig"),

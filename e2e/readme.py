@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from tools.stack_config import REPO_ROOT
 
@@ -11,14 +12,25 @@ EXAMPLE_STACK = "dev"
 EXAMPLE_SECRET = "'the-password'"
 
 
-def readme_commands() -> list[str]:
-    """Every `pulumi ...` line of the first sh block after the e2e marker, comments removed."""
+def _block_lines() -> list[str]:
+    """The lines of the first sh block after the e2e marker, comments removed."""
     text = (REPO_ROOT / "README.md").read_text()
     start = text.index(MARKER)
     block = text[text.index("```sh\n", start) + len("```sh\n") :]
     block = block[: block.index("```")]
-    commands = [line.split(" #", 1)[0].strip() for line in block.splitlines()]
-    return [command for command in commands if command.startswith("pulumi ")]
+    return [line.split(" #", 1)[0].strip() for line in block.splitlines()]
+
+
+def readme_commands() -> list[str]:
+    """Every `pulumi ...` line of the block."""
+    return [command for command in _block_lines() if command.startswith("pulumi ")]
+
+
+def readme_sourced_file() -> Path:
+    """The file the block's one `source FILE` line reads (relative to the checkout): how a shell gets the engine."""
+    sourced = [line.split()[1] for line in _block_lines() if line.startswith("source ")]
+    assert len(sourced) == 1, f"README's e2e block should source one file, not {sourced}"
+    return REPO_ROOT / sourced[0]
 
 
 @dataclass

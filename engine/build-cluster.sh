@@ -10,45 +10,43 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 out="$root/.engine/cluster"
 export GOFLAGS="${GOFLAGS:-} -mod=readonly"
 mkdir -p "$out"
+build_label=cluster
+# shellcheck source=engine/lib.sh
+source "$root/engine/lib.sh"
 
-step() { printf 'cluster: %-44s' "$1"; }
-took() { echo "$(( $(date +%s) - $1 )) s"; }
-version() { (cd "$root/engine/$1" && go list -m -f '{{.Version}}' "$2"); }
-
-kubernetes="$(version cluster k8s.io/kubernetes)"
+kubernetes="$(module_version cluster k8s.io/kubernetes)"
 # The version the binaries report (kubectl version, /version); upstream sets it the same way.
 ldflags="-X k8s.io/component-base/version.gitVersion=$kubernetes -X k8s.io/component-base/version.gitMajor=1"
 ldflags+=" -X k8s.io/component-base/version.gitMinor=$(echo "$kubernetes" | cut -d. -f2)"
 for command in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
-  started=$(date +%s); step "$command $kubernetes"
+  step "$command $kubernetes"
   (cd "$root/engine/cluster" && go build -ldflags "$ldflags" -o "$out/$command" "k8s.io/kubernetes/cmd/$command")
-  took "$started"
+  took
 done
 
-started=$(date +%s); step "etcd $(version cluster go.etcd.io/etcd/server/v3)"
+step "etcd $(module_version cluster go.etcd.io/etcd/server/v3)"
 (cd "$root/engine/cluster" && go build -o "$out/etcd" ./cmd/etcd)
-took "$started"
+took
 
-started=$(date +%s); step "kwok $(version kwok sigs.k8s.io/kwok)"
+step "kwok $(module_version kwok sigs.k8s.io/kwok)"
 (cd "$root/engine/kwok" && go build -o "$out/kwok" sigs.k8s.io/kwok/cmd/kwok)
-took "$started"
+took
 
 # kwok acts only through "stages" (what happens to a node or a pod, and when). Use upstream's default
 # "fast" set from the module, as kwokctl does: nodes turn Ready and keep a heartbeat, pods go straight
 # to Running and Ready, and deleted pods go away.
-kwok_dir="$(cd "$root/engine/kwok" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)/kustomize/stage"
+kwok_dir="$(module_dir kwok sigs.k8s.io/kwok)/kustomize/stage"
 for stage in "$kwok_dir"/node/fast/*.yaml "$kwok_dir"/node/heartbeat/*.yaml "$kwok_dir"/pod/fast/*.yaml; do
   [[ "$(basename "$stage")" == kustomization.yaml ]] && continue
   echo "---"; cat "$stage"
 done > "$out/kwok-stages.yaml"
 
 # The Prometheus Operator's ServiceMonitor CRD, from its module zip (engine/crds pins the version).
-operator="$(version crds github.com/prometheus-operator/prometheus-operator)"
+operator="$(module_version crds github.com/prometheus-operator/prometheus-operator)"
 step "ServiceMonitor CRD (prometheus-operator $operator)"
-(cd "$root/engine/crds" && go mod download github.com/prometheus-operator/prometheus-operator)
-crds="$(cd "$root/engine/crds" && go list -m -f '{{.Dir}}' github.com/prometheus-operator/prometheus-operator)"
+crds="$(module_dir crds github.com/prometheus-operator/prometheus-operator)"
 cp "$crds/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml" "$out/servicemonitor-crd.yaml"
 chmod u+w "$out/servicemonitor-crd.yaml"
-echo "copied"
+took
 
 "$out/kubectl" version --client

@@ -20,22 +20,22 @@ provider="$out/provider"    # the provider binary, installed from here into PULU
 export PULUMI_HOME="$out/home"
 export PULUMI_SKIP_UPDATE_CHECK=true
 export GOFLAGS="${GOFLAGS:-} -mod=readonly"
+build_label=engine
+# shellcheck source=engine/lib.sh
+source "$root/engine/lib.sh"
 
 # The versions the Python SDKs pin are the single source of both builds' versions.
 pin() { sed -n "s/^$1==//p" "$root/requirements.txt"; }
 pulumi_version="$(pin pulumi)"
 kubernetes_version="$(pin pulumi-kubernetes)"
 [[ -n "$pulumi_version" && -n "$kubernetes_version" ]] || { echo "engine: no pulumi/pulumi-kubernetes pin in requirements.txt" >&2; exit 1; }
-go_pin() { (cd "$root/engine/$1" && go list -m -f '{{.Version}}' "$2"); }
-cli_module_version="$(go_pin cli github.com/pulumi/pulumi/pkg/v3)"
+cli_module_version="$(module_version cli github.com/pulumi/pulumi/pkg/v3)"
 if [[ "$cli_module_version" != "v$pulumi_version" ]]; then
   echo "engine: engine/cli/go.mod pins pkg/v3 $cli_module_version but requirements.txt pins pulumi==$pulumi_version" >&2
   exit 1
 fi
 
 mkdir -p "$bin" "$langhost" "$analyzer" "$provider" "$PULUMI_HOME"
-step() { printf 'engine: %-44s' "$1"; }
-took() { echo "$(( $(date +%s) - $1 )) s"; }
 
 system_pulumi="$(command -v pulumi || true)"
 if [[ -n "$system_pulumi" && "$system_pulumi" != "$bin/pulumi" ]] \
@@ -44,30 +44,30 @@ if [[ -n "$system_pulumi" && "$system_pulumi" != "$bin/pulumi" ]] \
   rm -f "$bin/pulumi" "$langhost/pulumi-language-python" "$langhost/pulumi-language-python-exec"
   cli="$system_pulumi"
 else
-  started=$(date +%s); step "CLI v$pulumi_version"
+  step "CLI v$pulumi_version"
   (cd "$root/engine/cli" && go build -o "$bin/pulumi" \
      -ldflags "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$pulumi_version" \
      github.com/pulumi/pulumi/pkg/v3/cmd/pulumi)
-  took "$started"
+  took
 
-  started=$(date +%s); step "Python language host ($(go_pin langhost github.com/pulumi/pulumi/sdk/v3))"
+  step "Python language host ($(module_version langhost github.com/pulumi/pulumi/sdk/v3))"
   (cd "$root/engine/langhost" && go build -o "$langhost/pulumi-language-python" \
      github.com/pulumi/pulumi/sdk/v3/python/cmd/pulumi-language-python)
-  took "$started"
+  took
   # The host runs programs through this script, which it looks for next to itself; take the
   # one of the SDK release the program pins, from the Go module of that release.
-  sdk_dir="$(cd "$root/engine/cli" && go list -m -f '{{.Dir}}' github.com/pulumi/pulumi/sdk/v3)"
+  sdk_dir="$(module_dir cli github.com/pulumi/pulumi/sdk/v3)"
   install -m 0755 "$sdk_dir/python/cmd/pulumi-language-python-exec" "$langhost/pulumi-language-python-exec"
   cli="$bin/pulumi"
 fi
 
 # Without a Python language host on PATH the CLI runs a Python policy pack through this script, in
 # the pack's own virtualenv. Newer SDK modules no longer carry it; the host's module (v3.68.0) does.
-langhost_sdk_dir="$(cd "$root/engine/langhost" && go list -m -f '{{.Dir}}' github.com/pulumi/pulumi/sdk/v3)"
+langhost_sdk_dir="$(module_dir langhost github.com/pulumi/pulumi/sdk/v3)"
 install -m 0755 "$langhost_sdk_dir/python/dist/pulumi-analyzer-policy-python" "$analyzer/pulumi-analyzer-policy-python"
 
-started=$(date +%s); step "Kubernetes provider v$kubernetes_version"
-provider_src="$(cd "$root/engine/provider" && go list -m -f '{{.Dir}}' github.com/pulumi/pulumi-kubernetes/provider/v4)"
+step "Kubernetes provider v$kubernetes_version"
+provider_src="$(module_dir provider github.com/pulumi/pulumi-kubernetes/provider/v4)"
 embed_dir="$root/engine/provider/cmd/pulumi-resource-kubernetes"
 (cd "$root/engine/provider" \
   && go run ./cmd/stamp-schema -version "$kubernetes_version" \
@@ -75,12 +75,23 @@ embed_dir="$root/engine/provider/cmd/pulumi-resource-kubernetes"
   && go build -o "$provider/pulumi-resource-kubernetes" \
        -ldflags "-X github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version.Version=$kubernetes_version" \
        ./cmd/pulumi-resource-kubernetes)
-took "$started"
+took
 
-started=$(date +%s); step "plugin install kubernetes v$kubernetes_version"
-"$cli" plugin install resource kubernetes "v$kubernetes_version" \
-  --file "$provider/pulumi-resource-kubernetes" --reinstall >/dev/null 2>&1
-took "$started"
+step "plugin install kubernetes v$kubernetes_version"
+quietly "$cli" plugin install resource kubernetes "v$kubernetes_version" \
+  --file "$provider/pulumi-resource-kubernetes" --reinstall
+took
+
+# What a shell needs to use this engine: `source .engine/env` (README, "Using it for real"; the e2e
+# sets its commands' environment up the same way). The built v3.68.0 language host does not read
+# Pulumi.yaml's `virtualenv: .venv`, so the program's virtualenv goes on PATH as an activated one.
+cat > "$out/env" <<ENV
+# Written by engine/build.sh; \`source .engine/env\` to use the engine built here.
+export PATH="$bin:$langhost:$analyzer:$root/.venv/bin:\$PATH"
+export VIRTUAL_ENV="$root/.venv"
+export PULUMI_HOME="$PULUMI_HOME"
+export PULUMI_SKIP_UPDATE_CHECK=true
+ENV
 
 "$cli" version
 "$cli" plugin ls

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -33,10 +34,12 @@ def start_app(tmp_path: Path) -> Iterator[StartServer]:
     """
     servers: list[RunningServer] = []
 
-    def start(prefix: Sequence[str] = (), cwd: Path = REPO_ROOT, **env: str) -> RunningServer:
+    def start(
+        prefix: Sequence[str] = (), cwd: Path = REPO_ROOT, python: Path | str = sys.executable, **env: str
+    ) -> RunningServer:
         log_dir = tmp_path / f"server{len(servers)}"
         log_dir.mkdir()
-        server = start_server(log_dir, env, prefix=prefix, cwd=cwd)
+        server = start_server(log_dir, env, prefix=prefix, cwd=cwd, python=python)
         servers.append(server)
         return server
 

@@ -111,11 +111,16 @@ class RunningServer:
 def start_server(
     log_dir: Path,
     env: Mapping[str, str],
+    *,
     prefix: Sequence[str] = (),
     cwd: Path = REPO_ROOT,
     command: Sequence[str] = ("-m", "app"),
+    python: Path | str = sys.executable,
 ) -> RunningServer:
-    """Start the server on free ports (behind an optional command `prefix`), output into files under `log_dir`."""
+    """Start the server on free ports (behind an optional command `prefix`), output into files under `log_dir`.
+
+    `python` is the interpreter (by default this one, with this checkout's virtualenv).
+    """
     port = free_port()
     management_port = free_port()
     while management_port == port:
@@ -130,7 +135,7 @@ def start_server(
     }
     with (log_dir / "stdout.log").open("wb") as stdout, (log_dir / "stderr.log").open("wb") as stderr:
         process = subprocess.Popen(
-            [*prefix, sys.executable, *command], cwd=cwd, env=environment, stdout=stdout, stderr=stderr
+            [*prefix, str(python), *command], cwd=cwd, env=environment, stdout=stdout, stderr=stderr
         )
     return RunningServer(process, port, management_port, log_dir)
 
