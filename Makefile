@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 CHECKOV_VENV := .venv-checkov
 STACK ?= dev
 
-.PHONY: setup render render-all test lint snapshots bench clean engine cluster e2e help policy-rules
+.PHONY: setup render render-all test lint snapshots bench clean engine cluster node image e2e help policy-rules
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt app/requirements.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -71,6 +71,21 @@ CLUSTER_SOURCES := engine/build-cluster.sh engine/lib.sh $(foreach m,engine/clus
 	touch $@
 
 cluster: .engine/cluster/.built ## Build the Kubernetes control plane and kwok the e2e runs on 127.0.0.1
+
+# The parts of a real node (runc, containerd, CNI plugins, kubelet, kube-proxy) and of the image's path
+# (BuildKit, the distribution registry), built from pinned Go modules into .engine/node
+# (see engine/build-node.sh). runc's seccomp needs Debian's libseccomp-dev and pkg-config.
+NODE_SOURCES := engine/build-node.sh engine/lib.sh \
+	$(foreach m,engine/runc engine/containerd engine/cni engine/cluster engine/buildkit engine/registry,$(m)/go.mod $(m)/go.sum)
+.engine/node/.built: $(NODE_SOURCES)
+	engine/build-node.sh
+	touch $@
+
+node: .engine/node/.built ## Build the real node's parts and BuildKit and the registry (the e2e starts them)
+
+# app/Dockerfile built by BuildKit on a stand-in base and pushed by digest to a registry on loopback (as root).
+image: $(VENV)/.installed .engine/node/.built ## Build and push the app's image (see e2e/image.py)
+	$(PY) -m e2e.image
 
 # The policy pack runs in its own virtualenv, as the README tells users to create it.
 policy/venv/.installed: policy/requirements.txt constraints.txt

@@ -20,6 +20,7 @@ from config.rules import (
     MANAGEMENT_PORT_NAME,
     METRICS_PATH,
     READINESS_PATH,
+    ROLLOUT_TIMEOUT_SECONDS,
     published_metrics_problem,
     service_type_problem,
     unpinned_image_problem,
@@ -100,6 +101,10 @@ class WebServiceArgs:
     """The disruption budget's maxUnavailable, when more than one pod runs."""
     metrics: MetricsSettings
     """Prometheus scraping: pod annotations always; a ServiceMonitor and a Service port when enabled."""
+    image_pull_secrets: tuple[str, ...] = ()
+    """Names of `kubernetes.io/dockerconfigjson` Secrets the kubelet pulls the image with (private registries)."""
+    rollout_timeout_seconds: int = ROLLOUT_TIMEOUT_SECONDS
+    """Seconds a rollout may take: the provider's await (`pulumi.com/timeoutSeconds`) and progressDeadlineSeconds."""
 
 
 class WebService(pulumi.ComponentResource):
@@ -129,10 +134,16 @@ class WebService(pulumi.ComponentResource):
         deployment = k8s.apps.v1.Deployment(
             f"{name}-deploy",
             metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=args.object_name, namespace=args.namespace, labels=versioned, annotations=FORCE_APPLY
+                name=args.object_name,
+                namespace=args.namespace,
+                labels=versioned,
+                # `pulumi up` gives up on a rollout when Kubernetes does, naming the cause (an image that
+                # cannot be pulled, a pod that never turns Ready); the previous pods keep serving meanwhile.
+                annotations={**FORCE_APPLY, "pulumi.com/timeoutSeconds": str(args.rollout_timeout_seconds)},
             ),
             spec=k8s.apps.v1.DeploymentSpecArgs(
                 replicas=replicas,
+                progress_deadline_seconds=args.rollout_timeout_seconds,
                 revision_history_limit=5,
                 selector=k8s.meta.v1.LabelSelectorArgs(match_labels=self.selector),
                 strategy=k8s.apps.v1.DeploymentStrategyArgs(
@@ -294,6 +305,7 @@ def _pod_spec(name: str, args: WebServiceArgs, spread: bool, selector: dict[str,
     return k8s.core.v1.PodSpecArgs(
         automount_service_account_token=False,
         enable_service_links=False,
+        image_pull_secrets=[k8s.core.v1.LocalObjectReferenceArgs(name=n) for n in args.image_pull_secrets] or None,
         termination_grace_period_seconds=termination_grace_seconds(args.drain_seconds, args.graceful_timeout_seconds),
         security_context=k8s.core.v1.PodSecurityContextArgs(
             run_as_non_root=True,

@@ -75,6 +75,8 @@ class WebApp(pulumi.ComponentResource):
                 component=COMPONENT,
                 container_port=APP_PORT,
                 management_port=MANAGEMENT_PORT,
+                image_pull_secrets=tuple(values.image_pull_secrets),
+                rollout_timeout_seconds=values.rollout_timeout_seconds,
                 service_port=values.service.port,
                 service_type=values.service.type,
                 config_map_name=self.config.config_map_name,

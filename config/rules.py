@@ -28,6 +28,9 @@ KEEPALIVE_SECONDS = 75
 """Default idle keep-alive of the app, above the 60 s of ingress-nginx and cloud load balancers."""
 STALL_SECONDS = 30
 """Default seconds a worker may have every thread busy, finishing nothing, before liveness fails."""
+ROLLOUT_TIMEOUT_SECONDS = 600
+"""Default seconds a rollout may take before `pulumi up` fails and the Deployment reports ProgressDeadlineExceeded
+(Kubernetes' and the provider's own default)."""
 
 SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer")
 """The Service types a stack may choose."""

@@ -34,6 +34,7 @@ from config.rules import (
     DRAIN_SECONDS,
     GRACEFUL_TIMEOUT_SECONDS,
     KEEPALIVE_SECONDS,
+    ROLLOUT_TIMEOUT_SECONDS,
     STALL_SECONDS,
     looks_secret,
     published_metrics_problem,
@@ -66,6 +67,12 @@ def _image_tag(tag: str) -> str:
     return tag
 
 
+def _secret_name(value: str) -> str:
+    if not _DNS_SUBDOMAIN.match(value):
+        raise ValueError(f"{value!r} is not a Secret name (lowercase letters, digits, '-', '.'), e.g. webapp-env")
+    return value
+
+
 def _cpu(value: str) -> str:
     parse_cpu(value)
     return value
@@ -87,6 +94,8 @@ def _scalar_to_string(value: Any) -> Any:
 Cpu = Annotated[str, AfterValidator(_cpu)]
 Memory = Annotated[str, AfterValidator(_memory)]
 EnvValue = Annotated[str, BeforeValidator(_scalar_to_string)]
+SecretName = Annotated[str, AfterValidator(_secret_name)]
+"""A Secret's name: a DNS subdomain (dots allowed, as in webapp.example.com-tls)."""
 
 
 class _Model(BaseModel):
@@ -276,14 +285,18 @@ class StackSettings(_Model):
     ingress: IngressSettings = IngressSettings()
     app_config: dict[str, EnvValue] = Field(default_factory=dict)
     secret_keys: list[str] = Field(default_factory=list)
-    existing_secret: str | None = None
+    existing_secret: SecretName | None = None
     """A Secret that something else (External Secrets, sealed-secrets, Vault) writes into the namespace."""
+    image_pull_secrets: list[SecretName] = Field(default_factory=list)
+    """`kubernetes.io/dockerconfigjson` Secrets in the namespace that log the kubelet in to a private registry."""
     drain_seconds: int = Field(default=DRAIN_SECONDS, ge=0, le=300)
     graceful_timeout_seconds: int = Field(default=GRACEFUL_TIMEOUT_SECONDS, ge=1, le=600)
     keepalive_seconds: int = Field(default=KEEPALIVE_SECONDS, ge=1, le=3600)
     """The app's idle keep-alive: keep it above the idle timeout of the proxies in front (60 s for most)."""
     stall_seconds: int = Field(default=STALL_SECONDS, ge=1, le=3600)
     """Liveness fails once a worker has had every thread busy, finishing nothing, for this long."""
+    rollout_timeout_seconds: int = Field(default=ROLLOUT_TIMEOUT_SECONDS, ge=30, le=3600)
+    """How long a rollout may take: `pulumi up` fails after it (a bad image, a pod that never turns Ready)."""
     metrics: MetricsSettings = MetricsSettings()
     autoscaling: AutoscalingSettings = AutoscalingSettings()
     disruption_budget: DisruptionBudgetSettings = DisruptionBudgetSettings()
@@ -293,13 +306,6 @@ class StackSettings(_Model):
     def _name(cls, value: str) -> str:
         if not DNS_LABEL.match(value):
             raise ValueError(f"{value!r} is not a DNS label (lowercase letters, digits, '-', at most 63), e.g. webapp")
-        return value
-
-    @field_validator("existing_secret")
-    @classmethod
-    def _existing_secret(cls, value: str | None) -> str | None:
-        if value is not None and not _DNS_SUBDOMAIN.match(value):
-            raise ValueError(f"{value!r} is not a Secret name (lowercase letters, digits, '-', '.'), e.g. webapp-env")
         return value
 
     @field_validator("namespace")
@@ -374,6 +380,7 @@ _OBJECT_KEYS = {
     "ingress",
     "appConfig",
     "secretKeys",
+    "imagePullSecrets",
     "autoscaling",
     "disruptionBudget",
     "metrics",

@@ -14,20 +14,19 @@ from __future__ import annotations
 
 import contextlib
 import json
-import signal
-import socket
 import ssl
 import subprocess
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import yaml
 
-from e2e.pki import Pki, create_pki
+from e2e.pki import Pki, create_pki, issue
+from e2e.processes import Daemons, free_port, wait_until
 from tools.stack_config import REPO_ROOT
 
 CLUSTER_BIN = REPO_ROOT / ".engine" / "cluster"
@@ -36,34 +35,6 @@ SERVICE_IP = "10.96.0.1"
 POD_CIDR = "10.244.0.0/16"
 NODES = ("kwok-node-0", "kwok-node-1", "kwok-node-2")
 START_TIMEOUT_SECONDS = 90
-STOP_TIMEOUT_SECONDS = 20
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def wait_until(
-    what: str,
-    ready: Callable[[], bool],
-    timeout: float,
-    on_timeout: Callable[[], str],
-    alive: Callable[[], bool] = lambda: True,
-) -> None:
-    """Poll `ready` until it is true; after `timeout` seconds, or once `alive()` is false, fail with details."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not alive():
-            raise RuntimeError(f"a process exited while waiting for {what}\n{on_timeout()}")
-        with contextlib.suppress(Exception):
-            if ready():
-                return
-        time.sleep(0.5)
-    raise TimeoutError(f"{what} not ready within {timeout:.0f} s\n{on_timeout()}")
 
 
 def _kubeconfig(pki: Pki, server: str) -> dict[str, Any]:
@@ -105,10 +76,15 @@ class ControlPlane:
     """etcd, the API server, the controller manager, the scheduler and kwok, as child processes."""
 
     directory: Path
-    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-    logs: dict[str, IO[bytes]] = field(default_factory=dict)
+    with_kwok: bool = True
+    """False for a cluster whose only node is a real kubelet (e2e/node.py): no simulated nodes to schedule onto."""
+    daemons: Daemons = field(init=False)
+    pki: Pki = field(init=False)
     api_port: int = 0
     started_in: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.daemons = Daemons(self.directory)
 
     @property
     def kubeconfig(self) -> Path:
@@ -118,7 +94,11 @@ class ControlPlane:
     def start(self) -> None:
         """Start every component and wait until the API server is ready and the nodes are Ready."""
         began = time.monotonic()
-        pki = create_pki(self.directory / "pki", SERVICE_IP)
+        pki = self.pki = create_pki(self.directory / "pki", SERVICE_IP)
+        # `kubectl exec/logs` reach a real kubelet at its InternalIP, with a client certificate it trusts.
+        kubelet_client = issue(
+            pki, "apiserver-kubelet-client", "kube-apiserver-kubelet-client", organization="system:masters"
+        )
         etcd_port, peer_port, self.api_port = free_port(), free_port(), free_port()
         self.kubeconfig.write_text(yaml.safe_dump(_kubeconfig(pki, f"https://127.0.0.1:{self.api_port}")))
         kubeconfig = str(self.kubeconfig)
@@ -153,6 +133,9 @@ class ControlPlane:
             "--profiling=false",
             # The `kubernetes` Service's endpoint would be the advertise address, which may not be loopback.
             "--endpoint-reconciler-type=none",
+            "--kubelet-preferred-address-types=InternalIP",
+            f"--kubelet-client-certificate={kubelet_client.cert}",
+            f"--kubelet-client-key={kubelet_client.key}",
         )
         wait_until("kube-apiserver /readyz", self._api_ready, START_TIMEOUT_SECONDS, self.tails, self.alive)
         common = [
@@ -174,9 +157,24 @@ class ControlPlane:
             f"--service-cluster-ip-range={SERVICE_CIDR}",
         )
         self._spawn("kube-scheduler", *common, f"--secure-port={free_port()}")
+        if self.with_kwok:
+            self._start_kwok()
+        # The Prometheus Operator's own ServiceMonitor CRD (taken from its Go module by `make cluster`), as a
+        # cluster with the operator has it: stacks that enable metrics.serviceMonitor create one.
+        self.kubectl("apply", "--server-side", "-f", str(CLUSTER_BIN / "servicemonitor-crd.yaml"))
+        self.kubectl(
+            "wait", "--for=condition=Established", "--timeout=60s", "crd/servicemonitors.monitoring.coreos.com"
+        )
+        wait_until(
+            "default ServiceAccount", self._service_accounts_ready, START_TIMEOUT_SECONDS, self.tails, self.alive
+        )
+        self.started_in = time.monotonic() - began
+
+    def _start_kwok(self) -> None:
+        """kwok, and the simulated nodes it plays the kubelet of, Ready."""
         self._spawn(
             "kwok",
-            f"--kubeconfig={kubeconfig}",
+            f"--kubeconfig={self.kubeconfig}",
             f"--config={CLUSTER_BIN / 'kwok-stages.yaml'}",
             "--manage-all-nodes=false",
             "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
@@ -184,33 +182,16 @@ class ControlPlane:
             "--node-ip=127.0.0.1",
             f"--server-address=127.0.0.1:{free_port()}",
         )
-        # The Prometheus Operator's own ServiceMonitor CRD (taken from its Go module by `make cluster`), as a
-        # cluster with the operator has it: stacks that enable metrics.serviceMonitor create one.
-        self.kubectl("apply", "--server-side", "-f", str(CLUSTER_BIN / "servicemonitor-crd.yaml"))
-        self.kubectl(
-            "wait", "--for=condition=Established", "--timeout=60s", "crd/servicemonitors.monitoring.coreos.com"
-        )
         for name in NODES:
             self.kubectl("apply", "-f", "-", stdin=json.dumps(_node(name)))
         wait_until("kwok nodes Ready", self._nodes_ready, START_TIMEOUT_SECONDS, self.tails, self.alive)
-        wait_until(
-            "default ServiceAccount", self._service_accounts_ready, START_TIMEOUT_SECONDS, self.tails, self.alive
-        )
-        self.started_in = time.monotonic() - began
 
     def _spawn(self, name: str, *args: str) -> None:
-        binary = CLUSTER_BIN / name
-        if not binary.exists():
-            raise FileNotFoundError(f"no {binary}: run `make cluster`")
-        log = (self.directory / f"{name}.log").open("wb")
-        self.logs[name] = log
-        self.processes[name] = subprocess.Popen(
-            [str(binary), *args], stdout=log, stderr=subprocess.STDOUT, cwd=self.directory, start_new_session=True
-        )
+        self.daemons.spawn(name, CLUSTER_BIN / name, *args, hint="make cluster")
 
     def alive(self) -> bool:
         """True while every component started so far is still running."""
-        return all(process.poll() is None for process in self.processes.values())
+        return self.daemons.alive()
 
     def _api_ready(self) -> bool:
         context = ssl.create_default_context(cafile=str(self.directory / "pki" / "ca.crt"))
@@ -251,31 +232,17 @@ class ControlPlane:
 
     def tails(self, lines: int = 25) -> str:
         """The last lines of every component's log, for failure messages."""
-        parts = []
-        for name in self.processes:
-            with contextlib.suppress(OSError):
-                text = (self.directory / f"{name}.log").read_text(errors="replace").splitlines()[-lines:]
-                parts.append(f"--- {name} (exit {self.processes[name].poll()}) ---\n" + "\n".join(text))
-        return "\n".join(parts)
+        return self.daemons.tails(lines)
 
     def stop(self) -> None:
-        """Stop every component by its own PID, newest first: SIGTERM, then SIGKILL after a bounded wait."""
-        for name in reversed(list(self.processes)):
-            process = self.processes[name]
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=STOP_TIMEOUT_SECONDS)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait(timeout=STOP_TIMEOUT_SECONDS)
-            self.logs[name].close()
+        """Stop every component by its own PID, newest first."""
+        self.daemons.stop_all()
 
 
 @contextlib.contextmanager
-def running_control_plane(directory: Path) -> Iterator[ControlPlane]:
+def running_control_plane(directory: Path, *, with_kwok: bool = True) -> Iterator[ControlPlane]:
     """A started control plane, stopped on exit whatever happened."""
-    plane = ControlPlane(directory)
+    plane = ControlPlane(directory, with_kwok=with_kwok)
     try:
         plane.start()
         yield plane

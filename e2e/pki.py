@@ -115,3 +115,43 @@ def create_pki(directory: Path, service_ip: str) -> Pki:
         service_account_key=_write_key(directory / "sa.key", service_account_key),
         service_account_public=directory / "sa.pub",
     )
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    """A certificate and its key, as PEM files."""
+
+    cert: Path
+    key: Path
+
+
+def issue(
+    pki: Pki,
+    stem: str,
+    common_name: str,
+    *,
+    organization: str = "",
+    server_ips: tuple[str, ...] = (),
+) -> KeyPair:
+    """A certificate signed by `pki`'s CA, next to it: a client one, or a serving one for `server_ips`.
+
+    The real node needs three: the kubelet's client identity (`system:node:NAME` in `system:nodes`, which the
+    Node authorizer and NodeRestriction expect), the kubelet's serving certificate for its node IP, and the API
+    server's client certificate for `kubectl exec/logs` through the kubelet.
+    """
+    directory = pki.ca_cert.parent
+    ca_cert = x509.load_pem_x509_certificate(pki.ca_cert.read_bytes())
+    loaded = serialization.load_pem_private_key(pki.ca_key.read_bytes(), password=None)
+    assert isinstance(loaded, rsa.RSAPrivateKey)
+    attributes = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization)] if organization else []
+    name = x509.Name([*attributes, x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    key = _key()
+    builder = _builder(name, ca_cert.subject, key.public_key())
+    if server_ips:
+        sans = [x509.IPAddress(ipaddress.ip_address(ip)) for ip in server_ips]
+        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        usage = ExtendedKeyUsageOID.SERVER_AUTH
+    else:
+        usage = ExtendedKeyUsageOID.CLIENT_AUTH
+    cert = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False).sign(loaded, hashes.SHA256())
+    return KeyPair(_write_cert(directory / f"{stem}.crt", cert), _write_key(directory / f"{stem}.key", key))

@@ -17,8 +17,9 @@ from typing import Any
 
 import pytest
 
-from e2e.cluster import ControlPlane, running_control_plane, wait_until
+from e2e.cluster import ControlPlane, running_control_plane
 from e2e.engine import TIMINGS, Workspace
+from e2e.processes import wait_until
 from e2e.stacks import SECRET_VALUE, drift_command, expected_replicas, make_render, stack_file
 from tools.stack_config import stack_names
 

@@ -20,9 +20,15 @@ def test_hadolint_passes() -> None:
 
 
 def test_base_image_is_pinned_to_an_exact_python_version() -> None:
-    base = re.search(r"^FROM (\S+)", DOCKERFILE.read_text(), re.MULTILINE)
-    assert base is not None
+    text = DOCKERFILE.read_text()
+    base = re.search(r"^ARG BASE_IMAGE=(\S+)$", text, re.MULTILINE)
+    assert base is not None, "the base is the BASE_IMAGE build argument, defaulting to the official image"
     assert re.fullmatch(r"python:\d+\.\d+\.\d+-slim-\w+(@sha256:[0-9a-f]{64})?", base.group(1)), base.group(1)
+    assert re.findall(r"^FROM (.+)$", text, re.MULTILINE) == ["${BASE_IMAGE}"]
+
+
+def test_no_syntax_directive_so_builds_never_fetch_a_frontend_image() -> None:
+    assert not re.search(r"^#\s*syntax\s*=", DOCKERFILE.read_text(), re.MULTILINE | re.IGNORECASE)
 
 
 def test_runs_as_numeric_non_root_user_10001() -> None:

@@ -167,6 +167,18 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], dict[str, str] | str | None, str]] 
         "webapp:existingSecret: 'Not A Name' is not a Secret name",
     ),
     (
+        "bad-image-pull-secret-name",
+        valid_config(imagePullSecrets=["registry-login", "Registry Login"]),
+        TEST_SECRETS,
+        "webapp:imagePullSecrets.1: 'Registry Login' is not a Secret name",
+    ),
+    (
+        "rollout-timeout-too-short",
+        valid_config(rolloutTimeoutSeconds=5),
+        TEST_SECRETS,
+        "webapp:rolloutTimeoutSeconds: Input should be greater than or equal to 30",
+    ),
+    (
         "negative-drain",
         valid_config(drainSeconds="-1"),
         TEST_SECRETS,

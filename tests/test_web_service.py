@@ -293,7 +293,7 @@ def test_every_object_but_the_config_has_the_stable_name() -> None:
 
 def test_the_deployment_takes_back_fields_changed_by_hand(single: ProgramRun) -> None:
     # Without it a manual `kubectl scale` makes every later `pulumi up` fail with an apply conflict.
-    assert only(single, "Deployment").inputs["metadata"]["annotations"] == {"pulumi.com/patchForce": "true"}
+    assert only(single, "Deployment").inputs["metadata"]["annotations"]["pulumi.com/patchForce"] == "true"
 
 
 def test_pods_are_annotated_for_scraping_and_only_prometheus_reaches_the_management_port(single: ProgramRun) -> None:
@@ -327,3 +327,19 @@ def test_a_service_monitor_selects_the_service_by_its_management_port() -> None:
     assert only(run, "Service").inputs["spec"]["selector"] == SELECTOR
     peer = only(run, "NetworkPolicy").inputs["spec"]["ingress"][1]["from"][0]
     assert peer == {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "observability"}}}
+
+
+def test_image_pull_secrets_go_to_the_pod_spec_and_are_absent_by_default(single: ProgramRun) -> None:
+    assert "imagePullSecrets" not in only(single, "Deployment").inputs["spec"]["template"]["spec"]
+    run = _build(image_pull_secrets=("registry-login", "mirror.example.com-login"))
+    pod = only(run, "Deployment").inputs["spec"]["template"]["spec"]
+    assert pod["imagePullSecrets"] == [{"name": "registry-login"}, {"name": "mirror.example.com-login"}]
+
+
+def test_a_rollout_fails_up_when_kubernetes_gives_up_on_it(single: ProgramRun) -> None:
+    default = only(single, "Deployment").inputs
+    assert default["metadata"]["annotations"]["pulumi.com/timeoutSeconds"] == "600"
+    assert default["spec"]["progressDeadlineSeconds"] == 600
+    deployment = only(_build(rollout_timeout_seconds=90), "Deployment").inputs
+    assert deployment["metadata"]["annotations"]["pulumi.com/timeoutSeconds"] == "90"
+    assert deployment["spec"]["progressDeadlineSeconds"] == 90

@@ -1,0 +1,348 @@
+"""A real Kubernetes node (containerd, runc, CNI bridge, kubelet, kube-proxy), built by `make node`.
+
+It runs inside the network namespace and private mount namespace that
+`e2e/in-namespaces` creates for the test process: the node's bridge, routes,
+pod and Service addresses and iptables rules exist only there, and its mounts
+vanish with it. Its containers' cgroups live under one root of its own
+(e2e/cgroups.py), removed at the end. Every process is stopped by its own PID,
+every wait is bounded, and the logs stay in the node's folder.
+
+What this machine needs of a node (../shared/ENGINE.md, "A real pod ran here"):
+cgroup v1 with the cgroupfs driver, containerd clamping oom_score_adj (the
+machine withholds CAP_SYS_RESOURCE), a local sandbox image (catatonit, the
+pause process podman uses, from Debian), a default route for the node's
+InternalIP, and the API server dialling the kubelet by that address.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from e2e.cgroups import cgroup_root
+from e2e.cluster import POD_CIDR, ControlPlane
+from e2e.image import PAUSE_ARCHIVE, PAUSE_IMAGE
+from e2e.pki import issue
+from e2e.processes import Daemons, free_port, wait_until
+from e2e.registry import NODE_BIN
+
+NODE_NAME = "webapp-e2e-node"
+NODE_IP = "10.250.0.1"
+NODE_GATEWAY = "10.250.0.2"
+NODE_POD_SUBNET = "10.244.0.0/24"
+CGROUP_ROOT = "webapp-e2e-node"
+CNI_BIN = NODE_BIN.parent / "cni"
+NAMESPACE_VARIABLE = "WEBAPP_E2E_NETNS"
+START_TIMEOUT_SECONDS = 120
+
+
+def in_private_namespaces() -> str:
+    """The network namespace `e2e/in-namespaces` made for this process; fail (never skip) outside one."""
+    name = os.environ.get(NAMESPACE_VARIABLE, "")
+    if not name:
+        raise RuntimeError(
+            "the real-node e2e runs inside its own network and mount namespaces: run it with "
+            "`e2e/in-namespaces pytest e2e/test_real_node.py` (as `make e2e` does), as root"
+        )
+    return name
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True, text=True)
+
+
+def _node_network() -> None:
+    """The node's own address and a default route, inside this namespace (this kernel has no dummy links)."""
+    _ip("link", "add", "e2e-node", "type", "veth", "peer", "name", "e2e-gw")
+    _ip("addr", "add", f"{NODE_IP}/24", "dev", "e2e-node")
+    _ip("link", "set", "e2e-node", "up")
+    _ip("link", "set", "e2e-gw", "up")
+    _ip("route", "add", "default", "via", NODE_GATEWAY, "dev", "e2e-node", "onlink")
+
+
+def _containerd_config(directory: Path, registry_host: str) -> str:
+    runtime = '[plugins."io.containerd.cri.v1.runtime"]'
+    images = '[plugins."io.containerd.cri.v1.images"]'
+    return f"""\
+version = 3
+root = "{directory / "containerd" / "root"}"
+state = "{directory / "containerd" / "state"}"
+
+[grpc]
+  address = "{directory / "containerd.sock"}"
+
+{runtime}
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.cri.v1.runtime".containerd]
+    default_runtime_name = "runc"
+    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]
+        BinaryName = "{NODE_BIN / "runc"}"
+        SystemdCgroup = false
+  [plugins."io.containerd.cri.v1.runtime".cni]
+    bin_dirs = ["{CNI_BIN}"]
+    conf_dir = "{directory / "cni" / "net.d"}"
+
+{images}
+  snapshotter = "overlayfs"
+  [plugins."io.containerd.cri.v1.images".pinned_images]
+    sandbox = "{PAUSE_IMAGE}"
+  [plugins."io.containerd.cri.v1.images".registry]
+    config_path = "{directory / "certs.d"}"
+"""
+
+
+def _registry_hosts(directory: Path, registry_host: str) -> None:
+    """containerd reaches the e2e registry over plain HTTP (it is on loopback)."""
+    hosts = directory / "certs.d" / registry_host
+    hosts.mkdir(parents=True)
+    (hosts / "hosts.toml").write_text(
+        f'server = "http://{registry_host}"\n\n[host."http://{registry_host}"]\n  capabilities = ["pull", "resolve"]\n'
+    )
+
+
+def _cni_config(directory: Path) -> dict[str, Any]:
+    return {
+        "cniVersion": "1.0.0",
+        "name": "webapp-e2e",
+        "plugins": [
+            {
+                "type": "bridge",
+                "bridge": "cni0",
+                "isGateway": True,
+                "ipMasq": True,
+                "hairpinMode": True,
+                "ipam": {
+                    "type": "host-local",
+                    "ranges": [[{"subnet": NODE_POD_SUBNET}]],
+                    "routes": [{"dst": "0.0.0.0/0"}],
+                    "dataDir": str(directory / "cni" / "ipam"),
+                },
+            },
+            {"type": "portmap", "capabilities": {"portMappings": True}},
+        ],
+    }
+
+
+def _kubeconfig(server: str, ca: Path, cert: Path, key: Path) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "e2e", "cluster": {"server": server, "certificate-authority": str(ca)}}],
+        "users": [{"name": "node", "user": {"client-certificate": str(cert), "client-key": str(key)}}],
+        "contexts": [{"name": "e2e", "context": {"cluster": "e2e", "user": "node"}}],
+        "current-context": "e2e",
+    }
+
+
+@dataclass
+class Node:
+    """The node's daemons, started against `plane`, pulling from `registry_host`."""
+
+    directory: Path
+    plane: ControlPlane
+    registry_host: str
+    daemons: Daemons = field(init=False)
+    netns_before: set[str] = field(default_factory=set)
+    started_in: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.daemons = Daemons(self.directory)
+
+    @property
+    def socket(self) -> Path:
+        """containerd's CRI and API socket."""
+        return self.directory / "containerd.sock"
+
+    def _env(self) -> dict[str, str]:
+        # containerd finds its shim, and the shim runc, on PATH; kube-proxy needs iptables.
+        return {"PATH": f"{NODE_BIN}:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": str(self.directory)}
+
+    def ctr(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """`ctr` in containerd's `k8s.io` namespace (where the CRI keeps images and containers)."""
+        command = [str(NODE_BIN / "ctr"), f"--address={self.socket}", "--namespace=k8s.io", *args]
+        return subprocess.run(command, capture_output=True, text=True, timeout=120, check=True, env=self._env())
+
+    def start(self) -> None:
+        """containerd, the sandbox image, kubelet and kube-proxy; return once the Node is Ready."""
+        began = time.monotonic()
+        self.netns_before = set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set()
+        _node_network()
+        (self.directory / "config.toml").write_text(_containerd_config(self.directory, self.registry_host))
+        _registry_hosts(self.directory, self.registry_host)
+        conf_dir = self.directory / "cni" / "net.d"
+        conf_dir.mkdir(parents=True)
+        (conf_dir / "10-webapp-e2e.conflist").write_text(json.dumps(_cni_config(self.directory)))
+        self.daemons.spawn(
+            "containerd",
+            NODE_BIN / "containerd",
+            f"--config={self.directory / 'config.toml'}",
+            env=self._env(),
+            hint="make node",
+        )
+        wait_until(
+            "containerd", lambda: self.ctr("version").returncode == 0, 60, self.daemons.tails, self.daemons.alive
+        )
+        self._import_pause_image()
+        self._start_kubelet()
+        self._start_kube_proxy()
+        wait_until("the real node Ready", self._ready, START_TIMEOUT_SECONDS, self.tails, self.daemons.alive)
+        self.started_in = time.monotonic() - began
+
+    def _import_pause_image(self) -> None:
+        """The sandbox image `make image` built (catatonit -P), imported: no pod needs a pull for it."""
+        if not PAUSE_ARCHIVE.exists():
+            raise FileNotFoundError(f"no {PAUSE_ARCHIVE}: run `make image`")
+        self.ctr("images", "import", str(PAUSE_ARCHIVE))
+
+    def _start_kubelet(self) -> None:
+        pki = self.plane.pki
+        client = issue(pki, "kubelet-client", f"system:node:{NODE_NAME}", organization="system:nodes")
+        serving = issue(pki, "kubelet-serving", NODE_NAME, server_ips=(NODE_IP,))
+        kubeconfig = self.directory / "kubelet.kubeconfig"
+        server = f"https://127.0.0.1:{self.plane.api_port}"
+        kubeconfig.write_text(yaml.safe_dump(_kubeconfig(server, pki.ca_cert, client.cert, client.key)))
+        config = {
+            "apiVersion": "kubelet.config.k8s.io/v1beta1",
+            "kind": "KubeletConfiguration",
+            "failCgroupV1": False,
+            "cgroupDriver": "cgroupfs",
+            "cgroupRoot": f"/{CGROUP_ROOT}",
+            "failSwapOn": False,
+            "resolvConf": "",
+            "containerRuntimeEndpoint": f"unix://{self.socket}",
+            "address": NODE_IP,
+            "port": 10250,
+            "healthzBindAddress": "127.0.0.1",
+            "healthzPort": free_port(),
+            "readOnlyPort": 0,
+            "tlsCertFile": str(serving.cert),
+            "tlsPrivateKeyFile": str(serving.key),
+            "authentication": {
+                "anonymous": {"enabled": False},
+                "webhook": {"enabled": True},
+                "x509": {"clientCAFile": str(pki.ca_cert)},
+            },
+            "authorization": {"mode": "Webhook"},
+            "podCIDR": NODE_POD_SUBNET,
+            "serializeImagePulls": False,
+            "evictionHard": {"memory.available": "100Mi", "nodefs.available": "1%", "imagefs.available": "1%"},
+            "imageGCHighThresholdPercent": 100,
+            "imageGCLowThresholdPercent": 99,
+            "protectKernelDefaults": False,
+            "makeIPTablesUtilChains": False,
+        }
+        (self.directory / "kubelet.yaml").write_text(yaml.safe_dump(config))
+        self.daemons.spawn(
+            "kubelet",
+            NODE_BIN / "kubelet",
+            f"--config={self.directory / 'kubelet.yaml'}",
+            f"--kubeconfig={kubeconfig}",
+            f"--root-dir={self.directory / 'kubelet'}",
+            f"--cert-dir={self.directory / 'kubelet-pki'}",
+            f"--hostname-override={NODE_NAME}",
+            f"--node-ip={NODE_IP}",
+            "--v=1",
+            env=self._env(),
+            hint="make node",
+        )
+
+    def _start_kube_proxy(self) -> None:
+        config = {
+            "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
+            "kind": "KubeProxyConfiguration",
+            "clientConnection": {"kubeconfig": str(self.plane.kubeconfig)},
+            "mode": "iptables",
+            "clusterCIDR": POD_CIDR,
+            "hostnameOverride": NODE_NAME,
+            "healthzBindAddress": f"127.0.0.1:{free_port()}",
+            "metricsBindAddress": f"127.0.0.1:{free_port()}",
+            # Leave the kernel's conntrack table sizes and timeouts alone (they are not per namespace).
+            "conntrack": {"maxPerCore": 0, "tcpEstablishedTimeout": "0s", "tcpCloseWaitTimeout": "0s"},
+        }
+        (self.directory / "kube-proxy.yaml").write_text(yaml.safe_dump(config))
+        self.daemons.spawn(
+            "kube-proxy",
+            NODE_BIN / "kube-proxy",
+            f"--config={self.directory / 'kube-proxy.yaml'}",
+            env=self._env(),
+            hint="make node",
+        )
+
+    def _ready(self) -> bool:
+        node = self.plane.kubectl_json("get", "node", NODE_NAME)
+        return any(c["type"] == "Ready" and c["status"] == "True" for c in node["status"].get("conditions", []))
+
+    def tails(self, lines: int = 25) -> str:
+        """The last lines of every node daemon's and control-plane component's log."""
+        return self.daemons.tails(lines) + "\n" + self.plane.tails(lines)
+
+    def stop(self) -> None:
+        """Stop pods' containers, the daemons, the shims; remove the cgroups, mounts and namespaces left behind."""
+        for name in ("kube-proxy", "kubelet"):
+            if name in self.daemons.processes:
+                self.daemons.stop(name)
+        with contextlib.suppress(subprocess.SubprocessError, OSError):
+            for task in self.ctr("tasks", "list", "--quiet").stdout.split():
+                subprocess.run(
+                    [
+                        str(NODE_BIN / "ctr"),
+                        f"--address={self.socket}",
+                        "--namespace=k8s.io",
+                        "tasks",
+                        "kill",
+                        "--signal",
+                        "SIGKILL",
+                        task,
+                    ],
+                    capture_output=True,
+                    timeout=20,
+                    check=False,
+                )
+        if "containerd" in self.daemons.processes:
+            self.daemons.stop("containerd")
+        for pid in _shim_pids(self.socket):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        for name in set(os.listdir("/run/netns")) - self.netns_before if os.path.isdir("/run/netns") else ():
+            path = Path("/run/netns") / name
+            subprocess.run(["umount", "--lazy", str(path)], capture_output=True, check=False)
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+
+def _shim_pids(socket: Path) -> list[int]:
+    """The runc shims containerd started for this node (they outlive it, reparented), found by their address."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            if argv and argv[0].endswith(b"containerd-shim-runc-v2") and str(socket).encode() in argv:
+                pids.append(int(entry.name))
+    return pids
+
+
+@contextlib.contextmanager
+def running_node(directory: Path, plane: ControlPlane, registry_host: str) -> Iterator[Node]:
+    """A started real node inside its cgroup root, stopped and cleaned up on exit whatever happened."""
+    with cgroup_root(CGROUP_ROOT):
+        node = Node(directory, plane, registry_host)
+        try:
+            node.start()
+            yield node
+        finally:
+            node.stop()
