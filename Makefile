@@ -72,18 +72,23 @@ CLUSTER_SOURCES := engine/build-cluster.sh engine/lib.sh $(foreach m,engine/clus
 
 cluster: .engine/cluster/.built ## Build the Kubernetes control plane and kwok the e2e runs on 127.0.0.1
 
-# The parts of a real node (runc, containerd, CNI plugins, kubelet, kube-proxy) and of the image's path
+# The parts of a real node (runc, containerd, CNI plugins, kubelet, kube-proxy, Traefik) and of the image's path
 # (BuildKit, the distribution registry), built from pinned Go modules into .engine/node
 # (see engine/build-node.sh). runc's seccomp needs Debian's libseccomp-dev and pkg-config.
 NODE_SOURCES := engine/build-node.sh engine/lib.sh \
-	$(foreach m,engine/runc engine/containerd engine/cni engine/cluster engine/buildkit engine/registry,$(m)/go.mod $(m)/go.sum)
+	$(foreach m,engine/runc engine/containerd engine/cni engine/cluster engine/traefik engine/buildkit engine/registry,$(m)/go.mod $(m)/go.sum)
 .engine/node/.built: $(NODE_SOURCES)
 	engine/build-node.sh
 	touch $@
 
 node: .engine/node/.built ## Build the real node's parts and BuildKit and the registry (the e2e starts them)
 
-# app/Dockerfile built by BuildKit on a stand-in base and pushed by digest to a registry on loopback (as root).
+# app/Dockerfile built by BuildKit on a stand-in base and pushed by digest to a registry on loopback (as root);
+# rebuilt when the app changes. `make image` builds again whatever changed (a warm build).
+IMAGE_SOURCES := app/Dockerfile app/requirements.txt $(wildcard app/*.py) e2e/image.py e2e/registry.py
+.engine/image/webapp.json: $(VENV)/.installed .engine/node/.built $(IMAGE_SOURCES)
+	$(PY) -m e2e.image
+
 image: $(VENV)/.installed .engine/node/.built ## Build and push the app's image (see e2e/image.py)
 	$(PY) -m e2e.image
 
@@ -93,9 +98,14 @@ policy/venv/.installed: policy/requirements.txt constraints.txt
 	policy/venv/bin/python -m pip install --quiet --disable-pip-version-check -r policy/requirements.txt -c constraints.txt
 	touch $@
 
-e2e: $(VENV)/.installed $(CHECKOV_VENV)/.installed policy/venv/.installed .engine/.built .engine/cluster/.built ## The program under the real engine, every stack
-	$(PY) -m pytest e2e --ignore=e2e/test_cluster.py
+# Three suites: the engine in render mode, the control plane with kwok's simulated nodes, and the real
+# node running the built image (inside network and mount namespaces of its own, as root).
+E2E_DEPS := $(VENV)/.installed $(CHECKOV_VENV)/.installed policy/venv/.installed .engine/.built .engine/cluster/.built \
+	.engine/image/webapp.json
+e2e: $(E2E_DEPS) ## The program under the real engine, every stack, and the image on a real node
+	$(PY) -m pytest e2e --ignore=e2e/test_cluster.py --ignore=e2e/test_real_node.py
 	$(PY) -m pytest e2e/test_cluster.py
+	e2e/in-namespaces $(PY) -m pytest e2e/test_real_node.py
 
 policy-rules: ## Copy config/rules.py into the policy pack (it runs in its own virtualenv)
 	cp config/rules.py policy/webapp_rules.py

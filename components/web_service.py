@@ -47,6 +47,12 @@ def scrape_annotations(args: WebServiceArgs) -> dict[str, str]:
     }
 
 
+def rollout_await(timeout_seconds: int) -> dict[str, str]:
+    """The provider's await timeout for an object a rollout waits on (Deployment ready, Service endpoints, Ingress
+    address), so that `pulumi up` fails after `rolloutTimeoutSeconds` on a create as on an update."""
+    return {"pulumi.com/timeoutSeconds": str(timeout_seconds)}
+
+
 def termination_grace_seconds(drain_seconds: int, graceful_timeout_seconds: int) -> int:
     """How long Kubernetes waits after SIGTERM before SIGKILL: drain, then in-flight requests, plus a margin."""
     return drain_seconds + graceful_timeout_seconds + TERMINATION_MARGIN_SECONDS
@@ -139,7 +145,7 @@ class WebService(pulumi.ComponentResource):
                 labels=versioned,
                 # `pulumi up` gives up on a rollout when Kubernetes does, naming the cause (an image that
                 # cannot be pulled, a pod that never turns Ready); the previous pods keep serving meanwhile.
-                annotations={**FORCE_APPLY, "pulumi.com/timeoutSeconds": str(args.rollout_timeout_seconds)},
+                annotations={**FORCE_APPLY, **rollout_await(args.rollout_timeout_seconds)},
             ),
             spec=k8s.apps.v1.DeploymentSpecArgs(
                 replicas=replicas,
@@ -163,7 +169,13 @@ class WebService(pulumi.ComponentResource):
 
         service = k8s.core.v1.Service(
             f"{name}-svc",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=args.object_name, namespace=args.namespace, labels=labels),
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=args.object_name,
+                namespace=args.namespace,
+                labels=labels,
+                # On a create the provider waits for the Service's endpoints too: the same bound as the Deployment's.
+                annotations=rollout_await(args.rollout_timeout_seconds),
+            ),
             spec=k8s.core.v1.ServiceSpecArgs(
                 type=args.service_type,
                 selector=self.selector,

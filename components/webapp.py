@@ -9,7 +9,7 @@ import pulumi
 from components.app_config import AppConfig, AppConfigArgs
 from components.labels import standard_labels
 from components.web_ingress import WebIngress, WebIngressArgs
-from components.web_service import WebService, WebServiceArgs
+from components.web_service import WebService, WebServiceArgs, rollout_await
 from config.rules import APP_PORT, MANAGEMENT_PORT
 from config.settings import Settings
 
@@ -101,7 +101,9 @@ class WebApp(pulumi.ComponentResource):
                     path=values.ingress.path,
                     class_name=values.ingress.class_name,
                     tls_secret_name=values.ingress.tls_secret_name,
-                    annotations=dict(values.ingress.annotations),
+                    # The provider awaits the Ingress's address (and its backends) like the Deployment; the stack's
+                    # own annotations win.
+                    annotations={**rollout_await(values.rollout_timeout_seconds), **values.ingress.annotations},
                     service_name=self.service.service_name,
                     service_port=self.service.service_port,
                     labels=labels,

@@ -212,10 +212,14 @@ class ControlPlane:
     def _service_accounts_ready(self) -> bool:
         return self.kubectl("get", "serviceaccount", "default", "-n", "default", check=False).returncode == 0
 
+    def kubectl_command(self) -> list[str]:
+        """The command line prefix of the kubectl built with the control plane, against this cluster."""
+        return [str(CLUSTER_BIN / "kubectl"), f"--kubeconfig={self.kubeconfig}"]
+
     def kubectl(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run the kubectl built with the control plane against this cluster."""
         result = subprocess.run(
-            [str(CLUSTER_BIN / "kubectl"), f"--kubeconfig={self.kubeconfig}", *args],
+            [*self.kubectl_command(), *args],
             input=stdin,
             capture_output=True,
             text=True,

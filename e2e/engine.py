@@ -14,6 +14,7 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -179,20 +180,29 @@ class Workspace:
 
     def _execute(self, command: str, args: list[str], *, check: bool, env: dict[str, str]) -> CommandResult:
         started = time.perf_counter()
-        completed = subprocess.run(
+        # Its own process group: a command that overruns is killed with its plugins (provider, language host).
+        process = subprocess.Popen(
             args,
             cwd=self.root,
             env=env,
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            timeout=COMMAND_TIMEOUT_SECONDS,
-            check=False,
+            start_new_session=True,
         )
+        try:
+            stdout, stderr = process.communicate(timeout=COMMAND_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            stdout, stderr = process.communicate()
+            raise AssertionError(
+                f"`{command}` did not end within {COMMAND_TIMEOUT_SECONDS} s:\n{stderr[-6000:]}"
+            ) from None
         result = CommandResult(
             command=command,
-            returncode=completed.returncode,
-            stdout=completed.stdout,
-            stderr=completed.stderr,
+            returncode=process.returncode,
+            stdout=stdout,
+            stderr=stderr,
             seconds=time.perf_counter() - started,
         )
         self.history.append(result)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -41,7 +42,9 @@ IMAGE_DIR = REPO_ROOT / ".engine" / "image"
 STORAGE = IMAGE_DIR / "registry"
 LOGIN_FILE = IMAGE_DIR / "login.json"
 RESULT_FILE = IMAGE_DIR / "webapp.json"
-BASE_TARBALL = IMAGE_DIR / "python-standin-bookworm.tar"
+BASE_CONTEXT = IMAGE_DIR / "standin-base"
+"""The stand-in base's build context: its Dockerfile and the root filesystem mmdebstrap made (kept: a warm build)."""
+BASE_TARBALL = BASE_CONTEXT / "python-standin-bookworm.tar"
 PAUSE_ARCHIVE = IMAGE_DIR / "pause.tar"
 PAUSE_IMAGE = "localhost/webapp-e2e/pause:catatonit"
 CATATONIT = Path("/usr/bin/catatonit")
@@ -79,6 +82,9 @@ class BuiltImage:
     size_bytes: int
     build_seconds: float
     base_seconds: float
+    variant_tag: str
+    """A second build of the same sources, differing only in a label, so a stack can change its image."""
+    variant_digest: str
 
     @classmethod
     def load(cls) -> BuiltImage:
@@ -144,6 +150,8 @@ def running_buildkit(directory: Path, registry: Registry) -> Iterator[BuildKit]:
                 f"--oci-worker-binary={NODE_BIN / 'runc'}",
                 "--oci-worker-net=host",
                 "--oci-worker-snapshotter=overlayfs",
+                # buildkitd looks runc up on PATH before it reads --oci-worker-binary.
+                env={**os.environ, "PATH": f"{NODE_BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}"},
                 hint="make node",
             )
             kit = BuildKit(socket, docker_config)
@@ -165,7 +173,8 @@ def build_base_rootfs(tarball: Path) -> None:
     mmdebstrap = shutil.which("mmdebstrap")
     if mmdebstrap is None:
         raise FileNotFoundError("mmdebstrap is needed for the stand-in base image: apt-get install mmdebstrap")
-    partial = tarball.with_suffix(".partial")
+    # mmdebstrap picks its output format from the name: a tarball (ownership and modes kept, which ADD keeps too).
+    partial = tarball.with_name(f"partial-{tarball.name}")
     hooks = [
         # The official image's pip installs system-wide; Debian's marks its Python externally managed.
         'rm -f "$1"/usr/lib/python3*/EXTERNALLY-MANAGED',
@@ -185,14 +194,13 @@ def build_base_rootfs(tarball: Path) -> None:
     partial.rename(tarball)
 
 
-def push_base(kit: BuildKit, registry: Registry, work: Path) -> str:
+def push_base(kit: BuildKit, registry: Registry) -> str:
     """The stand-in base as an image in `registry`; return its reference by digest."""
+    BASE_CONTEXT.mkdir(parents=True, exist_ok=True)
     if not BASE_TARBALL.exists():
         build_base_rootfs(BASE_TARBALL)
-    context = work / "base"
-    context.mkdir()
+    context = BASE_CONTEXT
     (context / "Dockerfile").write_text(BASE_DOCKERFILE)
-    (context / BASE_TARBALL.name).hardlink_to(BASE_TARBALL)
     name = f"{registry.host}/{BASE_REPOSITORY}:{BASE_TAG}"
     metadata = kit.build(
         "--frontend=dockerfile.v0",
@@ -222,7 +230,7 @@ def build_pause(kit: BuildKit, work: Path) -> None:
     )
 
 
-def build_app(kit: BuildKit, registry: Registry, base: str, tag: str) -> str:
+def build_app(kit: BuildKit, registry: Registry, base: str, tag: str, *options: str) -> str:
     """app/Dockerfile on `base`, pushed as webapp:`tag`; return the digest the push printed."""
     metadata = kit.build(
         "--frontend=dockerfile.v0",
@@ -230,6 +238,8 @@ def build_app(kit: BuildKit, registry: Registry, base: str, tag: str) -> str:
         f"--local=dockerfile={REPO_ROOT / 'app'}",
         "--opt=filename=Dockerfile",
         f"--opt=build-arg:BASE_IMAGE={base}",
+        f"--opt=label:org.opencontainers.image.revision={git_tag()}",
+        *options,
         f"--output=type=image,name={registry.host}/{REPOSITORY}:{tag},push=true,registry.insecure=true",
     )
     return metadata["containerimage.digest"]
@@ -246,14 +256,18 @@ def build_and_push() -> BuiltImage:
             running_buildkit(work, registry) as kit,
         ):
             started = time.monotonic()
-            base = push_base(kit, registry, work)
+            base = push_base(kit, registry)
             base_seconds = time.monotonic() - started
             started = time.monotonic()
             digest = build_app(kit, registry, base, tag)
             build_seconds = time.monotonic() - started
             size = registry.image_size(REPOSITORY, digest)
+            variant_tag = tag[:12]
+            variant = build_app(kit, registry, base, variant_tag, "--opt=label:org.example.webapp.variant=e2e")
             build_pause(kit, work)
-    built = BuiltImage(REPOSITORY, tag, digest, size, round(build_seconds, 1), round(base_seconds, 1))
+    built = BuiltImage(
+        REPOSITORY, tag, digest, size, round(build_seconds, 1), round(base_seconds, 1), variant_tag, variant
+    )
     RESULT_FILE.write_text(json.dumps(asdict(built), indent=2) + "\n")
     return built
 

@@ -19,10 +19,11 @@ REQUEST_TIMEOUT_SECONDS = 5.0
 PAUSE_SECONDS = 0.02
 
 
-def _greeting(body: bytes) -> str:
-    """The greeting (`message`) a 200 from `GET /` carries, which tells an old pod's answer from a new one's."""
+def _answer(body: bytes) -> str:
+    """`message version` of a 200 from `GET /`: tells an old pod's answer from a new one's (config or image)."""
     with contextlib.suppress(ValueError, AttributeError):
-        return str(json.loads(body).get("message", ""))
+        answer = json.loads(body)
+        return f"{answer.get('message', '')} {answer.get('version', '')}"
     return ""
 
 
@@ -32,8 +33,8 @@ class LoadReport:
 
     ok: int = 0
     failures: list[str] = field(default_factory=list)
-    greetings: Counter[str] = field(default_factory=Counter)
-    """Successful answers per GREETING: both the old and the new pods' appear during a rollout."""
+    answers: Counter[str] = field(default_factory=Counter)
+    """Successful answers per `message version`: both the old and the new pods' appear during a rollout."""
 
     @property
     def total(self) -> int:
@@ -56,11 +57,11 @@ class LoadClient:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _threads: list[threading.Thread] = field(default_factory=list)
 
-    def _record(self, failure: str | None, greeting: str = "") -> None:
+    def _record(self, failure: str | None, answer: str = "") -> None:
         with self._lock:
             if failure is None:
                 self.report.ok += 1
-                self.report.greetings[greeting] += 1
+                self.report.answers[answer] += 1
             else:
                 self.report.failures.append(failure)
 
@@ -77,7 +78,7 @@ class LoadClient:
         if response.status != 200:
             self._record(f"{time.strftime('%H:%M:%S')} HTTP {response.status}: {body[:200]!r}")
         else:
-            self._record(None, _greeting(body))
+            self._record(None, _answer(body))
         return not response.will_close
 
     def _keepalive_loop(self) -> None:

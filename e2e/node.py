@@ -17,6 +17,7 @@ InternalIP, and the API server dialling the kubelet by that address.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import os
 import signal
@@ -41,8 +42,14 @@ NODE_IP = "10.250.0.1"
 NODE_GATEWAY = "10.250.0.2"
 NODE_POD_SUBNET = "10.244.0.0/24"
 CGROUP_ROOT = "webapp-e2e-node"
+PRIVATE_STATE_DIRECTORIES = (Path("/run/netns"), Path("/var/lib/cni"), Path("/run/containerd"))
 CNI_BIN = NODE_BIN.parent / "cni"
 NAMESPACE_VARIABLE = "WEBAPP_E2E_NETNS"
+INGRESS_CLASSES = ("nginx",)
+"""The ingressClassName the stacks use; Traefik implements it here."""
+INGRESS_HTTP_PORT = 8000
+INGRESS_HTTPS_PORT = 8443
+INGRESS_PING_PORT = 8082
 START_TIMEOUT_SECONDS = 120
 
 
@@ -68,6 +75,15 @@ def _node_network() -> None:
     _ip("link", "set", "e2e-node", "up")
     _ip("link", "set", "e2e-gw", "up")
     _ip("route", "add", "default", "via", NODE_GATEWAY, "dev", "e2e-node", "onlink")
+
+
+def _private_state_directories() -> None:
+    """Fresh tmpfs mounts, in this private mount namespace, over the host paths the node's parts write to by
+    default and cannot be told otherwise (network namespaces, CNI's result cache, containerd's shim sockets):
+    nothing of the node lands on the host's disks, and the mounts vanish with the namespace."""
+    for path in PRIVATE_STATE_DIRECTORIES:
+        path.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0755", "webapp-e2e", str(path)], check=True)
 
 
 def _containerd_config(directory: Path, registry_host: str) -> str:
@@ -154,7 +170,6 @@ class Node:
     plane: ControlPlane
     registry_host: str
     daemons: Daemons = field(init=False)
-    netns_before: set[str] = field(default_factory=set)
     started_in: float = 0.0
 
     def __post_init__(self) -> None:
@@ -178,7 +193,7 @@ class Node:
     def start(self) -> None:
         """containerd, the sandbox image, kubelet and kube-proxy; return once the Node is Ready."""
         began = time.monotonic()
-        self.netns_before = set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set()
+        _private_state_directories()
         _node_network()
         (self.directory / "config.toml").write_text(_containerd_config(self.directory, self.registry_host))
         _registry_hosts(self.directory, self.registry_host)
@@ -199,6 +214,7 @@ class Node:
         self._start_kubelet()
         self._start_kube_proxy()
         wait_until("the real node Ready", self._ready, START_TIMEOUT_SECONDS, self.tails, self.daemons.alive)
+        self._start_ingress_controller()
         self.started_in = time.monotonic() - began
 
     def _import_pause_image(self) -> None:
@@ -237,6 +253,7 @@ class Node:
             },
             "authorization": {"mode": "Webhook"},
             "podCIDR": NODE_POD_SUBNET,
+            "podLogsDir": str(self.directory / "pod-logs"),
             "serializeImagePulls": False,
             "evictionHard": {"memory.available": "100Mi", "nodefs.available": "1%", "imagefs.available": "1%"},
             "imageGCHighThresholdPercent": 100,
@@ -281,6 +298,46 @@ class Node:
             hint="make node",
         )
 
+    def _start_ingress_controller(self) -> None:
+        """Traefik on the node's address: the Ingress API for real, routing to the ready pods EndpointSlices list.
+
+        The stacks name the class `nginx`; here an IngressClass of that name is implemented by Traefik (a cluster
+        decides which controller implements a class). Traefik writes the node's address into each Ingress's
+        status, so the provider's await for an address completes as it does in a cluster.
+        """
+        for name in INGRESS_CLASSES:
+            ingress_class = {
+                "apiVersion": "networking.k8s.io/v1",
+                "kind": "IngressClass",
+                "metadata": {"name": name},
+                "spec": {"controller": "traefik.io/ingress-controller"},
+            }
+            self.plane.kubectl("apply", "-f", "-", stdin=json.dumps(ingress_class))
+        self.daemons.spawn(
+            "traefik",
+            NODE_BIN / "traefik",
+            "--log.level=INFO",
+            "--accesslog=false",
+            "--ping=true",
+            f"--entryPoints.traefik.address=127.0.0.1:{INGRESS_PING_PORT}",
+            f"--entryPoints.web.address={NODE_IP}:{INGRESS_HTTP_PORT}",
+            f"--entryPoints.websecure.address={NODE_IP}:{INGRESS_HTTPS_PORT}",
+            "--entryPoints.websecure.http.tls=true",
+            "--providers.kubernetesingress=true",
+            f"--providers.kubernetesingress.ingressendpoint.ip={NODE_IP}",
+            "--global.checknewversion=false",
+            "--global.sendanonymoususage=false",
+            env={**self._env(), "KUBECONFIG": str(self.plane.kubeconfig)},
+            hint="make node",
+        )
+        wait_until(
+            "traefik /ping",
+            lambda: _http_status("127.0.0.1", INGRESS_PING_PORT, "/ping") == 200,
+            60,
+            self.tails,
+            self.daemons.alive,
+        )
+
     def _ready(self) -> bool:
         node = self.plane.kubectl_json("get", "node", NODE_NAME)
         return any(c["type"] == "Ready" and c["status"] == "True" for c in node["status"].get("conditions", []))
@@ -290,8 +347,8 @@ class Node:
         return self.daemons.tails(lines) + "\n" + self.plane.tails(lines)
 
     def stop(self) -> None:
-        """Stop pods' containers, the daemons, the shims; remove the cgroups, mounts and namespaces left behind."""
-        for name in ("kube-proxy", "kubelet"):
+        """Stop the pods' containers, the daemons and the shims (the cgroup root and the mounts go with the caller)."""
+        for name in ("traefik", "kube-proxy", "kubelet"):
             if name in self.daemons.processes:
                 self.daemons.stop(name)
         with contextlib.suppress(subprocess.SubprocessError, OSError):
@@ -316,11 +373,15 @@ class Node:
         for pid in _shim_pids(self.socket):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-        for name in set(os.listdir("/run/netns")) - self.netns_before if os.path.isdir("/run/netns") else ():
-            path = Path("/run/netns") / name
-            subprocess.run(["umount", "--lazy", str(path)], capture_output=True, check=False)
-            with contextlib.suppress(OSError):
-                path.unlink()
+
+
+def _http_status(host: str, port: int, path: str) -> int:
+    connection = http.client.HTTPConnection(host, port, timeout=2)
+    try:
+        connection.request("GET", path)
+        return connection.getresponse().status
+    finally:
+        connection.close()
 
 
 def _shim_pids(socket: Path) -> list[int]:

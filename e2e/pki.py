@@ -132,8 +132,9 @@ def issue(
     *,
     organization: str = "",
     server_ips: tuple[str, ...] = (),
+    dns_names: tuple[str, ...] = (),
 ) -> KeyPair:
-    """A certificate signed by `pki`'s CA, next to it: a client one, or a serving one for `server_ips`.
+    """A certificate signed by `pki`'s CA, next to it: a client one, or a serving one for `server_ips`/`dns_names`.
 
     The real node needs three: the kubelet's client identity (`system:node:NAME` in `system:nodes`, which the
     Node authorizer and NodeRestriction expect), the kubelet's serving certificate for its node IP, and the API
@@ -147,8 +148,9 @@ def issue(
     name = x509.Name([*attributes, x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     key = _key()
     builder = _builder(name, ca_cert.subject, key.public_key())
-    if server_ips:
-        sans = [x509.IPAddress(ipaddress.ip_address(ip)) for ip in server_ips]
+    if server_ips or dns_names:
+        sans: list[x509.GeneralName] = [x509.IPAddress(ipaddress.ip_address(ip)) for ip in server_ips]
+        sans += [x509.DNSName(name) for name in dns_names]
         builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
         usage = ExtendedKeyUsageOID.SERVER_AUTH
     else:

@@ -11,7 +11,13 @@ The real CLI and provider do every `pulumi up`; no render mode, no kwok.
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import json
+import socket
+import ssl
+import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,14 +30,23 @@ from e2e.cluster import ControlPlane, running_control_plane
 from e2e.engine import TIMINGS, Workspace
 from e2e.image import LOGIN_FILE, STORAGE, BuiltImage
 from e2e.load import LoadClient, LoadReport
-from e2e.node import NODE_NAME, Node, in_private_namespaces, running_node
+from e2e.node import (
+    INGRESS_HTTP_PORT,
+    INGRESS_HTTPS_PORT,
+    NODE_IP,
+    NODE_NAME,
+    Node,
+    in_private_namespaces,
+    running_node,
+)
+from e2e.pki import issue
+from e2e.processes import wait_until
 from e2e.registry import Login, Registry, running_registry
 from e2e.stacks import SECRET_VALUE, expected_replicas, stack_file
+from tools.stack_config import stack_names
 
 PULL_SECRET = "registry-login"
 REGISTRY_PORT = 5000
-# Nothing fills in an Ingress's address without an ingress controller; the provider would wait for one.
-SKIP_INGRESS_AWAIT = "pulumi config set --path 'webapp:ingress.annotations[\"pulumi.com/skipAwait\"]' true"
 # What runs inside the app's container to report how it runs: uid, gid, capabilities, what it can write.
 INSIDE_PROBE = """
 import json, os
@@ -78,8 +93,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealCluster]:
         yield RealCluster(plane, node, registry, image)
 
 
-def _prepare_namespace(real: RealCluster, namespace: str, *, pull_secret: bool = True) -> None:
-    """The namespace as a platform team hands it over: Pod Security `restricted`, and the registry's pull Secret."""
+def _prepare_namespace(real: RealCluster, stack: str, namespace: str, *, pull_secret: bool = True) -> None:
+    """The namespace as a platform team hands it over: Pod Security `restricted`, the registry's pull Secret, and
+    the TLS Secret the stack's Ingress names (signed by the e2e's CA)."""
     plane = real.plane
     plane.kubectl("create", "namespace", namespace)
     plane.kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted")
@@ -95,6 +111,19 @@ def _prepare_namespace(real: RealCluster, namespace: str, *, pull_secret: bool =
             "--from-file=.dockerconfigjson=/dev/stdin",
             stdin=config,
         )
+    ingress = stack_file(stack).get("webapp:ingress", {})
+    if ingress.get("tlsSecretName"):
+        pair = issue(plane.pki, f"{namespace}-ingress", ingress["host"], dns_names=(ingress["host"],))
+        plane.kubectl(
+            "create",
+            "secret",
+            "tls",
+            ingress["tlsSecretName"],
+            "-n",
+            namespace,
+            f"--cert={pair.cert}",
+            f"--key={pair.key}",
+        )
 
 
 def _workspace(real: RealCluster, tmp_path: Path, stack: str, **settings: str) -> Workspace:
@@ -104,19 +133,28 @@ def _workspace(real: RealCluster, tmp_path: Path, stack: str, **settings: str) -
     ws.extra_env["KUBECONFIG"] = str(real.plane.kubeconfig)
     ws.login()
     ws.run(f"pulumi stack select --create {stack}")
-    image = real.image
-    ws.run(f"pulumi config set --path 'webapp:image.repository' '{real.registry.host}/{image.repository}'")
-    ws.run(f"pulumi config set --path 'webapp:image.tag' '{image.tag}'")
-    ws.run(f"pulumi config set --path 'webapp:image.digest' '{image.digest}'")
+    _set_image(ws, real, real.image.tag, real.image.digest)
     ws.run(f"pulumi config set --path 'webapp:imagePullSecrets[0]' {PULL_SECRET}")
     ws.run("pulumi config set webapp:createNamespace false")
     for name in stack_file(stack).get("webapp:secretKeys", []):
         ws.run(f"pulumi config set --secret --path 'webapp:secrets.{name}' '{SECRET_VALUE}'")
-    if stack_file(stack).get("webapp:ingress", {}).get("enabled"):
-        ws.run(SKIP_INGRESS_AWAIT)
     for key, value in settings.items():
         ws.run(f"pulumi config set --path 'webapp:{key}' '{value}'")
     return ws
+
+
+def _set_image(ws: Workspace, real: RealCluster, tag: str, digest: str) -> None:
+    ws.run(f"pulumi config set --path 'webapp:image.repository' '{real.registry.host}/{real.image.repository}'")
+    ws.run(f"pulumi config set --path 'webapp:image.tag' '{tag}'")
+    ws.run(f"pulumi config set --path 'webapp:image.digest' '{digest}'")
+
+
+def _up(ws: Workspace, what: str) -> float:
+    started = time.monotonic()
+    ws.run("pulumi up --yes")
+    seconds = time.monotonic() - started
+    TIMINGS.append((ws.label, what, seconds))
+    return seconds
 
 
 def _pods(real: RealCluster, namespace: str) -> list[dict[str, Any]]:
@@ -125,11 +163,8 @@ def _pods(real: RealCluster, namespace: str) -> list[dict[str, Any]]:
 
 
 def _service_address(real: RealCluster, namespace: str) -> tuple[str, int]:
-    (service,) = [
-        s
-        for s in real.plane.kubectl_json("get", "services", "-n", namespace)["items"]
-        if s["spec"].get("type") == "ClusterIP" and s["spec"].get("clusterIP") not in (None, "None")
-    ]
+    services = real.plane.kubectl_json("get", "services", "-n", namespace)["items"]
+    (service,) = [s for s in services if s["spec"].get("clusterIP") not in (None, "None")]
     port = next(p["port"] for p in service["spec"]["ports"] if p["name"] == "http")
     return service["spec"]["clusterIP"], int(port)
 
@@ -141,105 +176,271 @@ def _inside(real: RealCluster, namespace: str, pod: str) -> dict[str, Any]:
     return report
 
 
-def _get(host: str, port: int, path: str) -> tuple[int, bytes]:
-    import http.client
-
+def _get(host: str, port: int, path: str, host_header: str = "") -> tuple[int, bytes]:
     connection = http.client.HTTPConnection(host, port, timeout=5)
     try:
-        connection.request("GET", path)
+        connection.request("GET", path, headers={"Host": host_header} if host_header else {})
         response = connection.getresponse()
         return response.status, response.read()
     finally:
         connection.close()
 
 
-def test_dev_runs_the_built_image_as_shipped(cluster: RealCluster, tmp_path: Path) -> None:
-    stack, namespace = "dev", "webapp-dev"
-    _prepare_namespace(cluster, namespace)
-    ws = _workspace(cluster, tmp_path, stack)
-    started = time.monotonic()
-    ws.run("pulumi up --yes")
-    TIMINGS.append((ws.label, "pulumi up until the pods are Ready (kubelet probes)", time.monotonic() - started))
+def _get_tls(real: RealCluster, host_name: str, path: str) -> tuple[int, bytes]:
+    """GET over HTTPS through the ingress controller, with SNI and the certificate checked against the e2e's CA."""
+    context = ssl.create_default_context(cafile=str(real.plane.pki.ca_cert))
+    with (
+        socket.create_connection((NODE_IP, INGRESS_HTTPS_PORT), timeout=5) as raw,
+        context.wrap_socket(raw, server_hostname=host_name) as tls,
+    ):
+        tls.sendall(f"GET {path} HTTP/1.1\r\nHost: {host_name}\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while chunk := tls.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body
 
-    pods = [p for p in _pods(cluster, namespace) if p["status"].get("phase") == "Running"]
-    assert len(pods) == expected_replicas(stack_file(stack))
+
+def _check_pods_as_shipped(real: RealCluster, stack: str, namespace: str) -> None:
+    """Ready by the kubelet's probes, the pushed digest, uid 10001, no capabilities, only /tmp writable, /metrics."""
+    pods = [p for p in _pods(real, namespace) if p["status"].get("phase") == "Running"]
+    assert len(pods) == expected_replicas(stack_file(stack)), [p["status"] for p in _pods(real, namespace)]
     for pod in pods:
         (status,) = pod["status"]["containerStatuses"]
         assert status["ready"] is True
-        assert status["imageID"].endswith(cluster.image.digest), status["imageID"]
+        assert status["imageID"].endswith(real.image.digest), status["imageID"]
         assert pod["spec"]["nodeName"] == NODE_NAME
-        inside = _inside(cluster, namespace, pod["metadata"]["name"])
+        inside = _inside(real, namespace, pod["metadata"]["name"])
         assert (inside["uid"], inside["gid"]) == (10001, 10001)
         assert int(inside["cap_eff"], 16) == 0, inside
         assert inside["no_new_privs"] == "1"
-        assert inside["seccomp"] == "2", "seccomp filter mode (RuntimeDefault)"
+        assert inside["seccomp"] == "2", "seccomp in filter mode (RuntimeDefault)"
         assert inside["writable"] == {"/": False, "/srv": False, "/srv/app": False, "/etc": False, "/tmp": True}
-        # The management port answers on the pod's own address: readiness and /metrics.
         pod_ip = pod["status"]["podIP"]
         assert _get(pod_ip, 8081, "/ready")[0] == 200
         status_code, metrics = _get(pod_ip, 8081, "/metrics")
         assert status_code == 200
         assert b"# TYPE" in metrics
 
-    host, port = _service_address(cluster, namespace)
+
+def _check_routes(real: RealCluster, stack: str, namespace: str) -> None:
+    """The app answers through the Service (kube-proxy) and through the Ingress (Traefik, Host rule, TLS if set)."""
+    host, port = _service_address(real, namespace)
     status_code, body = _get(host, port, "/")
     assert status_code == 200
     answer = json.loads(body)
-    assert answer["version"] == cluster.image.tag
+    assert answer["version"] == real.image.tag
     assert answer["database_password_configured"] is True
+    ingress = stack_file(stack)["webapp:ingress"]
+    assert _get(NODE_IP, INGRESS_HTTP_PORT, "/", host_header=ingress["host"])[0] == 200
+    assert _get(NODE_IP, INGRESS_HTTP_PORT, "/", host_header="not-this-host.example.com")[0] == 404
+    if ingress.get("tlsSecretName"):
+        status_code, body = _get_tls(real, ingress["host"], "/")
+        assert status_code == 200
+        assert json.loads(body)["version"] == real.image.tag
 
+
+@pytest.mark.parametrize("stack", stack_names())
+def test_every_stack_runs_the_built_image_as_shipped(stack: str, cluster: RealCluster, tmp_path: Path) -> None:
+    namespace = stack_file(stack)["webapp:namespace"]
+    _prepare_namespace(cluster, stack, namespace)
+    ws = _workspace(cluster, tmp_path, stack)
+    _up(ws, "pulumi up until the pods are Ready by the kubelet's probes")
+    _check_pods_as_shipped(cluster, stack, namespace)
+    _check_routes(cluster, stack, namespace)
     ws.run("pulumi destroy --yes")
 
 
 def test_a_stack_without_the_pull_secret_cannot_pull_the_image(cluster: RealCluster, tmp_path: Path) -> None:
-    namespace = "webapp-nopull"
-    _prepare_namespace(cluster, namespace, pull_secret=False)
-    ws = _workspace(cluster, tmp_path, "dev", namespace=namespace)
+    namespace = "webapp-no-pull-secret"
+    _prepare_namespace(cluster, "dev", namespace, pull_secret=False)
+    ws = _workspace(cluster, tmp_path, "dev", namespace=namespace, rolloutTimeoutSeconds="30")
     ws.run("pulumi config rm --path 'webapp:imagePullSecrets'")
-    ws.run("pulumi config set --path 'webapp:rolloutTimeoutSeconds' 60")
-
-    def pull_refused() -> bool:
-        for pod in _pods(cluster, namespace):
-            for status in pod["status"].get("containerStatuses", []):
-                waiting = status.get("state", {}).get("waiting", {})
-                if waiting.get("reason") in {"ErrImagePull", "ImagePullBackOff"}:
-                    return "401" in waiting.get("message", "") or "nauthorized" in waiting.get("message", "")
-        return False
-
     up = ws.run("pulumi up --yes", check=False)
     assert up.returncode != 0
-    assert pull_refused(), [p["status"] for p in _pods(cluster, namespace)]
+    waiting = [
+        status.get("state", {}).get("waiting", {})
+        for pod in _pods(cluster, namespace)
+        for status in pod["status"].get("containerStatuses", [])
+    ]
+    assert any(w.get("reason") in {"ErrImagePull", "ImagePullBackOff"} for w in waiting), waiting
+    assert any("no basic auth credentials" in w.get("message", "") for w in waiting), waiting
+    assert "ErrImagePull" in up.output or "ImagePullBackOff" in up.output, up.output[-3000:]
 
 
-def _rollout_under_load(
-    cluster: RealCluster, tmp_path: Path, stack: str, *, drain_seconds: int
-) -> tuple[LoadReport, float]:
-    namespace = f"webapp-{stack}-roll-{drain_seconds}"
-    _prepare_namespace(cluster, namespace)
-    ws = _workspace(cluster, tmp_path, stack, namespace=namespace, drainSeconds=str(drain_seconds))
-    ws.run("pulumi up --yes")
-    host, port = _service_address(cluster, namespace)
-    ws.run("pulumi config set --path 'webapp:appConfig.GREETING' 'Rolled by the e2e'")
-    with LoadClient(host, port) as load:
-        time.sleep(1)
-        started = time.monotonic()
-        ws.run("pulumi up --yes")
-        seconds = time.monotonic() - started
-        time.sleep(1)
-    TIMINGS.append((ws.label, f"rollout under load, drain {drain_seconds} s: {load.report.total} requests", seconds))
+def _under_load(real: RealCluster, stack: str, namespace: str) -> LoadClient:
+    """Load through the Ingress (Traefik, by the stack's Host rule), on keep-alive and fresh connections."""
+    del namespace
+    return LoadClient(NODE_IP, INGRESS_HTTP_PORT, host_header=stack_file(stack)["webapp:ingress"]["host"])
+
+
+def _rollout(real: RealCluster, tmp_path: Path, *, drain_seconds: int) -> dict[str, LoadReport]:
+    """staging up, then a config change and an image change, each rolled under load; returns each load's report."""
+    stack = "staging"
+    namespace = f"webapp-rollout-drain-{drain_seconds}"
+    _prepare_namespace(real, stack, namespace)
+    ws = _workspace(real, tmp_path, stack, namespace=namespace, drainSeconds=str(drain_seconds))
+    _up(ws, "pulumi up")
+    reports = {}
+    for change in ("config", "image"):
+        if change == "config":
+            ws.run("pulumi config set --path 'webapp:appConfig.GREETING' 'Rolled by the e2e'")
+        else:
+            _set_image(ws, real, real.image.variant_tag, real.image.variant_digest)
+        with _under_load(real, stack, namespace) as load:
+            time.sleep(1)
+            seconds = _up(ws, f"{change} change rolled under load (drain {drain_seconds} s)")
+            time.sleep(2)
+        TIMINGS.append((ws.label, f"  requests served during that rollout: {load.report.total}", seconds))
+        reports[change] = load.report
     ws.run("pulumi destroy --yes")
-    return load.report, seconds
+    return reports
 
 
-def test_staging_rolls_a_config_change_under_load_without_failing_a_request(
+def test_staging_rolls_config_and_image_changes_under_load_without_failing_a_request(
     cluster: RealCluster, tmp_path: Path
 ) -> None:
-    report, _ = _rollout_under_load(cluster, tmp_path, "staging", drain_seconds=5)
-    assert report.failures == [], f"{len(report.failures)} of {report.total} failed: {report.failures[:10]}"
-    assert report.greetings["Rolled by the e2e"] > 0, report.greetings
-    assert len(report.greetings) == 2, report.greetings
+    reports = _rollout(cluster, tmp_path, drain_seconds=5)
+    for change, report in reports.items():
+        assert report.failures == [], (
+            f"{change}: {len(report.failures)} of {report.total} failed: {report.failures[:10]}"
+        )
+        assert len(report.answers) == 2, f"{change}: old and new pods should both have answered: {report.answers}"
 
 
-def test_the_same_rollout_without_the_drain_fails_requests(cluster: RealCluster, tmp_path: Path) -> None:
-    report, _ = _rollout_under_load(cluster, tmp_path, "staging", drain_seconds=0)
-    assert report.failures, f"no request failed in {report.total}: the zero-failure test could not fail"
+def test_the_same_rollouts_without_the_drain_fail_requests(cluster: RealCluster, tmp_path: Path) -> None:
+    reports = _rollout(cluster, tmp_path, drain_seconds=0)
+    assert any(report.failures for report in reports.values()), (
+        f"no request failed without the drain ({ {c: r.total for c, r in reports.items()} }): "
+        "the zero-failure test above could not fail"
+    )
+
+
+def _waiting_reasons(real: RealCluster, namespace: str) -> set[str]:
+    """Why containers of the namespace wait (ErrImagePull, CrashLoopBackOff...), as the kubelet reports it."""
+    return {
+        status["state"]["waiting"].get("reason", "")
+        for pod in _pods(real, namespace)
+        for status in pod["status"].get("containerStatuses", [])
+        if "waiting" in status.get("state", {})
+    }
+
+
+def test_bad_rollouts_fail_up_naming_the_cause_while_the_old_pods_keep_serving(
+    cluster: RealCluster, tmp_path: Path
+) -> None:
+    """The two most common on-call failures: an image that does not exist, and an app that exits at start."""
+    stack, namespace = "staging", "webapp-bad-rollouts"
+    _prepare_namespace(cluster, stack, namespace)
+    ws = _workspace(cluster, tmp_path, stack, namespace=namespace, rolloutTimeoutSeconds="30")
+    _up(ws, "pulumi up")
+    bad_rollouts = {
+        # A digest nothing pushed.
+        "missing image": ("image.digest", "sha256:" + "0" * 64, {"ErrImagePull", "ImagePullBackOff"}),
+        # WEB_THREADS must be 1-256: the app refuses 0 at start with a JSON log line and exit 1.
+        "exits at start": ("appConfig.WEB_THREADS", "0", {"CrashLoopBackOff", "Error"}),
+    }
+    for what, (key, value, reasons) in bad_rollouts.items():
+        ws.run(f"pulumi config set --path 'webapp:{key}' '{value}'")
+        with _under_load(cluster, stack, namespace) as load:
+            started = time.monotonic()
+            failed = ws.run("pulumi up --yes", check=False)
+            TIMINGS.append((ws.label, f"bad rollout ({what}) until up failed", time.monotonic() - started))
+            seen = _waiting_reasons(cluster, namespace)
+        assert failed.returncode != 0, f"{what}: up succeeded"
+        assert "timed out" in failed.output or "ProgressDeadlineExceeded" in failed.output, failed.output[-3000:]
+        assert seen & reasons, f"{what}: containers wait for {seen}, expected one of {reasons}"
+        assert any(reason in failed.output for reason in reasons), f"{what}: {failed.output[-3000:]}"
+        assert load.report.failures == [], f"{what}: {load.report.failures[:10]} of {load.report.total}"
+        assert load.report.ok > 0
+        # The next good `up` recovers.
+        _set_image(ws, cluster, cluster.image.tag, cluster.image.digest)
+        ws.run("pulumi config rm --path 'webapp:appConfig.WEB_THREADS'", check=False)
+        _up(ws, f"recovery after the bad rollout ({what})")
+        deployment = cluster.plane.kubectl_json("get", "deployment", "webapp", "-n", namespace)
+        assert deployment["status"].get("unavailableReplicas", 0) == 0
+    ws.run("pulumi destroy --yes")
+
+
+def test_a_deleted_pod_drains_under_load_and_exits_cleanly(cluster: RealCluster, tmp_path: Path) -> None:
+    stack, namespace = "staging", "webapp-termination"
+    _prepare_namespace(cluster, stack, namespace)
+    ws = _workspace(cluster, tmp_path, stack, namespace=namespace)
+    _up(ws, "pulumi up")
+    victim = _pods(cluster, namespace)[0]["metadata"]["name"]
+    with _under_load(cluster, stack, namespace) as load:
+        time.sleep(1)
+        # Follow the victim's log to its end: the container's last words, however it ends.
+        follow = subprocess.Popen(
+            [*cluster.plane.kubectl_command(), "logs", "-f", "-n", namespace, victim],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(1)
+        started = time.monotonic()
+        cluster.plane.kubectl("delete", "pod", victim, "-n", namespace, "--wait=true", "--timeout=120s")
+        TIMINGS.append((ws.label, "pod delete until gone (drain, then in-flight requests)", time.monotonic() - started))
+        log, _ = follow.communicate(timeout=30)
+        time.sleep(2)
+    assert load.report.failures == [], f"{load.report.failures[:10]} of {load.report.total}"
+    events = {}
+    for line in log.splitlines():
+        with contextlib.suppress(ValueError):
+            entry = json.loads(line)
+            if entry.get("event") in {"draining", "stopping", "stopped"}:
+                events[entry["event"]] = entry
+    assert events.keys() == {"draining", "stopping", "stopped"}, log[-3000:]
+    assert events["draining"]["signal"] == "SIGTERM"
+    ws.run("pulumi destroy --yes")
+
+
+def _wedge(host: str, stop: threading.Event) -> None:
+    """Keep one blocking test-route request in flight on `host` until `stop`; each is released by its own 30 s cap."""
+    while not stop.is_set():
+        connection = http.client.HTTPConnection(host, 8080, timeout=45)
+        with contextlib.suppress(OSError, http.client.HTTPException):
+            connection.request("GET", f"/debug/block?release=never-{threading.get_ident()}")
+            connection.getresponse().read()
+        connection.close()
+
+
+def test_a_pod_with_every_thread_wedged_is_restarted_by_its_liveness_probe(
+    cluster: RealCluster, tmp_path: Path
+) -> None:
+    """A test stack (staging with the test routes on, one worker of two threads, a 1 s stall limit)."""
+    stack, namespace = "staging", "webapp-liveness"
+    _prepare_namespace(cluster, stack, namespace)
+    ws = _workspace(
+        cluster,
+        tmp_path,
+        stack,
+        namespace=namespace,
+        stallSeconds="1",
+        **{"appConfig.ENABLE_TEST_ROUTES": "true", "appConfig.WEB_CONCURRENCY": "1", "appConfig.WEB_THREADS": "2"},
+    )
+    _up(ws, "pulumi up")
+    victim, other = _pods(cluster, namespace)[:2]
+    victim_ip, other_ip = victim["status"]["podIP"], other["status"]["podIP"]
+    stop = threading.Event()
+    # More requests than threads, always: the worker never has a free thread, and finishes nothing but the
+    # route's own 30 s cap (after which the next queued request takes the thread at once).
+    wedgers = [threading.Thread(target=_wedge, args=(victim_ip, stop), daemon=True) for _ in range(4)]
+    for wedger in wedgers:
+        wedger.start()
+    try:
+        wait_until("/healthz 503 stalled", lambda: _get(victim_ip, 8081, "/healthz")[0] == 503, 30, lambda: "")
+        started = time.monotonic()
+
+        def restarted() -> bool:
+            pod = cluster.plane.kubectl_json("get", "pod", victim["metadata"]["name"], "-n", namespace)
+            return int(pod["status"]["containerStatuses"][0]["restartCount"]) >= 1
+
+        wait_until("the kubelet restarts the wedged container", restarted, 150, lambda: str(_pods(cluster, namespace)))
+        TIMINGS.append(
+            (ws.label, "stalled /healthz until the kubelet restarted the container", time.monotonic() - started)
+        )
+        assert _get(other_ip, 8080, "/")[0] == 200
+    finally:
+        stop.set()
+    ws.run("pulumi destroy --yes")

@@ -2,8 +2,8 @@
 # Build the parts of a real Kubernetes node, and what builds and serves the app's
 # image, from pinned Go modules into .engine/node: runc (with seccomp), containerd
 # with its runc shim and ctr, the CNI plugins, kubelet and kube-proxy of the
-# control plane's Kubernetes release, BuildKit (buildkitd, buildctl) and the
-# distribution registry. The e2e starts and stops them itself (e2e/node.py,
+# control plane's Kubernetes release, Traefik (the ingress controller), BuildKit
+# (buildkitd, buildctl) and the distribution registry. The e2e starts and stops them itself (e2e/node.py,
 # e2e/image.py). Go's caches live outside the clone, so only a machine's first
 # build is long.
 set -euo pipefail
@@ -70,6 +70,12 @@ registry="$(module_version registry github.com/distribution/distribution/v3)"
 step "registry $registry"
 build registry "$out/bin/registry" github.com/distribution/distribution/v3/cmd/registry \
   -ldflags "-X github.com/distribution/distribution/v3/version.version=$registry"
+took
+
+traefik="$(module_version traefik github.com/traefik/traefik/v3)"
+step "traefik $traefik"
+build traefik "$out/bin/traefik" github.com/traefik/traefik/v3/cmd/traefik \
+  -ldflags "-X github.com/traefik/traefik/v3/pkg/version.Version=$traefik"
 took
 
 "$out/bin/runc" --version | head -1

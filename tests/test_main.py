@@ -58,3 +58,13 @@ def test_render_reports_a_bad_stack_file_by_key(tmp_path: Path) -> None:
     (tmp_path / "Pulumi.dev.yaml").write_text(bad)
     with pytest.raises(ConfigError, match=r"webapp:image\.tag: 'latest' cannot be tracked"):
         render_stack("dev", tmp_path)
+
+
+def test_every_object_a_rollout_waits_on_gives_up_after_the_rollout_timeout() -> None:
+    # On a create the provider waits for the Service's endpoints and the Ingress's address too: without the
+    # same bound there, `pulumi up` of a new stack whose image cannot be pulled would wait 10 minutes.
+    ingress = {"enabled": True, "host": "a.example.com", "annotations": {"example.com/keep": "yes"}}
+    run = run_main(valid_config(rolloutTimeoutSeconds=45, ingress=ingress))
+    for kind in ("Deployment", "Service", "Ingress"):
+        assert only(run, kind).inputs["metadata"]["annotations"]["pulumi.com/timeoutSeconds"] == "45", kind
+    assert only(run, "Ingress").inputs["metadata"]["annotations"]["example.com/keep"] == "yes"
