@@ -28,6 +28,8 @@ ENGINE = REPO_ROOT / ".engine"
 ENGINE_BIN = ENGINE / "bin"
 LANGUAGE_HOST_DIR = ENGINE / "langhost"
 PULUMI_HOME = ENGINE / "home"
+NODE_BIN = ENGINE / "node" / "bin"
+"""What `make node` builds: the real node's parts, BuildKit, the registry and Traefik."""
 PASSPHRASE = "e2e-passphrase-for-a-throwaway-backend"
 COMMAND_TIMEOUT_SECONDS = 300
 # What the program needs at run time; the rest of the checkout stays out of the copy.

@@ -34,8 +34,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from e2e.cgroups import cgroup_root
+from e2e.engine import NODE_BIN
 from e2e.processes import Daemons, wait_until
-from e2e.registry import NODE_BIN, Login, Registry, running_registry
+from e2e.registry import Login, Registry, running_registry
 from tools.stack_config import REPO_ROOT
 
 IMAGE_DIR = REPO_ROOT / ".engine" / "image"

@@ -1,4 +1,4 @@
-"""A real Kubernetes node (containerd, runc, CNI bridge, kubelet, kube-proxy), built by `make node`.
+"""A real Kubernetes node (containerd, runc, CNI bridge, kubelet, kube-proxy) and Traefik, built by `make node`.
 
 It runs inside the network namespace and private mount namespace that
 `e2e/in-namespaces` creates for the test process: the node's bridge, routes,
@@ -32,10 +32,10 @@ import yaml
 
 from e2e.cgroups import cgroup_root
 from e2e.cluster import POD_CIDR, ControlPlane
+from e2e.engine import NODE_BIN
 from e2e.image import PAUSE_ARCHIVE, PAUSE_IMAGE
 from e2e.pki import issue
 from e2e.processes import Daemons, free_port, wait_until
-from e2e.registry import NODE_BIN
 
 NODE_NAME = "webapp-e2e-node"
 NODE_IP = "10.250.0.1"
@@ -86,7 +86,7 @@ def _private_state_directories() -> None:
         subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0755", "webapp-e2e", str(path)], check=True)
 
 
-def _containerd_config(directory: Path, registry_host: str) -> str:
+def _containerd_config(directory: Path) -> str:
     runtime = '[plugins."io.containerd.cri.v1.runtime"]'
     images = '[plugins."io.containerd.cri.v1.images"]'
     return f"""\
@@ -185,6 +185,10 @@ class Node:
         # containerd finds its shim, and the shim runc, on PATH; kube-proxy needs iptables.
         return {"PATH": f"{NODE_BIN}:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": str(self.directory)}
 
+    def _spawn(self, name: str, *args: str, env: dict[str, str] | None = None) -> None:
+        """Start `.engine/node/bin/<name>` with the node's environment (or `env`)."""
+        self.daemons.spawn(name, NODE_BIN / name, *args, env=env or self._env(), hint="make node")
+
     def ctr(self, *args: str) -> subprocess.CompletedProcess[str]:
         """`ctr` in containerd's `k8s.io` namespace (where the CRI keeps images and containers)."""
         command = [str(NODE_BIN / "ctr"), f"--address={self.socket}", "--namespace=k8s.io", *args]
@@ -195,17 +199,14 @@ class Node:
         began = time.monotonic()
         _private_state_directories()
         _node_network()
-        (self.directory / "config.toml").write_text(_containerd_config(self.directory, self.registry_host))
+        (self.directory / "config.toml").write_text(_containerd_config(self.directory))
         _registry_hosts(self.directory, self.registry_host)
         conf_dir = self.directory / "cni" / "net.d"
         conf_dir.mkdir(parents=True)
         (conf_dir / "10-webapp-e2e.conflist").write_text(json.dumps(_cni_config(self.directory)))
-        self.daemons.spawn(
+        self._spawn(
             "containerd",
-            NODE_BIN / "containerd",
             f"--config={self.directory / 'config.toml'}",
-            env=self._env(),
-            hint="make node",
         )
         wait_until(
             "containerd", lambda: self.ctr("version").returncode == 0, 60, self.daemons.tails, self.daemons.alive
@@ -262,9 +263,8 @@ class Node:
             "makeIPTablesUtilChains": False,
         }
         (self.directory / "kubelet.yaml").write_text(yaml.safe_dump(config))
-        self.daemons.spawn(
+        self._spawn(
             "kubelet",
-            NODE_BIN / "kubelet",
             f"--config={self.directory / 'kubelet.yaml'}",
             f"--kubeconfig={kubeconfig}",
             f"--root-dir={self.directory / 'kubelet'}",
@@ -272,8 +272,6 @@ class Node:
             f"--hostname-override={NODE_NAME}",
             f"--node-ip={NODE_IP}",
             "--v=1",
-            env=self._env(),
-            hint="make node",
         )
 
     def _start_kube_proxy(self) -> None:
@@ -290,12 +288,9 @@ class Node:
             "conntrack": {"maxPerCore": 0, "tcpEstablishedTimeout": "0s", "tcpCloseWaitTimeout": "0s"},
         }
         (self.directory / "kube-proxy.yaml").write_text(yaml.safe_dump(config))
-        self.daemons.spawn(
+        self._spawn(
             "kube-proxy",
-            NODE_BIN / "kube-proxy",
             f"--config={self.directory / 'kube-proxy.yaml'}",
-            env=self._env(),
-            hint="make node",
         )
 
     def _start_ingress_controller(self) -> None:
@@ -313,9 +308,8 @@ class Node:
                 "spec": {"controller": "traefik.io/ingress-controller"},
             }
             self.plane.kubectl("apply", "-f", "-", stdin=json.dumps(ingress_class))
-        self.daemons.spawn(
+        self._spawn(
             "traefik",
-            NODE_BIN / "traefik",
             "--log.level=INFO",
             "--accesslog=false",
             "--ping=true",
@@ -328,7 +322,6 @@ class Node:
             "--global.checknewversion=false",
             "--global.sendanonymoususage=false",
             env={**self._env(), "KUBECONFIG": str(self.plane.kubeconfig)},
-            hint="make node",
         )
         wait_until(
             "traefik /ping",

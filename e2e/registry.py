@@ -22,10 +22,9 @@ from typing import Any
 import bcrypt
 import yaml
 
+from e2e.engine import NODE_BIN
 from e2e.processes import Daemons, free_port, wait_until
-from tools.stack_config import REPO_ROOT
 
-NODE_BIN = REPO_ROOT / ".engine" / "node" / "bin"
 START_TIMEOUT_SECONDS = 30
 MANIFEST_TYPES = (
     "application/vnd.oci.image.manifest.v1+json",

@@ -12,6 +12,7 @@ The real CLI and provider do every `pulumi up`; no render mode, no kwok.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import http.client
 import json
 import socket
@@ -205,6 +206,7 @@ def _check_pods_as_shipped(real: RealCluster, stack: str, namespace: str) -> Non
     """Ready by the kubelet's probes, the pushed digest, uid 10001, no capabilities, only /tmp writable, /metrics."""
     pods = [p for p in _pods(real, namespace) if p["status"].get("phase") == "Running"]
     assert len(pods) == expected_replicas(stack_file(stack)), [p["status"] for p in _pods(real, namespace)]
+    TIMINGS.append((f"real node {stack}", "slowest pod, created to Ready (1 s resolution)", _slowest_start(pods)))
     for pod in pods:
         (status,) = pod["status"]["containerStatuses"]
         assert status["ready"] is True
@@ -221,6 +223,19 @@ def _check_pods_as_shipped(real: RealCluster, stack: str, namespace: str) -> Non
         status_code, metrics = _get(pod_ip, 8081, "/metrics")
         assert status_code == 200
         assert b"# TYPE" in metrics
+
+
+def _timestamp(text: str) -> float:
+    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def _slowest_start(pods: list[dict[str, Any]]) -> float:
+    """Seconds from a pod's creation to its Ready condition, for the slowest of `pods` (as the API reports them)."""
+    return max(
+        _timestamp(next(c for c in pod["status"]["conditions"] if c["type"] == "Ready")["lastTransitionTime"])
+        - _timestamp(pod["metadata"]["creationTimestamp"])
+        for pod in pods
+    )
 
 
 def _check_routes(real: RealCluster, stack: str, namespace: str) -> None:
@@ -268,9 +283,8 @@ def test_a_stack_without_the_pull_secret_cannot_pull_the_image(cluster: RealClus
     assert "ErrImagePull" in up.output or "ImagePullBackOff" in up.output, up.output[-3000:]
 
 
-def _under_load(real: RealCluster, stack: str, namespace: str) -> LoadClient:
+def _under_load(stack: str) -> LoadClient:
     """Load through the Ingress (Traefik, by the stack's Host rule), on keep-alive and fresh connections."""
-    del namespace
     return LoadClient(NODE_IP, INGRESS_HTTP_PORT, host_header=stack_file(stack)["webapp:ingress"]["host"])
 
 
@@ -287,7 +301,7 @@ def _rollout(real: RealCluster, tmp_path: Path, *, drain_seconds: int) -> dict[s
             ws.run("pulumi config set --path 'webapp:appConfig.GREETING' 'Rolled by the e2e'")
         else:
             _set_image(ws, real, real.image.variant_tag, real.image.variant_digest)
-        with _under_load(real, stack, namespace) as load:
+        with _under_load(stack) as load:
             time.sleep(1)
             seconds = _up(ws, f"{change} change rolled under load (drain {drain_seconds} s)")
             time.sleep(2)
@@ -342,7 +356,7 @@ def test_bad_rollouts_fail_up_naming_the_cause_while_the_old_pods_keep_serving(
     }
     for what, (key, value, reasons) in bad_rollouts.items():
         ws.run(f"pulumi config set --path 'webapp:{key}' '{value}'")
-        with _under_load(cluster, stack, namespace) as load:
+        with _under_load(stack) as load:
             started = time.monotonic()
             failed = ws.run("pulumi up --yes", check=False)
             TIMINGS.append((ws.label, f"bad rollout ({what}) until up failed", time.monotonic() - started))
@@ -368,7 +382,7 @@ def test_a_deleted_pod_drains_under_load_and_exits_cleanly(cluster: RealCluster,
     ws = _workspace(cluster, tmp_path, stack, namespace=namespace)
     _up(ws, "pulumi up")
     victim = _pods(cluster, namespace)[0]["metadata"]["name"]
-    with _under_load(cluster, stack, namespace) as load:
+    with _under_load(stack) as load:
         time.sleep(1)
         # Follow the victim's log to its end: the container's last words, however it ends.
         follow = subprocess.Popen(
@@ -392,6 +406,13 @@ def test_a_deleted_pod_drains_under_load_and_exits_cleanly(cluster: RealCluster,
                 events[entry["event"]] = entry
     assert events.keys() == {"draining", "stopping", "stopped"}, log[-3000:]
     assert events["draining"]["signal"] == "SIGTERM"
+    TIMINGS.append(
+        (
+            ws.label,
+            "SIGTERM to stopped, from the pod's JSON log",
+            _timestamp(events["stopped"]["time"]) - _timestamp(events["draining"]["time"]),
+        )
+    )
     ws.run("pulumi destroy --yes")
 
 
