@@ -18,7 +18,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from tests.server_process import REPO_ROOT
+
 APP_REQUIREMENTS = REPO_ROOT / "app" / "requirements.txt"
 # Parts of the standard library the server never imports; leaving them out keeps the copy at ~70 MB.
 STDLIB_LEFT_OUT = ("site-packages", "test", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3", "__pycache__")
