@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 CHECKOV_VENV := .venv-checkov
 STACK ?= dev
 
-.PHONY: setup render render-all test lint snapshots bench clean engine cluster node image e2e help policy-rules
+.PHONY: setup render render-all test stress lint snapshots bench clean engine cluster node image e2e help policy-rules
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt app/requirements.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,14 +41,19 @@ lint: setup ## ruff and mypy
 	$(VENV)/bin/mypy .
 
 # Three processes, one test module each at a time: the server tests mostly wait, the mock runs use the CPU.
-test: lint ## Lint, then the whole test suite
-	$(PY) -m pytest -n 3 --dist loadfile
+test: lint ## Lint, then the test suite (all but the stress tests)
+	$(PY) -m pytest -n 3 --dist loadfile -m "not stress"
+
+# Thousands of hostile connections, odd requests and worker restarts against real servers (tests/, marked stress).
+stress: $(VENV)/.installed ## The app's stress tests (part of make e2e)
+	$(PY) -m pytest -n 2 --dist loadfile -m stress
 
 snapshots: setup ## Accept the current rendered manifests as the new snapshots
 	$(PY) -m pytest tests/test_snapshots.py --snapshot-update
 
 bench: setup ## Print the benchmark tables (not part of the tests)
 	$(PY) bench/app_server.py
+	$(PY) bench/hostile_clients.py
 	$(PY) bench/render_scaling.py
 
 # The real Pulumi engine: CLI, Python language host and Kubernetes provider, built from the
@@ -102,7 +107,7 @@ policy/venv/.installed: policy/requirements.txt constraints.txt
 # node running the built image (inside network and mount namespaces of its own, as root).
 E2E_DEPS := $(VENV)/.installed $(CHECKOV_VENV)/.installed policy/venv/.installed .engine/.built .engine/cluster/.built \
 	.engine/image/webapp.json
-e2e: $(E2E_DEPS) ## The program under the real engine, every stack, and the image on a real node
+e2e: $(E2E_DEPS) stress ## The app's stress tests, the program under the real engine, every stack, the image on a real node
 	$(PY) -m pytest e2e --ignore=e2e/test_cluster.py --ignore=e2e/test_real_node.py
 	$(PY) -m pytest e2e/test_cluster.py
 	e2e/in-namespaces $(PY) -m pytest e2e/test_real_node.py

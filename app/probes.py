@@ -9,8 +9,10 @@ no JSON encoding, no request metrics, logged at debug only.
 
 Liveness: 200 `alive` while every worker makes progress; 503 `stalled` when
 a worker has had every thread busy and finished nothing for STALL_SECONDS
-(`app.progress`). Readiness: 200 `ready`; 503 `shutting_down` from the
-first SIGTERM or SIGINT; 503 `starting` until a worker has loaded the app.
+(`app.progress`); 503 `crash_looping` when workers have been dying in a loop
+for longer than STALL_SECONDS (`app.crash_watch`). Readiness: 200 `ready`;
+503 `shutting_down` from the first SIGTERM or SIGINT; 503 `starting` until a
+worker has loaded the app; 503 `crash_looping` while workers die in a loop.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from app.crash_watch import CrashWatch
 from app.lifecycle import ShutdownState
 from app.progress import ProgressTable, WSGIApp
 
@@ -32,32 +35,56 @@ _STATUS_LINES = {200: "200 OK", 503: "503 Service Unavailable"}
 
 
 class Probes:
-    """The probe verdicts, from the shared shutdown flag and the workers' progress table."""
+    """The probe verdicts, from the shared shutdown flag, the workers' progress table and (in the master) crashes."""
 
-    def __init__(self, version: str, shutdown: ShutdownState, progress: ProgressTable | None = None) -> None:
+    def __init__(
+        self,
+        version: str,
+        shutdown: ShutdownState,
+        progress: ProgressTable | None = None,
+        crashes: CrashWatch | None = None,
+    ) -> None:
         self.version = version
         self.shutdown = shutdown
         self.progress = progress
+        self.crashes = crashes
         self._alive = self._encode(status="alive")
         self._ready = self._encode(status="ready")
         self._shutting_down = self._encode(status="shutting_down")
         self._starting = self._encode(status="starting")
 
     def liveness(self) -> tuple[int, bytes]:
-        """200 while the process can make progress; 503 naming the stalled workers otherwise."""
-        stalled = self.progress.stalled() if self.progress is not None else []
-        if not stalled or self.progress is None:
+        """200 while the process can make progress; 503 naming the stalled workers, or a crash loop that lasts."""
+        if self.progress is None:
             return 200, self._alive
-        pids = [row.pid for row in stalled]
-        return 503, self._encode(status="stalled", stalled_workers=pids, stall_seconds=self.progress.stall_seconds)
+        stalled = self.progress.stalled()
+        if stalled:
+            pids = [row.pid for row in stalled]
+            return 503, self._encode(status="stalled", stalled_workers=pids, stall_seconds=self.progress.stall_seconds)
+        looping = self.crashes.looping_for() if self.crashes is not None else None
+        if looping is not None and looping > self.progress.stall_seconds:
+            return 503, self._crash_looping(looping)
+        return 200, self._alive
 
     def readiness(self) -> tuple[int, bytes]:
-        """200 until shutdown begins, then 503; 503 too before any worker has loaded the app."""
+        """200 until shutdown begins, then 503; 503 too before any worker has loaded the app, and in a crash loop."""
         if self.shutdown.shutting_down:
             return 503, self._shutting_down
         if self.progress is not None and not self.progress.any_booted():
             return 503, self._starting
+        looping = self.crashes.looping_for() if self.crashes is not None else None
+        if looping is not None:
+            return 503, self._crash_looping(looping)
         return 200, self._ready
+
+    def _crash_looping(self, seconds: float) -> bytes:
+        assert self.crashes is not None
+        return self._encode(
+            status="crash_looping",
+            recent_crashes=self.crashes.recent(),
+            window_seconds=self.crashes.window_seconds,
+            looping_seconds=round(seconds, 1),
+        )
 
     def answer(self, path: str) -> tuple[int, bytes]:
         """The verdict for one of the PROBE_PATHS."""

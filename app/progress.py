@@ -11,8 +11,11 @@ STALL_SECONDS. A busy worker that keeps finishing requests stays alive.
 
 The table has `slots_for(WEB_CONCURRENCY)` slots. The master assigns each worker a slot before forking it (gunicorn's
 `pre_fork` hook), the worker fills it once its app is loaded
-(`post_worker_init`), and the master clears it when the worker exits
-(`child_exit`). Slots are written by one process only; the lock below
+(`post_worker_init`) and marks it LEFT when it exits on purpose
+(`worker_exit`), and the master clears it when the worker has exited
+(`child_exit`): a slot not marked LEFT by then belonged to a worker that
+crashed. Each row also counts the metric samples its worker could not
+write (a full metrics directory, `app.metrics`). Slots are written by one process only; the lock below
 serialises that process's request threads.
 """
 
@@ -26,8 +29,11 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-_SLOT = struct.Struct("<qqqd")  # pid, requests in flight, requests finished, saturated since (monotonic)
+# pid, requests in flight, requests finished, saturated since (monotonic), metric samples dropped
+_SLOT = struct.Struct("<qqqdq")
 _RESERVED = -1  # pid of a slot assigned to a worker that has not loaded its app yet
+LEFT = -2
+"""pid of a slot whose worker ran its exit path: it stopped on purpose (recycled, or told to stop), not crashed."""
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -62,13 +68,15 @@ class ClosingBody:
 
 @dataclass(frozen=True)
 class WorkerProgress:
-    """One worker's row: its pid, requests in flight and finished, and since when every thread was busy."""
+    """One worker's row: its pid, requests in flight and finished, since when every thread was busy, samples dropped."""
 
     pid: int
     in_flight: int
     completed: int
     saturated_since: float
     """time.monotonic() when every thread became busy, 0.0 while one is free (CLOCK_MONOTONIC is system-wide)."""
+    dropped_samples: int = 0
+    """Request metric samples this worker could not write to its metric files."""
 
 
 class ProgressTable:
@@ -89,20 +97,24 @@ class ProgressTable:
         self._in_flight = 0
         self._completed = 0
         self._saturated_since = 0.0
+        self._dropped = 0
 
     # The master's side.
     def reserve(self) -> int | None:
         """Assign a free slot to a worker about to be forked; None when the table is full."""
         for slot in range(self.capacity):
             if self._row(slot).pid == 0:
-                self._write(slot, _RESERVED, 0, 0, 0.0)
+                self._write(slot, _RESERVED, 0, 0, 0.0, 0)
                 return slot
         return None
 
-    def release(self, slot: int | None) -> None:
-        """Free the slot of a worker that has exited."""
-        if slot is not None:
-            self._write(slot, 0, 0, 0, 0.0)
+    def release(self, slot: int | None) -> WorkerProgress | None:
+        """Free the slot of a worker that has exited; return its last row (pid LEFT if it exited on purpose)."""
+        if slot is None:
+            return None
+        row = self._row(slot)
+        self._write(slot, 0, 0, 0, 0.0, 0)
+        return row
 
     # A worker's side.
     def bind(self, slot: int | None, pid: int) -> None:
@@ -110,8 +122,26 @@ class ProgressTable:
         if slot is None:
             return
         self._own_slot = slot
-        self._pid, self._in_flight, self._completed, self._saturated_since = pid, 0, 0, 0.0
-        self._write(slot, pid, 0, 0, 0.0)
+        self._pid, self._in_flight, self._completed, self._saturated_since, self._dropped = pid, 0, 0, 0.0, 0
+        self._write(slot, pid, 0, 0, 0.0, 0)
+
+    def leave(self) -> None:
+        """Mark this worker's slot as exiting on purpose (gunicorn's `worker_exit`, never reached by a crash)."""
+        slot = self._own_slot
+        if slot is None:
+            return
+        with self._lock:
+            self._pid = LEFT
+            self._write(slot, LEFT, self._in_flight, self._completed, 0.0, self._dropped)
+
+    def sample_dropped(self) -> None:
+        """Count a request metric sample this worker could not write."""
+        slot = self._own_slot
+        if slot is None:
+            return
+        with self._lock:
+            self._dropped += 1
+            self._write(slot, self._pid, self._in_flight, self._completed, self._saturated_since, self._dropped)
 
     def request_started(self) -> None:
         """Count a request in; note the moment the last free thread was taken."""
@@ -122,7 +152,7 @@ class ProgressTable:
             self._in_flight += 1
             if self._in_flight >= self.threads and self._saturated_since == 0.0:
                 self._saturated_since = self._clock()
-            self._write(slot, self._pid, self._in_flight, self._completed, self._saturated_since)
+            self._write(slot, self._pid, self._in_flight, self._completed, self._saturated_since, self._dropped)
 
     def request_finished(self) -> None:
         """Count a request out: the worker made progress, so it is no longer saturated."""
@@ -133,7 +163,7 @@ class ProgressTable:
             self._in_flight -= 1
             self._completed += 1
             self._saturated_since = 0.0
-            self._write(slot, self._pid, self._in_flight, self._completed, 0.0)
+            self._write(slot, self._pid, self._in_flight, self._completed, 0.0, self._dropped)
 
     def track(self, wsgi_app: WSGIApp) -> WSGIApp:
         """Wrap a WSGI app so each request counts in when it starts and out when its body is closed."""
@@ -151,8 +181,12 @@ class ProgressTable:
 
     # Readers: the probes, in any process.
     def workers(self) -> list[WorkerProgress]:
-        """The rows of workers that have loaded their app."""
+        """The rows of workers that have loaded their app and are not exiting."""
         return [WorkerProgress(*row) for row in _SLOT.iter_unpack(self._page) if row[0] > 0]
+
+    def dropped_samples(self) -> int:
+        """Metric samples dropped by the workers holding a slot (booted, exiting or not yet reaped)."""
+        return sum(row[4] for row in _SLOT.iter_unpack(self._page) if row[0] != 0)
 
     def any_booted(self) -> bool:
         """Whether some worker has loaded its app (readiness asks on every probe, so this stays cheap)."""
@@ -171,5 +205,6 @@ class ProgressTable:
     def _row(self, slot: int) -> WorkerProgress:
         return WorkerProgress(*_SLOT.unpack_from(self._page, slot * _SLOT.size))
 
-    def _write(self, slot: int, pid: int, in_flight: int, completed: int, saturated_since: float) -> None:
-        _SLOT.pack_into(self._page, slot * _SLOT.size, pid, in_flight, completed, saturated_since)
+    def _write(self, slot: int, *row: float) -> None:
+        """Write a whole row: pid, in flight, completed, saturated since, dropped samples."""
+        _SLOT.pack_into(self._page, slot * _SLOT.size, *row)

@@ -17,15 +17,15 @@ pinned gunicorn 27.0.1 (`app/requirements.txt`):
    client is refused later, never reset), waits for handshakes already under
    way, then runs gunicorn's own graceful stop: workers get SIGTERM and have
    GRACEFUL_TIMEOUT_SECONDS to finish in-flight requests; the master exits 0.
-3. `DrainingThreadWorker`: when told to stop, a worker first accepts every
-   connection already queued on the listening socket, then closes its copy
-   of the socket at once, instead of holding it open (and letting new
-   connections pile up to be reset) until its last request ends. Workers
-   ignore SIGINT, so a terminal's Ctrl-C, sent to the whole process group,
-   reaches them only through the master's drain. From the first shutdown
-   signal every response says `Connection: close`, so keep-alive clients and
-   proxies move to other pods during the drain instead of finding the
-   connection closed when the worker exits.
+3. `app.worker.DrainingThreadWorker`: when told to stop, a worker first
+   accepts every connection already queued on the listening socket, then
+   closes its copy of the socket at once. Workers ignore SIGINT, so a
+   terminal's Ctrl-C, sent to the whole process group, reaches them only
+   through the master's drain. From the first shutdown signal every response
+   says `Connection: close`, so keep-alive clients and proxies move to other
+   pods during the drain instead of finding the connection closed when the
+   worker exits. The worker also reads request heads on its main loop, so
+   slow clients never hold a request thread.
 
 Around that: the master answers the probes and /metrics on the management
 port (`app.management`), from the workers' progress (`app.progress`) and
@@ -36,7 +36,6 @@ proxy, not the app, closes an idle connection first.
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import signal
@@ -47,17 +46,24 @@ from typing import TYPE_CHECKING, Any
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
-from gunicorn.workers.gthread import TConn, ThreadWorker
 
 if TYPE_CHECKING:
     from app.management import ManagementServer
+    from app.metric_files import MetricFiles
+    from app.metrics import ServerCollector
 
-from app import multiprocess
+from app import metrics_directory
+from app.crash_watch import CrashWatch
 from app.jsonlog import configure_logging, lifecycle
 from app.lifecycle import ShutdownState
 from app.listener import refuse_new_connections
-from app.progress import ProgressTable, slots_for
+from app.progress import LEFT, ProgressTable, slots_for
 from app.settings import AppSettings
+
+MAX_CONNECTIONS_PER_WORKER = 1000
+"""Connections one worker holds at once (in flight, kept alive or sending their head); above it, it stops accepting.
+
+With `app.worker.MAX_HEAD_BYTES` this bounds what stalled clients can cost a worker: 1000 x 64 KiB."""
 
 _SHUTDOWN_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 HANDSHAKE_GRACE_SECONDS = 0.1
@@ -77,20 +83,43 @@ class DrainingArbiter(Arbiter):
         self._drain_deadline: float | None = None
         self._ignored_signals = 0
         self._ignored_logged = 0
+        self.crashes = CrashWatch()
         self.management: ManagementServer | None = None
+        self.metric_files: MetricFiles | None = None
+        self.server_metrics: ServerCollector | None = None
 
     def start(self) -> None:
         """gunicorn's start (listeners, hooks), then bind the management port before any worker is forked."""
         super().start()
         from app.management import ManagementServer, management_app
-        from app.metrics import management_registry
+        from app.metric_files import MetricFiles
+        from app.metrics import ServerCollector, management_registry
         from app.probes import Probes
 
         settings = self.app.settings
         progress = self.app.progress
-        probes = Probes(settings.version, self.shutdown, progress)
-        registry = management_registry(settings.version, self.shutdown, progress)
+        probes = Probes(settings.version, self.shutdown, progress, self.crashes)
+        self.metric_files = MetricFiles(self.app.metrics_dir)
+        self.server_metrics = ServerCollector(settings.version, self.shutdown, progress, self.crashes)
+        registry = management_registry(self.metric_files, self.server_metrics)
         self.management = ManagementServer("0.0.0.0", settings.management_port, management_app(probes, registry))
+
+    def worker_exited(self, worker: Any) -> None:
+        """A reaped worker: free its progress slot, fold its metric files, and count it if it crashed."""
+        row = self.app.progress.release(getattr(worker, "progress_slot", None))
+        if row is not None and self.server_metrics is not None:
+            self.server_metrics.dropped_by_exited_workers += row.dropped_samples
+        if self.metric_files is not None:
+            self.metric_files.fold(worker.pid)
+        if row is not None and row.pid != LEFT and not self.shutdown.shutting_down:
+            self.crashes.record()
+            self.log.warning(
+                "Worker %s died without being asked to (%d in the last %gs)",
+                worker.pid,
+                self.crashes.recent(),
+                self.crashes.window_seconds,
+                extra={"fields": {"event": "worker_crashed", "worker_pid": worker.pid}},
+            )
 
     # Signal handler: runs between bytecodes of the master, so it only queues.
     def signal(self, sig: int, frame: Any) -> None:
@@ -153,58 +182,6 @@ class DrainingArbiter(Arbiter):
             self.management.start()  # after the first workers are forked; a no-op afterwards
 
 
-class DrainingThreadWorker(ThreadWorker):
-    """gunicorn's threaded worker, which empties the accept queue before letting go of the socket."""
-
-    def init_signals(self) -> None:
-        """gunicorn's worker signals, but SIGINT is left to the master's drain."""
-        super().init_signals()
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-    def handle_request(self, req: Any, conn: Any) -> Any:
-        """gunicorn's request handling; a response whose headers are written once shutdown has begun closes
-        the connection (`Connection: close`), so clients reconnect to pods that stay.
-
-        gunicorn asks the request whether to close when it writes the response headers, after the response,
-        and again before parsing the next request on the connection: the first answer is kept for all three,
-        so a connection whose response promised keep-alive still serves the request that follows.
-        """
-        shutdown: ShutdownState = self.app.shutdown
-        asked_by_client = req.should_close
-        verdict: list[bool] = []
-
-        def should_close() -> bool:
-            if not verdict:
-                verdict.append(shutdown.shutting_down or bool(asked_by_client()))
-            return verdict[0]
-
-        req.should_close = should_close
-        return super().handle_request(req, conn)
-
-    def set_accept_enabled(self, enabled: bool) -> None:
-        """Stop polling the listeners; on shutdown, also accept what is queued and close them."""
-        super().set_accept_enabled(enabled)
-        if not enabled and not self.alive:
-            self._accept_queued_then_close()
-
-    def _accept_queued_then_close(self) -> None:
-        for listener in self.sockets:
-            if listener.sock is None:  # already closed by an earlier call
-                continue
-            listener.setblocking(False)
-            for _ in range(self.cfg.backlog):  # bounded even under a flood
-                try:
-                    client, address = listener.accept()
-                except OSError as error:
-                    if error.errno == errno.ECONNABORTED:
-                        continue
-                    break  # EAGAIN: the queue is empty
-                self.nr_conns += 1
-                client.setblocking(True)
-                self.enqueue_req(TConn(self.cfg, client, address, listener.getsockname()))
-            listener.close()
-
-
 def _when_ready(server: Arbiter) -> None:
     lifecycle(server.log, "started", "Server ready", pid=server.pid, workers=server.num_workers)
 
@@ -212,7 +189,9 @@ def _when_ready(server: Arbiter) -> None:
 def _on_exit(server: DrainingArbiter) -> None:
     if server.management is not None:
         server.management.stop()
-    multiprocess.remove_directory(server.app.metrics_dir)
+    if server.metric_files is not None:
+        server.metric_files.close()
+    metrics_directory.remove_directory(server.app.metrics_dir)
     lifecycle(server.log, "stopped", "Server stopped", pid=server.pid)
 
 
@@ -234,12 +213,14 @@ def _post_worker_init(worker: Any) -> None:
     worker.app.progress.bind(worker.progress_slot, os.getpid())
 
 
-def _child_exit(server: DrainingArbiter, worker: Any) -> None:
-    # In the master, the worker reaped: free its slot and drop its live gauges (counters stay).
-    from app.metrics import forget_worker
+def _worker_exit(server: DrainingArbiter, worker: Any) -> None:
+    # In the worker, on every exit it takes on purpose (a crash never gets here): not a crash.
+    worker.app.progress.leave()
 
-    server.app.progress.release(getattr(worker, "progress_slot", None))
-    forget_worker(worker.pid)
+
+def _child_exit(server: DrainingArbiter, worker: Any) -> None:
+    # In the master, the worker reaped.
+    server.worker_exited(worker)
 
 
 def gunicorn_options(settings: AppSettings) -> dict[str, Any]:
@@ -248,7 +229,8 @@ def gunicorn_options(settings: AppSettings) -> dict[str, Any]:
         "bind": [f"0.0.0.0:{settings.port}"],
         "workers": settings.workers,
         "threads": settings.threads,
-        "worker_class": "app.server.DrainingThreadWorker",
+        "worker_class": "app.worker.DrainingThreadWorker",
+        "worker_connections": MAX_CONNECTIONS_PER_WORKER,
         "graceful_timeout": settings.graceful_timeout_seconds,
         "timeout": 30,
         "keepalive": settings.keepalive_seconds,
@@ -268,6 +250,7 @@ def gunicorn_options(settings: AppSettings) -> dict[str, Any]:
         "pre_fork": _pre_fork,
         "post_fork": _post_fork,
         "post_worker_init": _post_worker_init,
+        "worker_exit": _worker_exit,
         "child_exit": _child_exit,
         "proc_name": "webapp",
     }
@@ -285,7 +268,7 @@ class WebServer(BaseApplication):
         # Created before the fork, so every worker shares them.
         self.shutdown = ShutdownState()
         self.progress = ProgressTable(slots_for(settings.workers), settings.threads, settings.stall_seconds)
-        self.metrics_dir = multiprocess.use_fresh_directory()
+        self.metrics_dir = metrics_directory.use_fresh_directory()
         self._app_factory = app_factory
         super().__init__()
 
@@ -303,7 +286,10 @@ class WebServer(BaseApplication):
         from app.metrics import RequestMetrics
 
         return create_app(
-            settings=self.settings, shutdown=self.shutdown, progress=self.progress, metrics=RequestMetrics()
+            settings=self.settings,
+            shutdown=self.shutdown,
+            progress=self.progress,
+            metrics=RequestMetrics(self.progress),
         )
 
     def run(self) -> None:
@@ -312,7 +298,7 @@ class WebServer(BaseApplication):
             DrainingArbiter(self).run()
         except RuntimeError as error:
             logging.getLogger("app.server").error("Server failed to start: %s", error)
-            multiprocess.remove_directory(self.metrics_dir)
+            metrics_directory.remove_directory(self.metrics_dir)
             sys.exit(1)
 
 

@@ -13,9 +13,6 @@ from dataclasses import dataclass
 
 from app.errors import SettingsError
 
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
-
 
 def _integer(env: Mapping[str, str], name: str, default: int, minimum: int, maximum: int) -> int:
     raw = env.get(name)
@@ -30,16 +27,14 @@ def _integer(env: Mapping[str, str], name: str, default: int, minimum: int, maxi
     return value
 
 
-def _boolean(env: Mapping[str, str], name: str, default: bool) -> bool:
+def _strict_boolean(env: Mapping[str, str], name: str, default: bool) -> bool:
+    """Exactly `true` or `false`: for switches that must be set on purpose, never by a stray `1` or `yes`."""
     raw = env.get(name)
     if raw is None:
         return default
-    lowered = raw.strip().lower()
-    if lowered in _TRUE:
-        return True
-    if lowered in _FALSE:
-        return False
-    raise SettingsError(f"{name}={raw!r} is not a boolean; expected one of true/false/1/0.")
+    if raw in ("true", "false"):
+        return raw == "true"
+    raise SettingsError(f"{name}={raw!r} is not allowed; expected exactly true or false.")
 
 
 @dataclass(frozen=True)
@@ -68,6 +63,8 @@ class AppSettings:
     """KEEPALIVE_SECONDS: how long an idle keep-alive connection stays open; longer than the proxies' 60 s."""
     stall_seconds: int = 30
     """STALL_SECONDS: a worker whose every thread has been busy this long, none finishing, fails liveness."""
+    head_timeout_seconds: int = 10
+    """HEAD_TIMEOUT_SECONDS: a request head not complete this long after the connection (or its first byte) gets 408."""
     max_requests: int = 0
     """MAX_REQUESTS: restart a worker after this many requests (plus up to 10% jitter); 0 never does."""
     log_level: str = "info"
@@ -96,9 +93,10 @@ class AppSettings:
             graceful_timeout_seconds=_integer(env, "GRACEFUL_TIMEOUT_SECONDS", 20, 1, 600),
             keepalive_seconds=_integer(env, "KEEPALIVE_SECONDS", 75, 1, 3600),
             stall_seconds=_integer(env, "STALL_SECONDS", 30, 1, 3600),
+            head_timeout_seconds=_integer(env, "HEAD_TIMEOUT_SECONDS", 10, 1, 300),
             max_requests=_integer(env, "MAX_REQUESTS", 0, 0, 10_000_000),
             log_level=log_level,
-            enable_test_routes=_boolean(env, "ENABLE_TEST_ROUTES", False),
+            enable_test_routes=_strict_boolean(env, "ENABLE_TEST_ROUTES", False),
         )
         if settings.management_port == settings.port:
             raise SettingsError(

@@ -266,13 +266,13 @@ def probe_latency(seconds: float, workdir: Path) -> None:
 
 def profile_index(requests: int) -> None:
     """Table 3: where `/` spends its time, in-process under pyinstrument: the app's WSGI stack and its access log."""
-    from app import multiprocess
+    from app import metrics_directory
 
-    metrics_dir = multiprocess.use_fresh_directory()
+    metrics_dir = metrics_directory.use_fresh_directory()
     try:
         _profile_index(requests)
     finally:
-        multiprocess.remove_directory(metrics_dir)
+        metrics_directory.remove_directory(metrics_dir)
 
 
 def _profile_index(requests: int) -> None:

@@ -95,6 +95,11 @@ class RunningServer:
                 samples[key] = float(value)
         return samples
 
+    def worker_pids(self) -> list[int]:
+        """The master's children right now: its workers."""
+        master = self.process.pid
+        return [int(pid) for pid in Path(f"/proc/{master}/task/{master}/children").read_text().split()]
+
     def stdout(self) -> str:
         """Everything the server wrote to stdout so far."""
         return (self.log_dir / "stdout.log").read_text()

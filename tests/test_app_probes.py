@@ -7,12 +7,15 @@ Real `python -m app` processes; the only time limit asserted is the probe timeou
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
+from app.crash_watch import CRASH_LIMIT
 from components.web_service import PROBE_TIMEOUT_SECONDS
 from tests.conftest import StartServer
 from tests.server_process import Outcome, RunningServer, wait_for
@@ -101,3 +104,26 @@ def test_a_busy_worker_that_keeps_finishing_requests_stays_alive(start_app: Star
             verdicts.append(server.probe("/healthz").status)
             time.sleep(0.1)
     assert set(verdicts) == {200}
+
+
+def test_workers_dying_in_a_loop_fail_readiness_then_liveness(start_app: StartServer, tmp_path: Path) -> None:
+    server = _server(start_app, tmp_path, WEB_CONCURRENCY="1", STALL_SECONDS="2")
+    crashed: set[int] = set()
+
+    def crash_the_worker() -> bool:
+        workers = [pid for pid in server.worker_pids() if pid not in crashed]
+        for pid in workers:
+            os.kill(pid, signal.SIGSEGV)  # what a crashing extension or a full tmpfs's SIGBUS looks like
+            crashed.add(pid)
+        return len(crashed) >= CRASH_LIMIT
+
+    assert server.probe("/ready").status == 200
+    wait_for(crash_the_worker, timeout=20.0, what=f"{CRASH_LIMIT} workers crashed")
+    wait_for(lambda: server.probe("/ready").status == 503, timeout=5.0, what="readiness fails")
+    ready = json.loads(server.probe("/ready").body)
+    assert ready["status"] == "crash_looping"
+    assert ready["recent_crashes"] == CRASH_LIMIT
+    assert server.metrics()["webapp_worker_crashes_total"] == CRASH_LIMIT
+    wait_for(lambda: server.probe("/healthz").status == 503, timeout=10.0, what="liveness fails after STALL_SECONDS")
+    assert json.loads(server.probe("/healthz").body)["status"] == "crash_looping"
+    assert server.get("/").status == 200, "the replacement worker still serves; the probes tell Kubernetes to stop"

@@ -121,7 +121,7 @@ def test_prometheus_client_is_not_imported_before_the_server_sets_its_directory(
 
 
 def test_the_metrics_directory_is_refused_once_prometheus_client_is_loaded() -> None:
-    script = "import prometheus_client\nfrom app import multiprocess\nmultiprocess.use_fresh_directory()"
+    script = "import prometheus_client\nfrom app import metrics_directory\nmetrics_directory.use_fresh_directory()"
     run = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True, check=False)
     assert run.returncode != 0
     assert "imported before the metrics directory was set" in run.stderr

@@ -24,7 +24,7 @@ def shutdown() -> ShutdownState:
 def app(shutdown: ShutdownState) -> Flask:
     """The app with known settings and the test-only routes mounted."""
     settings = AppSettings.from_env(
-        {"GREETING": "Hi there", "APP_VERSION": "2.0.1", "DATABASE_PASSWORD": "s3cret", "ENABLE_TEST_ROUTES": "1"}
+        {"GREETING": "Hi there", "APP_VERSION": "2.0.1", "DATABASE_PASSWORD": "s3cret", "ENABLE_TEST_ROUTES": "true"}
     )
     flask_app = create_app({"TESTING": True, "PROPAGATE_EXCEPTIONS": False}, settings=settings, shutdown=shutdown)
 

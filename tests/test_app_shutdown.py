@@ -177,7 +177,7 @@ def test_workers_hold_the_traffic_socket_but_not_the_management_one(start_app: S
     workers: list[int] = []
 
     def both_workers_booted() -> bool:
-        workers[:] = [int(pid) for pid in Path(f"/proc/{master}/task/{master}/children").read_text().split()]
+        workers[:] = server.worker_pids()
         return len(workers) == 2
 
     wait_for(both_workers_booted, timeout=10, what="two workers")

@@ -1,0 +1,249 @@
+"""The gunicorn worker: threads for requests, the main loop for everything a client may be slow at.
+
+gunicorn's threaded worker hands a connection to a request thread as soon as
+its first byte arrives, and the thread then reads the rest of the request
+head with no deadline: 64 clients sending half a head hold 8 threads forever,
+and silent connections hold one for 5 s each. Here the worker's main loop
+(one selector, no thread) reads every request head without blocking, on new
+connections and kept-alive ones alike, and a thread gets the connection only
+once the head is complete. So a slow or silent client costs a socket and at
+most MAX_HEAD_BYTES of memory, never a thread:
+
+- a head must be complete within HEAD_TIMEOUT_SECONDS of the connection
+  (or, on a kept-alive connection, of the next request's first byte); a
+  partial one is answered 408, a connection that sent nothing is closed;
+- a head larger than MAX_HEAD_BYTES is answered 431;
+- each worker holds at most `worker_connections` connections (gunicorn stops
+  accepting above it), so memory stays bounded however many clients stall.
+
+The worker also drains before it stops (see `app.server`): told to stop, it
+accepts every connection already queued on the listening socket, then
+closes its copy of the socket at once, instead of holding it open (and
+letting new connections pile up to be reset) until its last request ends.
+From the first shutdown signal every response says `Connection: close`.
+Every error the server itself answers (a malformed request, a late head) is
+the app's JSON error, never gunicorn's HTML page.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import selectors
+import signal
+import socket
+import time
+from functools import partial
+from typing import Any
+
+from gunicorn import util
+from gunicorn.workers.gthread import TConn, ThreadWorker
+
+from app.lifecycle import ShutdownState
+
+MAX_HEAD_BYTES = 64 * 1024
+"""The largest request head (request line and header fields) a worker buffers; nginx allows 32 KiB by default."""
+_HEAD_END = b"\r\n\r\n"
+_RECV_BYTES = 16 * 1024
+_SILENT_CONNECTION_LINGER_SECONDS = 2.0
+"""Once stopping, how long a connection that has sent nothing may still start a request."""
+
+
+def error_response(status: int, reason: str, message: str) -> bytes:
+    """A complete HTTP/1.1 error response that closes the connection, with the app's JSON error body."""
+    body = json.dumps(
+        {"error": reason.lower().replace(" ", "_"), "message": message or f"{reason}."}, separators=(",", ":")
+    ).encode()
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+        f"Cache-Control: no-store\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode("latin-1") + body
+
+
+def write_json_error(sock: socket.socket, status_int: int, reason: str, mesg: str) -> None:
+    """gunicorn's `util.write_error`, answering with the app's JSON error instead of an HTML page."""
+    util.write_nonblock(sock, error_response(status_int, reason, mesg))
+
+
+class DrainingThreadWorker(ThreadWorker):
+    """gunicorn's threaded worker: request heads read by the main loop, and a drain before letting go of the socket."""
+
+    def init_process(self) -> None:
+        """Refuse TLS (raw head reads would break it; TLS ends at the ingress), then gunicorn's start.
+
+        gunicorn writes its own error answers (malformed requests) with `util.write_error`; in this worker
+        process they become the app's JSON errors.
+        """
+        if self.cfg.is_ssl:
+            raise RuntimeError("DrainingThreadWorker reads request heads itself and cannot serve TLS")
+        util.write_error = write_json_error
+        self.head_timeout = float(self.app.settings.head_timeout_seconds)
+        # Connections whose head is still arriving, oldest deadline first (dicts keep insertion order).
+        self._heads: dict[TConn, None] = {}
+        super().init_process()
+
+    def init_signals(self) -> None:
+        """gunicorn's worker signals, but SIGINT is left to the master's drain."""
+        super().init_signals()
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    # Reading heads on the main loop.
+    def accept(self, listener: Any) -> None:
+        """Accept a connection and wait for its request head on the main loop, not on a thread."""
+        try:
+            client, address = listener.accept()
+        except OSError as error:
+            if error.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+                raise
+            return
+        self.nr_conns += 1
+        self._await_head(TConn(self.cfg, client, address, listener.getsockname()))
+
+    def on_client_socket_readable(self, conn: TConn, client: Any) -> None:
+        """A kept-alive connection has bytes of its next request: read its head on the main loop."""
+        self.poller.unregister(client)
+        self.keepalived_conns.remove(conn)
+        self._await_head(conn)
+        self._read_head(conn, client)
+
+    def finish_request(self, conn: TConn, fs: Any) -> None:
+        """gunicorn's bookkeeping after a request; a pipelined next request already read goes back to head reading."""
+        if not fs.cancelled() and fs.exception() is None and fs.result() is True and conn.parser is not None:
+            buffered = conn.parser.unreader.take_buffered()
+            if buffered:
+                self._await_head(conn, buffered)
+                return
+        super().finish_request(conn, fs)
+
+    def handle(self, conn: TConn) -> Any:
+        """Serve a connection whose complete head the main loop has read: the parser starts from those bytes."""
+        head: bytes = getattr(conn, "head", b"")
+        if head:
+            conn.head = b""
+            conn.data_ready = True  # gunicorn's wait for a first byte is for connections no one has read yet
+            conn.sock.setblocking(True)
+            conn.init()
+            conn.parser.unreader.unread(head)
+        return super().handle(conn)
+
+    def murder_pending(self) -> None:
+        """gunicorn's expiry of deferred connections (each loop), and of heads past their deadline."""
+        super().murder_pending()
+        now = time.monotonic()
+        while self._heads:
+            conn = next(iter(self._heads))
+            if conn.timeout > now:
+                break
+            received = bool(getattr(conn, "head", b""))
+            if received:
+                message = f"The request head did not arrive within {self.head_timeout:g} s."
+                self._refuse(conn, 408, "Request Timeout", message)
+            else:
+                self._drop_head(conn)
+
+    def _await_head(self, conn: TConn, received: bytes = b"") -> None:
+        conn.head = received
+        conn.timeout = time.monotonic() + self.head_timeout
+        if not self.alive and not received:
+            conn.timeout = min(conn.timeout, time.monotonic() + _SILENT_CONNECTION_LINGER_SECONDS)
+        conn.sock.setblocking(False)
+        self._heads[conn] = None
+        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._read_head, conn))
+        if received:
+            self._check_head(conn)
+
+    def _read_head(self, conn: TConn, client: Any) -> None:
+        try:
+            data = conn.sock.recv(_RECV_BYTES)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:  # the client closed (or reset) before its head was complete
+            self._drop_head(conn)
+            return
+        conn.head += data
+        self._check_head(conn)
+
+    def _check_head(self, conn: TConn) -> None:
+        head: bytes = conn.head
+        if len(head) > MAX_HEAD_BYTES:
+            message = f"The request head exceeds {MAX_HEAD_BYTES} bytes."
+            self._refuse(conn, 431, "Request Header Fields Too Large", message)
+        elif _HEAD_END in head:
+            self._forget_head(conn)
+            self.enqueue_req(conn)
+
+    def _refuse(self, conn: TConn, status: int, reason: str, message: str) -> None:
+        with contextlib.suppress(OSError):  # the client has gone or its buffer is full; it gets the close
+            conn.sock.send(error_response(status, reason, message))
+        self.log.info(
+            "Refused a request: %s",
+            message,
+            extra={"fields": {"event": "request_refused", "status": status, "remote_addr": _address(conn)}},
+        )
+        self._drop_head(conn)
+
+    def _forget_head(self, conn: TConn) -> None:
+        self._heads.pop(conn, None)
+        with contextlib.suppress(KeyError, ValueError, OSError):
+            self.poller.unregister(conn.sock)
+
+    def _drop_head(self, conn: TConn) -> None:
+        self._forget_head(conn)
+        self.nr_conns -= 1
+        conn.close()
+
+    # Stopping.
+    def handle_request(self, req: Any, conn: Any) -> Any:
+        """gunicorn's request handling; a response whose headers are written once shutdown has begun closes
+        the connection (`Connection: close`), so clients reconnect to pods that stay.
+
+        gunicorn asks the request whether to close when it writes the response headers, after the response,
+        and again before parsing the next request on the connection: the first answer is kept for all three,
+        so a connection whose response promised keep-alive still serves the request that follows.
+        """
+        shutdown: ShutdownState = self.app.shutdown
+        asked_by_client = req.should_close
+        verdict: list[bool] = []
+
+        def should_close() -> bool:
+            if not verdict:
+                verdict.append(shutdown.shutting_down or bool(asked_by_client()))
+            return verdict[0]
+
+        req.should_close = should_close
+        return super().handle_request(req, conn)
+
+    def set_accept_enabled(self, enabled: bool) -> None:
+        """Stop polling the listeners; on shutdown, also accept what is queued and close them."""
+        super().set_accept_enabled(enabled)
+        if not enabled and not self.alive:
+            self._accept_queued_then_close()
+            linger = time.monotonic() + _SILENT_CONNECTION_LINGER_SECONDS
+            for conn in self._heads:
+                if not conn.head:
+                    conn.timeout = min(conn.timeout, linger)
+
+    def _accept_queued_then_close(self) -> None:
+        for listener in self.sockets:
+            if listener.sock is None:  # already closed by an earlier call
+                continue
+            listener.setblocking(False)
+            for _ in range(self.cfg.backlog):  # bounded even under a flood
+                try:
+                    client, address = listener.accept()
+                except OSError as error:
+                    if error.errno == errno.ECONNABORTED:
+                        continue
+                    break  # EAGAIN: the queue is empty
+                self.nr_conns += 1
+                self._await_head(TConn(self.cfg, client, address, listener.getsockname()))
+            listener.close()
+
+
+def _address(conn: TConn) -> str | None:
+    client = conn.client
+    return str(client[0]) if isinstance(client, tuple) and client else None

@@ -1,0 +1,147 @@
+"""Clients that try to hurt the real server: slow and silent connections, odd methods, oversized and broken heads.
+
+A slow client must cost a socket, never a request thread; no client may grow the metrics; every answer the
+server gives, gunicorn's own included, is the app's JSON error.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import string
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+import pytest
+
+from app.metrics import OTHER_METHOD, STANDARD_METHODS
+from app.worker import MAX_HEAD_BYTES
+from tests.conftest import StartServer
+from tests.server_process import RunningServer, wait_for
+
+pytestmark = pytest.mark.slow
+
+HALF_A_HEAD = b"GET / HTTP/1.1\r\nHost: webapp\r\nUser-Agent: slow"
+
+
+@contextmanager
+def _open_sockets(port: int, count: int, first_bytes: bytes) -> Iterator[list[socket.socket]]:
+    """`count` connections to `port` that each send `first_bytes` (maybe nothing) and then nothing more."""
+    with ExitStack() as stack:
+        sockets = []
+        for _ in range(count):
+            client = stack.enter_context(socket.create_connection(("127.0.0.1", port), timeout=10))
+            if first_bytes:
+                client.sendall(first_bytes)
+            sockets.append(client)
+        yield sockets
+
+
+def _read_until_closed(client: socket.socket) -> bytes:
+    data = b""
+    while chunk := client.recv(65536):
+        data += chunk
+    return data
+
+
+def _json_error(answer: bytes) -> tuple[int, dict[str, str]]:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    assert b"Content-Type: application/json" in head, head
+    return status, json.loads(body)
+
+
+@pytest.mark.stress
+def test_slow_and_silent_clients_cost_a_socket_never_a_thread(start_app: StartServer) -> None:
+    # 2 workers x 4 threads: before, 8 half heads held every thread until the clients gave up.
+    server = start_app(HEAD_TIMEOUT_SECONDS="60")
+    server.wait_until_ready()
+    with _open_sockets(server.port, 500, HALF_A_HEAD), _open_sockets(server.port, 500, b""):
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            outcomes = list(pool.map(lambda _: server.get("/", timeout=5.0), range(100)))
+        assert [o.status for o in outcomes] == [200] * 100, {o.error for o in outcomes}
+        assert server.probe("/ready").status == 200
+        assert server.probe("/healthz").status == 200
+
+
+def test_a_late_head_gets_408_and_a_silent_connection_is_closed(start_app: StartServer) -> None:
+    server = start_app(HEAD_TIMEOUT_SECONDS="1")
+    server.wait_until_ready()
+    with _open_sockets(server.port, 1, HALF_A_HEAD) as [partial], _open_sockets(server.port, 1, b"") as [silent]:
+        status, error = _json_error(_read_until_closed(partial))
+        assert (status, error["error"]) == (408, "request_timeout")
+        assert "did not arrive within 1 s" in error["message"]
+        assert _read_until_closed(silent) == b"", "nothing was asked, so nothing is answered"
+    assert '"status": 408' in server.stdout()
+
+
+def test_an_oversized_head_gets_431_without_waiting_for_its_end(start_app: StartServer) -> None:
+    server = start_app(HEAD_TIMEOUT_SECONDS="60")
+    server.wait_until_ready()
+    big_field = b"X-Filler: " + b"a" * (MAX_HEAD_BYTES + 1) + b"\r\n"
+    with _open_sockets(server.port, 1, HALF_A_HEAD + b"\r\n" + big_field) as [client]:
+        status, error = _json_error(_read_until_closed(client))
+    assert (status, error["error"]) == (431, "request_header_fields_too_large")
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (b"GET / HTTP/1.1\r\nHost: x\r\nNot a header\r\n\r\n", 400),
+        (b"GET / HTTP/9.9\r\nHost: x\r\n\r\n", 400),
+        (b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+        (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", 400),
+    ],
+)
+def test_the_servers_own_errors_are_the_apps_json(
+    draining_server: RunningServer, request_bytes: bytes, status: int
+) -> None:
+    with _open_sockets(draining_server.port, 1, request_bytes) as [client]:
+        answered, error = _json_error(_read_until_closed(client))
+    assert answered == status
+    assert set(error) == {"error", "message"}
+    assert error["message"]
+
+
+def _odd_methods(count: int) -> list[str]:
+    """`count` distinct methods no server knows: X followed by four capital letters."""
+    letters = string.ascii_uppercase
+    return ["X" + "".join(letters[(n // 26**i) % 26] for i in range(4)) for n in range(count)]
+
+
+def _send_methods(port: int, methods: list[str]) -> list[int]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    statuses = []
+    try:
+        for method in methods:
+            connection.request(method, "/")
+            response = connection.getresponse()
+            response.read()
+            statuses.append(response.status)
+    finally:
+        connection.close()
+    return statuses
+
+
+@pytest.mark.stress
+def test_twenty_thousand_odd_methods_grow_no_metric(start_app: StartServer, tmp_path: Path) -> None:
+    server = start_app(TMPDIR=str(tmp_path))
+    server.wait_until_ready()
+    methods = _odd_methods(20_000)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        batches = list(pool.map(lambda i: _send_methods(server.port, methods[i::4]), range(4)))
+    statuses = [status for batch in batches for status in batch]
+    assert statuses == [405] * len(methods)
+
+    wait_for(lambda: server.metrics()["webapp_http_requests_in_flight"] == 0, timeout=10.0, what="requests settled")
+    scrape = server.probe("/metrics")
+    samples = server.metrics()
+    assert samples[f'webapp_http_requests_total{{method="{OTHER_METHOD}",route="<unmatched>",status="405"}}'] == 20_000
+    seen = {key.split('method="', 1)[1].split('"', 1)[0] for key in samples if 'method="' in key}
+    assert seen <= STANDARD_METHODS | {OTHER_METHOD}, sorted(seen)[:10]
+    [metrics_dir] = tmp_path.glob("webapp-metrics-*")
+    assert sum(f.stat().st_size for f in metrics_dir.iterdir()) <= 1 << 20, "a few 64 KiB files, not 74 MiB"
+    assert len(scrape.body) < 16 * 1024, f"a scrape of {len(scrape.body)} bytes"
