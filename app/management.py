@@ -3,25 +3,33 @@
 Application requests run on the workers' thread pools; when every thread is
 busy, anything queued behind them waits, and a kubelet probe that waits
 longer than its timeout restarts a pod that was only busy. The master
-process never handles application requests, so this listener, a small
-threaded HTTP server on a daemon thread of the master, answers within
-milliseconds however loaded the workers are. It reads the workers' state
+process never handles application requests, so this listener, one selector
+thread of the master that reads each request whole before answering it
+(idle or slow clients cost a socket, never a thread, and at most 64 are
+held), answers within milliseconds however loaded the workers are. It reads the workers' state
 from shared memory (`app.progress`, `app.lifecycle`) and their metric files
 (`app.metrics`), and it writes no log line per request.
 
 The socket is bound before the workers are forked (a busy port stops the
 start with a clear error) and the thread starts after the first workers
 exist, as gunicorn does with its own control server; workers close their
-inherited copy of the socket at once.
+inherited copies of the sockets at once. Every error it answers is JSON.
 """
 
 from __future__ import annotations
 
-import socketserver
+import contextlib
+import io
+import json
+import logging
+import selectors
+import socket
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+from wsgiref.simple_server import ServerHandler, WSGIRequestHandler
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
@@ -30,6 +38,8 @@ from app.probes import Probes, method_not_allowed, serve_probes_in_front
 from app.progress import WSGIApp
 
 METRICS_PATH = "/metrics"
+
+_log = logging.getLogger("app.management")
 
 
 def management_app(probes: Probes, registry: CollectorRegistry) -> WSGIApp:
@@ -48,39 +58,235 @@ def management_app(probes: Probes, registry: CollectorRegistry) -> WSGIApp:
     return serve_probes_in_front(metrics, probes)
 
 
-class _ThreadingServer(socketserver.ThreadingMixIn, WSGIServer):
-    daemon_threads = True  # a hung scrape never holds up the master's exit
-    allow_reuse_address = True
+MAX_CONNECTIONS = 64
+"""Connections the management port holds at once; a new one beyond it evicts the oldest still being read."""
+CONNECTION_TIMEOUT_SECONDS = 5.0
+"""A connection must have sent its request and taken its answer within this long (kubelet's probes wait 2 s)."""
+MAX_HEAD_BYTES = 8 * 1024
 
 
-class _QuietHandler(WSGIRequestHandler):
+class _App:
+    """What wsgiref's request handler asks its server for: the base environ and the WSGI app."""
+
+    def __init__(self, wsgi_app: WSGIApp, host: str, port: int) -> None:
+        self.base_environ = {
+            "SERVER_NAME": host,
+            "GATEWAY_INTERFACE": "CGI/1.1",
+            "SERVER_PORT": str(port),
+            "REMOTE_HOST": "",
+            "CONTENT_LENGTH": "",
+            "SCRIPT_NAME": "",
+        }
+        self._wsgi_app = wsgi_app
+
+    def get_app(self) -> WSGIApp:
+        """The management WSGI app."""
+        return self._wsgi_app
+
+
+class _JsonServerHandler(ServerHandler):
+    """wsgiref's response writer, whose answer to an app that raised is the app's JSON 500, logged as JSON."""
+
+    error_body = b'{"error":"internal_server_error","message":"The management server hit an unexpected error."}'
+    error_headers = [("Content-Type", "application/json"), ("Content-Length", str(len(error_body)))]  # noqa: RUF012
+
+    def log_exception(self, exc_info: Any) -> None:
+        """Log the failure (with its traceback) as one JSON line instead of printing to stderr."""
+        _log.error("Management request failed", exc_info=exc_info, extra={"fields": {"event": "management_error"}})
+
+
+class _BufferedRequest(WSGIRequestHandler):
+    """wsgiref's request parsing and WSGI call, on a request head already read, answering into a buffer."""
+
+    default_request_version = "HTTP/1.0"  # an unparsable request still gets a status line and headers
+
+    def __init__(self, head: bytes, client_address: tuple[str, int], server: _App) -> None:
+        # Not BaseRequestHandler.__init__: there is no socket to set up, only the bytes the selector has read.
+        self.rfile = io.BytesIO(head)
+        self.wfile = self._answer = io.BytesIO()
+        self.client_address = client_address
+        self.server = server  # type: ignore[assignment]
+        self._app = server
+        self.request_version = self.default_request_version
+        self.command = ""
+        self.handle()
+
+    def handle(self) -> None:
+        """Parse one request and run the app (wsgiref's handle, with the JSON error handler)."""
+        self.raw_requestline = self.rfile.readline(MAX_HEAD_BYTES + 1)
+        if len(self.raw_requestline) > MAX_HEAD_BYTES:
+            self.send_error(414)
+            return
+        if not self.parse_request():
+            return
+        handler = _JsonServerHandler(self.rfile, self._answer, sys.stderr, self.get_environ(), multithread=False)
+        handler.request_handler = self  # type: ignore[attr-defined]
+        handler.run(self._app.get_app())
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """A malformed request gets the app's JSON error, not http.server's HTML page."""
+        short = self.responses.get(code, ("Error", ""))[0]
+        body = json.dumps(
+            {"error": short.lower().replace(" ", "_"), "message": message or explain or f"{short}."},
+            separators=(",", ":"),
+        ).encode()
+        self.close_connection = True
+        self.send_response(code, short)
+        for name, value in _JSON_ERROR_HEADERS:
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def address_string(self) -> str:
+        """The client's address, never a reverse DNS lookup."""
+        return str(self.client_address[0])
+
     def log_message(self, format: str, *args: Any) -> None:
         """No line per probe: kubelet calls every few seconds per pod."""
 
+    def answer(self) -> bytes:
+        """Everything written in answer."""
+        return self._answer.getvalue()
+
+
+_JSON_ERROR_HEADERS = (("Content-Type", "application/json"), ("Cache-Control", "no-store"), ("Connection", "close"))
+
+
+class _Connection:
+    """One client of the management port: the bytes read so far, then the answer still to send."""
+
+    __slots__ = ("address", "deadline", "received", "sock", "unsent")
+
+    def __init__(self, sock: socket.socket, address: tuple[str, int]) -> None:
+        self.sock = sock
+        self.address = address
+        self.deadline = time.monotonic() + CONNECTION_TIMEOUT_SECONDS
+        self.received = b""
+        self.unsent: bytes | None = None
+
 
 class ManagementServer:
-    """The management port's HTTP server, bound at once and served from a daemon thread when started."""
+    """The management port: one selector thread that reads each request whole, answers it, and closes.
+
+    A client that connects and says nothing costs a socket until CONNECTION_TIMEOUT_SECONDS, never a
+    thread; at most MAX_CONNECTIONS are held. Requests are parsed and answered by wsgiref's handler.
+    """
 
     def __init__(self, host: str, port: int, wsgi_app: WSGIApp) -> None:
         try:
-            self._server = make_server(host, port, wsgi_app, _ThreadingServer, _QuietHandler)
+            self._listener = socket.create_server((host, port), backlog=128)
         except OSError as error:
             raise RuntimeError(f"MANAGEMENT_PORT={port}: cannot listen on {host}:{port}: {error.strerror}") from error
+        self._listener.setblocking(False)
+        self._app = _App(wsgi_app, host, port)
+        self._connections: dict[socket.socket, _Connection] = {}
+        self._selector: selectors.BaseSelector | None = None
         self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
 
     def start(self) -> None:
         """Serve on a daemon thread; idempotent."""
         if self._thread is None:
-            self._thread = threading.Thread(target=self._server.serve_forever, name="management", daemon=True)
+            self._selector = selectors.DefaultSelector()
+            self._selector.register(self._listener, selectors.EVENT_READ)
+            self._thread = threading.Thread(target=self._serve, name="management", daemon=True)
             self._thread.start()
 
     def stop(self) -> None:
-        """Stop serving and close the socket (the master's exit)."""
+        """Stop serving and close every socket (the master's exit)."""
+        self._stopping.set()
         if self._thread is not None:
-            self._server.shutdown()
+            self._thread.join(timeout=2.0)
             self._thread = None
-        self._server.server_close()
+        for connection in list(self._connections.values()):
+            self._close(connection)
+        if self._selector is not None:
+            self._selector.close()
+        self._listener.close()
 
     def close_inherited_socket(self) -> None:
-        """In a forked worker: let go of the master's listening socket without touching the master's thread."""
-        self._server.socket.close()
+        """In a forked worker: let go of the master's listening socket and connections, never touching its thread."""
+        self._listener.close()
+        for sock in list(self._connections):
+            sock.close()
+        if self._selector is not None:
+            self._selector.close()
+
+    def _serve(self) -> None:
+        assert self._selector is not None
+        while not self._stopping.is_set():
+            for key, _ in self._selector.select(timeout=0.25):
+                if key.fileobj is self._listener:
+                    self._accept()
+                else:
+                    self._on_ready(key.data)
+            self._expire()
+
+    def _accept(self) -> None:
+        assert self._selector is not None
+        while True:
+            try:
+                sock, address = self._listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return  # ECONNABORTED and the like: the client is gone
+            if len(self._connections) >= MAX_CONNECTIONS:
+                reading = [c for c in self._connections.values() if c.unsent is None]
+                self._close(min(reading or self._connections.values(), key=lambda c: c.deadline))
+            sock.setblocking(False)
+            connection = _Connection(sock, address)
+            self._connections[sock] = connection
+            self._selector.register(sock, selectors.EVENT_READ, connection)
+
+    def _on_ready(self, connection: _Connection) -> None:
+        if connection.unsent is None:
+            self._read(connection)
+        else:
+            self._write(connection)
+
+    def _read(self, connection: _Connection) -> None:
+        try:
+            data = connection.sock.recv(MAX_HEAD_BYTES)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._close(connection)
+            return
+        connection.received += data
+        if b"\r\n\r\n" in connection.received or len(connection.received) > MAX_HEAD_BYTES:
+            connection.unsent = _BufferedRequest(connection.received, connection.address, self._app).answer()
+            assert self._selector is not None
+            self._selector.modify(connection.sock, selectors.EVENT_WRITE, connection)
+            self._write(connection)
+
+    def _write(self, connection: _Connection) -> None:
+        assert connection.unsent is not None
+        try:
+            sent = connection.sock.send(connection.unsent)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self._close(connection)
+            return
+        connection.unsent = connection.unsent[sent:]
+        if not connection.unsent:
+            self._close(connection)
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        for connection in [c for c in self._connections.values() if c.deadline < now]:
+            self._close(connection)
+
+    def _close(self, connection: _Connection) -> None:
+        self._connections.pop(connection.sock, None)
+        if self._selector is not None:
+            with contextlib.suppress(KeyError, ValueError, OSError):
+                self._selector.unregister(connection.sock)
+        with contextlib.suppress(OSError):
+            connection.sock.shutdown(socket.SHUT_WR)  # a FIN now, even if a worker forked since holds a copy
+        connection.sock.close()

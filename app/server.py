@@ -297,7 +297,9 @@ class WebServer(BaseApplication):
         try:
             DrainingArbiter(self).run()
         except RuntimeError as error:
-            logging.getLogger("app.server").error("Server failed to start: %s", error)
+            logging.getLogger("app.server").error(
+                "Server failed to start: %s", error, extra={"fields": {"event": "start_failed"}}
+            )
             metrics_directory.remove_directory(self.metrics_dir)
             sys.exit(1)
 
@@ -312,4 +314,13 @@ def main() -> None:
         print(f"Configuration error: {error}", file=sys.stderr)
         sys.exit(2)
     configure_logging(settings.log_level)
-    WebServer(settings).run()
+    try:
+        server = WebServer(settings)
+    except OSError as error:  # the metrics directory: no writable temporary directory
+        logging.getLogger("app.server").error(
+            "Server failed to start: cannot create the metrics directory: %s",
+            error,
+            extra={"fields": {"event": "start_failed"}},
+        )
+        sys.exit(1)
+    server.run()

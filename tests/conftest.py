@@ -28,18 +28,22 @@ def start_app(tmp_path: Path) -> Iterator[StartServer]:
     """Start real servers (`python -m app` on free ports, settings as keyword env vars); all are killed at teardown.
 
     Each call gets its own log directory under the test's tmp_path; `prefix`
-    (a command the server runs under) and `cwd` go to `start_server`. The
+    (a command the server runs under), `cwd` and `command` go to `start_server`. The
     server is returned before it is ready: call `wait_until_ready()` when the
     test needs it.
     """
     servers: list[RunningServer] = []
 
     def start(
-        prefix: Sequence[str] = (), cwd: Path = REPO_ROOT, python: Path | str = sys.executable, **env: str
+        prefix: Sequence[str] = (),
+        cwd: Path = REPO_ROOT,
+        python: Path | str = sys.executable,
+        command: Sequence[str] = ("-m", "app"),
+        **env: str,
     ) -> RunningServer:
         log_dir = tmp_path / f"server{len(servers)}"
         log_dir.mkdir()
-        server = start_server(log_dir, env, prefix=prefix, cwd=cwd, python=python)
+        server = start_server(log_dir, env, prefix=prefix, cwd=cwd, python=python, command=command)
         servers.append(server)
         return server
 

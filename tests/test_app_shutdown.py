@@ -136,6 +136,16 @@ def test_bad_environment_exits_with_a_message(start_app: StartServer) -> None:
     assert "DRAIN_SECONDS='soon' is not a whole number" in server.stderr()
 
 
+def test_no_writable_temporary_directory_stops_the_start_with_one_json_line(start_app: StartServer) -> None:
+    no_tmp = "import tempfile; tempfile.tempdir = '/nonexistent/tmp'; from app.server import main; main()"
+    server = start_app(command=("-c", no_tmp))
+    assert server.process.wait(timeout=20) == 1
+    [line] = server.stderr().splitlines()
+    logged = json.loads(line)
+    assert (logged["level"], logged["event"]) == ("error", "start_failed")
+    assert "/nonexistent/tmp" in logged["message"]
+
+
 @pytest.mark.slow
 def test_a_busy_management_port_stops_the_start_with_its_name(start_app: StartServer) -> None:
     first = start_app(DRAIN_SECONDS="0")
