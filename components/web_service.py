@@ -21,6 +21,7 @@ from config.rules import (
     METRICS_PATH,
     READINESS_PATH,
     ROLLOUT_TIMEOUT_SECONDS,
+    TEST_ROUTES_ENV,
     published_metrics_problem,
     service_type_problem,
     unpinned_image_problem,
@@ -101,6 +102,8 @@ class WebServiceArgs:
     """The app's KEEPALIVE_SECONDS."""
     stall_seconds: int
     """The app's STALL_SECONDS."""
+    enable_test_routes: bool
+    """Set the app's ENABLE_TEST_ROUTES=true (test stacks only; the policy pack refuses it)."""
     autoscaling: AutoscalingSettings
     """CPU autoscaling."""
     max_unavailable: int
@@ -355,6 +358,8 @@ def _container(name: str, args: WebServiceArgs) -> k8s.core.v1.ContainerArgs:
         "DRAIN_SECONDS": str(args.drain_seconds),
         "GRACEFUL_TIMEOUT_SECONDS": str(args.graceful_timeout_seconds),
     }
+    if args.enable_test_routes:
+        env[TEST_ROUTES_ENV] = "true"
     env_from = []
     if args.config_map_name is not None:
         env_from.append(

@@ -85,6 +85,7 @@ class WebApp(pulumi.ComponentResource):
                 graceful_timeout_seconds=values.graceful_timeout_seconds,
                 keepalive_seconds=values.keepalive_seconds,
                 stall_seconds=values.stall_seconds,
+                enable_test_routes=values.enable_test_routes,
                 autoscaling=values.autoscaling,
                 max_unavailable=values.disruption_budget.max_unavailable,
                 metrics=values.metrics,

@@ -32,6 +32,10 @@ ROLLOUT_TIMEOUT_SECONDS = 600
 """Default seconds a rollout may take before `pulumi up` fails and the Deployment reports ProgressDeadlineExceeded
 (Kubernetes' and the provider's own default)."""
 
+TEST_ROUTES_ENV = "ENABLE_TEST_ROUTES"
+"""The app's switch for its /debug routes, which let anonymous clients hold request threads for 30 s each: set only
+by a stack's `enableTestRoutes` (the e2e's test stacks), never through appConfig, and refused by the policy pack."""
+
 SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer")
 """The Service types a stack may choose."""
 

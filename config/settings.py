@@ -36,6 +36,7 @@ from config.rules import (
     KEEPALIVE_SECONDS,
     ROLLOUT_TIMEOUT_SECONDS,
     STALL_SECONDS,
+    TEST_ROUTES_ENV,
     looks_secret,
     published_metrics_problem,
     service_type_problem,
@@ -295,6 +296,8 @@ class StackSettings(_Model):
     """The app's idle keep-alive: keep it above the idle timeout of the proxies in front (60 s for most)."""
     stall_seconds: int = Field(default=STALL_SECONDS, ge=1, le=3600)
     """Liveness fails once a worker has had every thread busy, finishing nothing, for this long."""
+    enable_test_routes: bool = False
+    """Mount the app's /debug test routes: for test stacks only; the policy pack refuses it and appConfig cannot."""
     rollout_timeout_seconds: int = Field(default=ROLLOUT_TIMEOUT_SECONDS, ge=30, le=3600)
     """How long a rollout may take: `pulumi up` fails after it (a bad image, a pod that never turns Ready)."""
     metrics: MetricsSettings = MetricsSettings()
@@ -322,6 +325,11 @@ class StackSettings(_Model):
         for name in value:
             if not _ENV_NAME.match(name):
                 problems.append(f"{name!r} is not an environment variable name (A-Z, 0-9, _)")
+            elif name == TEST_ROUTES_ENV:
+                problems.append(
+                    f"{name} cannot be set through appConfig; the test routes are for test stacks only and are "
+                    "turned on by the setting enableTestRoutes, which the policy pack refuses"
+                )
             elif looks_secret(name):
                 problems.append(
                     f"{name} looks secret and would land in a plain ConfigMap; "

@@ -438,7 +438,8 @@ def test_a_pod_with_every_thread_wedged_is_restarted_by_its_liveness_probe(
         stack,
         namespace=namespace,
         stallSeconds="1",
-        **{"appConfig.ENABLE_TEST_ROUTES": "true", "appConfig.WEB_CONCURRENCY": "1", "appConfig.WEB_THREADS": "2"},
+        enableTestRoutes="true",
+        **{"appConfig.WEB_CONCURRENCY": "1", "appConfig.WEB_THREADS": "2"},
     )
     _up(ws, "pulumi up")
     victim, other = _pods(cluster, namespace)[:2]

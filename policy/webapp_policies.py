@@ -16,9 +16,14 @@ from typing import Any, Protocol
 from pulumi_policy import ResourceValidationPolicy, StackValidationPolicy
 
 try:  # imported as the `policy` package (the tests)
-    from .webapp_rules import MANAGEMENT_PORT_NAME, looks_secret, unpinned_image_problem
+    from .webapp_rules import MANAGEMENT_PORT_NAME, TEST_ROUTES_ENV, looks_secret, unpinned_image_problem
 except ImportError:  # run by the CLI, with the pack's own folder on sys.path
-    from webapp_rules import MANAGEMENT_PORT_NAME, looks_secret, unpinned_image_problem  # type: ignore[no-redef]
+    from webapp_rules import (  # type: ignore[no-redef]
+        MANAGEMENT_PORT_NAME,
+        TEST_ROUTES_ENV,
+        looks_secret,
+        unpinned_image_problem,
+    )
 
 ReportViolation = Callable[..., None]
 
@@ -155,6 +160,20 @@ def validate_no_secrets_in_configmap(args: ResourceArgs, report_violation: Repor
                 report_violation(f"ConfigMap key {key!r} looks like a secret; put it in a Secret instead.")
 
 
+def validate_no_test_routes(args: ResourceArgs, report_violation: ReportViolation) -> None:
+    """No container turns on the app's test routes, and no ConfigMap carries the switch (test stacks only)."""
+    for container in _containers(args):
+        for variable in container.get("env") or []:
+            if isinstance(variable, Mapping) and variable.get("name") == TEST_ROUTES_ENV:
+                report_violation(
+                    f"{_kind(args)} container {container.get('name')!r} sets {TEST_ROUTES_ENV}="
+                    f"{variable.get('value')!r}: the test routes let anonymous clients hold request threads for 30 s "
+                    "each. Only test stacks set enableTestRoutes, and never under this policy pack."
+                )
+    if args.resource_type == CONFIG_MAP and TEST_ROUTES_ENV in (_dig(args.props, "data") or {}):
+        report_violation(f"ConfigMap sets {TEST_ROUTES_ENV}: the test routes are for test stacks only.")
+
+
 def _replicas(deployment: Any, hpas: list[Any]) -> int:
     replicas = _dig(deployment.props, "spec", "replicas")
     count = int(replicas) if isinstance(replicas, int | float) else 1
@@ -199,6 +218,7 @@ RESOURCE_CHECKS: dict[str, tuple[str, Callable[[ResourceArgs, ReportViolation], 
     ),
     "deployments-have-readiness-probes": ("Deployment containers have a readiness probe.", validate_readiness_probe),
     "configmaps-hold-no-secrets": ("ConfigMap keys do not look like secrets.", validate_no_secrets_in_configmap),
+    "no-test-routes": ("No workload turns on the app's test routes.", validate_no_test_routes),
     "probes-use-the-management-port": (
         "Containers with a management port are probed on it, never behind request threads.",
         validate_probes_use_the_management_port,

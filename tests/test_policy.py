@@ -16,6 +16,7 @@ from policy.webapp_policies import (
     validate_disruption_budgets,
     validate_image_pinned,
     validate_no_secrets_in_configmap,
+    validate_no_test_routes,
     validate_probes_use_the_management_port,
     validate_readiness_probe,
     validate_requests_and_limits,
@@ -80,15 +81,32 @@ def test_the_pack_serves_exactly_the_checks_the_tests_run() -> None:
     assert [p.name for p in POLICIES] == [*RESOURCE_CHECKS, *STACK_CHECKS]
 
 
-def test_the_pack_has_the_six_policies() -> None:
+def test_the_pack_has_the_seven_policies() -> None:
     assert [p.name for p in POLICIES] == [
         "containers-set-requests-and-limits",
         "images-are-pinned",
         "deployments-have-readiness-probes",
         "configmaps-hold-no-secrets",
+        "no-test-routes",
         "probes-use-the-management-port",
         "replicated-deployments-have-disruption-budgets",
     ]
+
+
+@pytest.mark.parametrize(
+    ("env", "violations"),
+    [
+        ([{"name": "GREETING", "value": "hi"}], 0),
+        ([{"name": "ENABLE_TEST_ROUTES", "value": "true"}], 1),
+        ([{"name": "ENABLE_TEST_ROUTES", "value": "false"}], 1),  # the switch has no place in a deployed stack
+    ],
+)
+def test_no_workload_turns_on_the_test_routes(env: list[dict[str, str]], violations: int) -> None:
+    found = _violations(validate_no_test_routes, _deployment(env=env))
+    assert len(found) == violations
+    assert all("ENABLE_TEST_ROUTES" in message and "'web'" in message for message in found)
+    config_map = Resource("kubernetes:core/v1:ConfigMap", {"data": {"ENABLE_TEST_ROUTES": "true"}})
+    assert len(_violations(validate_no_test_routes, config_map)) == 1
 
 
 def test_requests_and_limits_compliant() -> None:

@@ -111,6 +111,13 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], dict[str, str] | str | None, str]] 
         "webapp:appConfig: STRIPE_API_KEY looks secret and would land in a plain ConfigMap",
     ),
     (
+        "test-routes-through-app-config",
+        valid_config(appConfig={"ENABLE_TEST_ROUTES": "true"}),
+        TEST_SECRETS,
+        "webapp:appConfig: ENABLE_TEST_ROUTES cannot be set through appConfig; the test routes are for test stacks "
+        "only and are turned on by the setting enableTestRoutes",
+    ),
+    (
         "secret-as-plain-text",
         valid_config(),
         "PLAIN",

@@ -39,6 +39,7 @@ def _args(**overrides: Any) -> WebServiceArgs:
         "graceful_timeout_seconds": 20,
         "keepalive_seconds": 75,
         "stall_seconds": 30,
+        "enable_test_routes": False,
         "autoscaling": AutoscalingSettings(),
         "max_unavailable": 1,
         "metrics": MetricsSettings(),
@@ -134,6 +135,13 @@ def test_termination_grace_covers_drain_and_in_flight_requests() -> None:
     env = {item["name"]: item["value"] for item in container(only(run, "Deployment"))["env"]}
     assert env["DRAIN_SECONDS"] == "7"
     assert env["GRACEFUL_TIMEOUT_SECONDS"] == "30"
+
+
+def test_the_test_routes_are_on_only_when_asked_for_by_name(single: ProgramRun) -> None:
+    assert "ENABLE_TEST_ROUTES" not in {item["name"] for item in container(only(single, "Deployment"))["env"]}
+    run = _build(enable_test_routes=True)
+    env = {item["name"]: item["value"] for item in container(only(run, "Deployment"))["env"]}
+    assert env["ENABLE_TEST_ROUTES"] == "true"
 
 
 def test_rolling_update_never_drops_below_desired(single: ProgramRun) -> None:
