@@ -70,11 +70,11 @@ class Probes:
         """200 until shutdown begins, then 503; 503 too before any worker has loaded the app, and in a crash loop."""
         if self.shutdown.shutting_down:
             return 503, self._shutting_down
+        looping = self.crashes.looping_for() if self.crashes is not None else None
+        if looping is not None:  # before `starting`: between two crashes no worker is booted either
+            return 503, self._crash_looping(looping)
         if self.progress is not None and not self.progress.any_booted():
             return 503, self._starting
-        looping = self.crashes.looping_for() if self.crashes is not None else None
-        if looping is not None:
-            return 503, self._crash_looping(looping)
         return 200, self._ready
 
     def _crash_looping(self, seconds: float) -> bytes:

@@ -132,16 +132,22 @@ class DrainingThreadWorker(ThreadWorker):
         """gunicorn's expiry of deferred connections (each loop), and of heads past their deadline."""
         super().murder_pending()
         now = time.monotonic()
-        while self._heads:
-            conn = next(iter(self._heads))
-            if conn.timeout > now:
-                break
-            received = bool(getattr(conn, "head", b""))
-            if received:
-                message = f"The request head did not arrive within {self.head_timeout:g} s."
-                self._refuse(conn, 408, "Request Timeout", message)
-            else:
-                self._drop_head(conn)
+        if self.alive:  # oldest deadline first: the first one not yet due ends the scan
+            while self._heads:
+                conn = next(iter(self._heads))
+                if conn.timeout > now:
+                    break
+                self._expire_head(conn)
+        else:  # stopping: silent connections had their deadlines brought forward, out of order
+            for conn in [c for c in self._heads if c.timeout <= now]:
+                self._expire_head(conn)
+
+    def _expire_head(self, conn: TConn) -> None:
+        if conn.head:
+            message = f"The request head did not arrive within {self.head_timeout:g} s."
+            self._refuse(conn, 408, "Request Timeout", message)
+        else:
+            self._drop_head(conn)
 
     def _await_head(self, conn: TConn, received: bytes = b"") -> None:
         conn.head = received

@@ -106,6 +106,11 @@ def test_a_busy_worker_that_keeps_finishing_requests_stays_alive(start_app: Star
     assert set(verdicts) == {200}
 
 
+def _status(server: RunningServer, path: str) -> str:
+    status: str = json.loads(server.probe(path).body)["status"]
+    return status
+
+
 def test_workers_dying_in_a_loop_fail_readiness_then_liveness(start_app: StartServer, tmp_path: Path) -> None:
     server = _server(start_app, tmp_path, WEB_CONCURRENCY="1", STALL_SECONDS="2")
     crashed: set[int] = set()
@@ -119,10 +124,11 @@ def test_workers_dying_in_a_loop_fail_readiness_then_liveness(start_app: StartSe
 
     assert server.probe("/ready").status == 200
     wait_for(crash_the_worker, timeout=20.0, what=f"{CRASH_LIMIT} workers crashed")
-    wait_for(lambda: server.probe("/ready").status == 503, timeout=5.0, what="readiness fails")
-    ready = json.loads(server.probe("/ready").body)
-    assert ready["status"] == "crash_looping"
-    assert ready["recent_crashes"] == CRASH_LIMIT
+    wait_for(lambda: _status(server, "/ready") == "crash_looping", timeout=5.0, what="readiness fails")
+    ready = server.probe("/ready")
+    assert ready.status == 503
+    assert json.loads(ready.body)["status"] == "crash_looping"
+    assert json.loads(ready.body)["recent_crashes"] == CRASH_LIMIT
     assert server.metrics()["webapp_worker_crashes_total"] == CRASH_LIMIT
     wait_for(lambda: server.probe("/healthz").status == 503, timeout=10.0, what="liveness fails after STALL_SECONDS")
     assert json.loads(server.probe("/healthz").body)["status"] == "crash_looping"
