@@ -30,6 +30,7 @@ from pydantic.alias_generators import to_camel
 from config.errors import ConfigError
 from config.quantity import parse_cpu, parse_memory
 from config.rules import (
+    DIGEST,
     DNS_LABEL,
     DRAIN_SECONDS,
     GRACEFUL_TIMEOUT_SECONDS,
@@ -38,6 +39,7 @@ from config.rules import (
     STALL_SECONDS,
     TEST_ROUTES_ENV,
     looks_secret,
+    missing_digest_problem,
     published_metrics_problem,
     service_type_problem,
     unpinned_tag_problem,
@@ -45,9 +47,6 @@ from config.rules import (
 
 PROJECT = "webapp"
 
-_SEMVER = re.compile(r"^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$")
-_GIT_SHA = re.compile(r"^[0-9a-f]{7,40}$")
-_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _REPOSITORY = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::\d+)?(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
 _DNS_SUBDOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _HOSTNAME = re.compile(r"^(\*\.)?([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
@@ -63,8 +62,6 @@ def _image_tag(tag: str) -> str:
     problem = unpinned_tag_problem(tag)
     if problem:
         raise ValueError(problem)
-    if not (_SEMVER.match(tag) or _GIT_SHA.match(tag)):
-        raise ValueError(f"{tag!r} is neither a semantic version (1.4.2) nor a git commit SHA")
     return tag
 
 
@@ -111,9 +108,9 @@ class ImageSettings(_Model):
     repository: str
     """Registry and path, without tag: ghcr.io/example/webapp."""
     tag: Annotated[str, AfterValidator(_image_tag)]
-    """A semantic version or git SHA; never empty, never `latest`. Also becomes APP_VERSION."""
+    """Any valid OCI tag but `latest` (`1.4.2`, `sha-860c190`). Also becomes APP_VERSION."""
     digest: str | None = None
-    """Optional `sha256:…` digest; when set the image is pinned to it."""
+    """`sha256:…` digest, written by tools/promote.py; the image is pinned to it. Required for prod."""
 
     @field_validator("repository")
     @classmethod
@@ -125,7 +122,7 @@ class ImageSettings(_Model):
     @field_validator("digest")
     @classmethod
     def _digest(cls, value: str | None) -> str | None:
-        if value is not None and not _DIGEST.match(value):
+        if value is not None and not DIGEST.match(value):
             raise ValueError(f"{value!r} is not a digest of the form sha256:<64 hex digits>")
         return value
 
@@ -462,6 +459,10 @@ def parse_settings(stack: str, raw: Mapping[str, Any], secret_keys: set[str]) ->
     for key in sorted(secret_keys - {_SECRETS_KEY}):
         problems.append(f"{PROJECT}:{key} is a secret, but only {PROJECT}:secrets.<NAME> may hold secrets")
 
+    if values is not None:
+        digest_problem = missing_digest_problem(stack, values.image.digest)
+        if digest_problem:
+            problems.append(f"{PROJECT}:image.digest: {digest_problem}")
     if problems or values is None:
         raise ConfigError(problems)
     return Settings(stack=stack, values=values, secrets=secrets)

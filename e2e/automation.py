@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("stack")
     parser.add_argument("operation", choices=["preview", "up"])
     parser.add_argument("--policy-pack", action="append", default=[])
+    parser.add_argument("--policy-pack-config", action="append", default=[])
     parser.add_argument("--refresh", action="store_true")
     parser.add_argument("--diff", action="store_true")
     parser.add_argument("--expect-no-changes", action="store_true")
@@ -62,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         operation(
             policy_packs=[str(workdir / pack) for pack in args.policy_pack] or None,
+            policy_pack_configs=[str(workdir / config) for config in args.policy_pack_config] or None,
             refresh=args.refresh,
             diff=args.diff,
             expect_no_changes=args.expect_no_changes,

@@ -42,6 +42,7 @@ POLICY_FILES = (
     "requirements.txt",
     "webapp_policies.py",
     "webapp_rules.py",
+    "deploy-config.json",
 )
 
 

@@ -68,3 +68,12 @@ def test_policy_violation_stops_preview_with_the_policy_name(tmp_path: Path) -> 
     for policy in ("images-are-pinned", "containers-set-requests-and-limits", "deployments-have-readiness-probes"):
         assert policy in preview.output, preview.output[-4000:]
     assert "mandatory" in preview.output
+    assert "images-by-digest" not in preview.output, "off unless the deploy config turns it on"
+
+    # As the deploy workflow runs it: the pack's deploy config makes the digest rule mandatory.
+    deploy = ws.automation(
+        "policy-check", "preview", "--policy-pack=policy", "--policy-pack-config=policy/deploy-config.json", check=False
+    )
+    assert deploy.returncode != 0
+    assert "images-by-digest" in deploy.output, deploy.output[-4000:]
+    assert "runs 'nginx:latest' by tag only" in deploy.output

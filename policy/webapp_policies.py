@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Protocol
 
-from pulumi_policy import ResourceValidationPolicy, StackValidationPolicy
+from pulumi_policy import EnforcementLevel, ResourceValidationPolicy, StackValidationPolicy
 
 try:  # imported as the `policy` package (the tests)
     from .webapp_rules import MANAGEMENT_PORT_NAME, TEST_ROUTES_ENV, looks_secret, unpinned_image_problem
@@ -174,6 +174,17 @@ def validate_no_test_routes(args: ResourceArgs, report_violation: ReportViolatio
         report_violation(f"ConfigMap sets {TEST_ROUTES_ENV}: the test routes are for test stacks only.")
 
 
+def validate_images_by_digest(args: ResourceArgs, report_violation: ReportViolation) -> None:
+    """Every container runs an image pinned by digest: the deploy workflow ships only what was built and tested."""
+    for container in _containers(args):
+        image = str(container.get("image") or "")
+        if "@sha256:" not in image:
+            report_violation(
+                f"{_kind(args)} container {container.get('name')!r} runs {image!r} by tag only; the deploy workflow "
+                "ships digests: promote one with `python -m tools.promote` (see README, Shipping an image)."
+            )
+
+
 def _replicas(deployment: Any, hpas: list[Any]) -> int:
     replicas = _dig(deployment.props, "spec", "replicas")
     count = int(replicas) if isinstance(replicas, int | float) else 1
@@ -234,6 +245,10 @@ STACK_CHECKS: dict[str, tuple[str, Callable[[StackArgs, ReportViolation], None]]
 }
 """Each stack policy's name, description and validation."""
 
+DIGEST_POLICY = "images-by-digest"
+"""Off in the pack; `policy/deploy-config.json` turns it on, mandatory, wherever the workflows run the pack."""
+DEPLOY_CONFIG = "deploy-config.json"
+
 POLICIES: list[ResourceValidationPolicy | StackValidationPolicy] = [
     *(
         ResourceValidationPolicy(name=name, description=description, validate=validate)
@@ -242,5 +257,11 @@ POLICIES: list[ResourceValidationPolicy | StackValidationPolicy] = [
     *(
         StackValidationPolicy(name=name, description=description, validate=validate)
         for name, (description, validate) in STACK_CHECKS.items()
+    ),
+    ResourceValidationPolicy(
+        name=DIGEST_POLICY,
+        description="Container images are pinned by digest (enabled by policy/deploy-config.json).",
+        validate=validate_images_by_digest,
+        enforcement_level=EnforcementLevel.DISABLED,
     ),
 ]

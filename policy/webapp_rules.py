@@ -52,12 +52,35 @@ def looks_secret(name: str) -> bool:
     return any(word in upper for word in SECRET_WORDS)
 
 
+OCI_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
+"""The OCI distribution spec's tag grammar: what registries accept (`1.4.2`, `sha-860c190`, `main`)."""
+DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+"""An image digest as registries and the build report it."""
+DIGEST_REQUIRED_STACKS = ("prod",)
+"""Stacks that never deploy without an image digest: they run only what an earlier stage ran (tools/promote.py)."""
+
+
 def unpinned_tag_problem(tag: str) -> str | None:
-    """Why an image tag cannot be deployed (empty, or `latest` in any case), or None."""
+    """Why an image tag cannot be deployed (empty, `latest` in any case, or not a tag at all), or None."""
     if not tag.strip():
-        return "the image tag is empty; pin a semantic version such as 1.4.2"
-    if tag.strip().lower() == "latest":
-        return "'latest' cannot be tracked or rolled back; pin a semantic version such as 1.4.2"
+        return "the image tag is empty; pin a version such as 1.4.2 or a build tag such as sha-860c190"
+    if tag.lower() == "latest":
+        return "'latest' cannot be tracked or rolled back; pin a version such as 1.4.2 or a build tag (sha-860c190)"
+    if not OCI_TAG.match(tag):
+        return (
+            f"{tag!r} is not an image tag (OCI: up to 128 letters, digits, '_', '.' and '-', "
+            "not starting with '.' or '-')"
+        )
+    return None
+
+
+def missing_digest_problem(stack: str, digest: str | None) -> str | None:
+    """Why `stack` cannot deploy this image (a stack in DIGEST_REQUIRED_STACKS without a digest), or None."""
+    if stack in DIGEST_REQUIRED_STACKS and not digest:
+        return (
+            f"stack {stack} deploys only by digest: set image.digest by promoting what the previous stage ran "
+            "(python -m tools.promote --from staging --to prod)"
+        )
     return None
 
 

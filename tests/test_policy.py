@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from pulumi_policy import EnforcementLevel
 
 from policy.webapp_policies import (
+    DEPLOY_CONFIG,
+    DIGEST_POLICY,
     POLICIES,
     RESOURCE_CHECKS,
     STACK_CHECKS,
     image_problem,
     validate_disruption_budgets,
     validate_image_pinned,
+    validate_images_by_digest,
     validate_no_secrets_in_configmap,
     validate_no_test_routes,
     validate_probes_use_the_management_port,
@@ -77,11 +82,28 @@ def _pdb(match_labels: dict[str, str]) -> Resource:
     return Resource("kubernetes:policy/v1:PodDisruptionBudget", {"spec": {"selector": {"matchLabels": match_labels}}})
 
 
-def test_the_pack_serves_exactly_the_checks_the_tests_run() -> None:
-    assert [p.name for p in POLICIES] == [*RESOURCE_CHECKS, *STACK_CHECKS]
+def test_the_deploy_config_turns_on_the_digest_rule_that_the_pack_leaves_off() -> None:
+    config = json.loads((REPO_ROOT / "policy" / DEPLOY_CONFIG).read_text())
+    levels = {p.name: p.enforcement_level for p in POLICIES}
+    assert set(config) <= set(levels), "the config names only policies the pack has"
+    assert config == {DIGEST_POLICY: "mandatory"}
+    assert levels[DIGEST_POLICY] == EnforcementLevel.DISABLED
+    assert [name for name, level in levels.items() if level is not None] == [DIGEST_POLICY], (
+        "the rest: the pack's level"
+    )
 
 
-def test_the_pack_has_the_seven_policies() -> None:
+@pytest.mark.parametrize(
+    ("image", "violations"),
+    [("ghcr.io/example/webapp:1.4.2", 1), ("ghcr.io/example/webapp:1.4.2@sha256:" + "c" * 64, 0)],
+)
+def test_images_by_digest(image: str, violations: int) -> None:
+    found = _violations(validate_images_by_digest, _deployment(image=image))
+    assert len(found) == violations
+    assert all("by tag only" in message for message in found)
+
+
+def test_the_pack_has_these_policies_in_this_order() -> None:
     assert [p.name for p in POLICIES] == [
         "containers-set-requests-and-limits",
         "images-are-pinned",
@@ -90,6 +112,7 @@ def test_the_pack_has_the_seven_policies() -> None:
         "no-test-routes",
         "probes-use-the-management-port",
         "replicated-deployments-have-disruption-budgets",
+        "images-by-digest",
     ]
 
 
@@ -206,6 +229,7 @@ def test_every_rendered_stack_complies_with_the_pack(stack: str) -> None:
         v for resource in resources for _, check in RESOURCE_CHECKS.values() for v in _violations(check, resource)
     ]
     violations += [v for _, check in STACK_CHECKS.values() for v in _violations(check, Stack(resources))]
+    violations += [v for resource in resources for v in _violations(validate_images_by_digest, resource)]
     assert violations == []
 
 

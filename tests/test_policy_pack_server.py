@@ -19,11 +19,12 @@ import pytest
 from google.protobuf import empty_pb2, json_format, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
-from policy.webapp_policies import RESOURCE_CHECKS, STACK_CHECKS
+from policy.webapp_policies import DIGEST_POLICY, RESOURCE_CHECKS, STACK_CHECKS
 from tests.policy_samples import CONTAINER, LABELS
 from tools.stack_config import REPO_ROOT
 
 MANDATORY = analyzer_pb2.EnforcementLevel.Value("MANDATORY")
+DISABLED = analyzer_pb2.EnforcementLevel.Value("DISABLED")
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +71,8 @@ def _deployment(replicas: int, **container: Any) -> dict[str, Any]:
 def test_the_pack_announces_its_policies_as_mandatory(analyzer: analyzer_pb2_grpc.AnalyzerStub) -> None:
     info = analyzer.GetAnalyzerInfo(empty_pb2.Empty(), timeout=10)
     assert info.name == "webapp-kubernetes"
-    assert {p.name for p in info.policies} == {*RESOURCE_CHECKS, *STACK_CHECKS}
-    assert {p.enforcementLevel for p in info.policies} == {MANDATORY}
+    levels = {p.name: p.enforcementLevel for p in info.policies}
+    assert levels == {**dict.fromkeys([*RESOURCE_CHECKS, *STACK_CHECKS], MANDATORY), DIGEST_POLICY: DISABLED}
 
 
 def test_a_compliant_deployment_passes(analyzer: analyzer_pb2_grpc.AnalyzerStub) -> None:

@@ -288,6 +288,31 @@ def test_image_reference_pins_digest_when_given() -> None:
     assert parse_settings("t", raw, set()).values.image.reference == f"ghcr.io/example/webapp:1.4.2@{digest}"
 
 
+@pytest.mark.parametrize("tag", ["1.4.2", "v1.4.2-rc.1", "sha-860c190", "860c190", "main", "_build", "A" * 128])
+def test_any_oci_tag_but_latest_is_deployable(tag: str) -> None:
+    raw = valid_config(image={"repository": "ghcr.io/example/webapp", "tag": tag}, secretKeys=[])
+    assert parse_settings("dev", raw, set()).values.image.tag == tag
+
+
+@pytest.mark.parametrize("tag", [".hidden", "-rc", "1.4.2+build", "a b", "A" * 129, "LATEST", "Latest"])
+def test_tags_outside_the_oci_grammar_and_latest_are_refused(tag: str) -> None:
+    raw = valid_config(image={"repository": "ghcr.io/example/webapp", "tag": tag}, secretKeys=[])
+    with pytest.raises(ConfigError, match=r"webapp:image\.tag: .*(not an image tag|'latest' cannot be tracked)"):
+        parse_settings("dev", raw, set())
+
+
+def test_prod_never_deploys_without_a_digest() -> None:
+    raw = valid_config(image={"repository": "ghcr.io/example/webapp", "tag": "1.4.2"}, secretKeys=[])
+    assert parse_settings("staging", raw, set()).values.image.digest is None
+    with pytest.raises(ConfigError, match=r"webapp:image\.digest: stack prod deploys only by digest"):
+        parse_settings("prod", raw, set())
+    digest = "sha256:" + "b" * 64
+    pinned = valid_config(
+        image={"repository": "ghcr.io/example/webapp", "tag": "1.4.2", "digest": digest}, secretKeys=[]
+    )
+    assert parse_settings("prod", pinned, set()).values.image.digest == digest
+
+
 def test_settings_are_frozen() -> None:
     settings = parse_settings("test", valid_config(secretKeys=[]), set()).values
     with pytest.raises(pydantic.ValidationError, match="frozen"):

@@ -39,7 +39,8 @@ def test_stack_creates_what_its_file_says(stack: str) -> None:
     spec = container(deployment)
 
     assert deployment.inputs["spec"]["replicas"] == declared["replicas"]
-    assert spec["image"] == f"{declared['image']['repository']}:{declared['image']['tag']}"
+    image = declared["image"]
+    assert spec["image"] == f"{image['repository']}:{image['tag']}@{image['digest']}", "every stack runs by digest"
     assert spec["resources"] == declared["resources"]
     assert deployment.inputs["metadata"]["namespace"] == declared["namespace"]
     assert outputs["namespace"] == declared["namespace"]
