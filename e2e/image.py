@@ -8,8 +8,9 @@ the built-in `dockerfile.v0` frontend (no `# syntax=` line, so no frontend image
 is fetched), runc as the OCI worker, the build's RUN steps on the host network
 (pip reaches PyPI as every install here does).
 
-Docker Hub is out of reach here, so the Dockerfile's `BASE_IMAGE` argument names
-a stand-in for `python:3.11-slim-bookworm`: Debian bookworm's own python3.11
+Docker Hub is out of reach here, so a named build context (BuildKit's
+`context:<image>` option, docker buildx's `--build-context`) replaces the
+Dockerfile's base `python:3.11.14-slim-bookworm` with a stand-in: Debian bookworm's own python3.11
 with pip and `python`, made by mmdebstrap from Debian's packages and pushed to
 the same registry. This machine reaches PyPI through a TLS-intercepting proxy,
 so the stand-in (never an image CI publishes) carries the host's CA bundle.
@@ -24,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -231,6 +233,12 @@ def build_pause(kit: BuildKit, work: Path) -> None:
     )
 
 
+def dockerfile_base() -> str:
+    """The image app/Dockerfile's FROM line names (the official base CI builds on)."""
+    (base,) = re.findall(r"^FROM (\S+)$", (REPO_ROOT / "app" / "Dockerfile").read_text(), re.MULTILINE)
+    return str(base)
+
+
 def build_app(kit: BuildKit, registry: Registry, base: str, tag: str, *options: str) -> str:
     """app/Dockerfile on `base`, pushed as webapp:`tag`; return the digest the push printed."""
     metadata = kit.build(
@@ -238,7 +246,7 @@ def build_app(kit: BuildKit, registry: Registry, base: str, tag: str, *options: 
         f"--local=context={REPO_ROOT}",
         f"--local=dockerfile={REPO_ROOT / 'app'}",
         "--opt=filename=Dockerfile",
-        f"--opt=build-arg:BASE_IMAGE={base}",
+        f"--opt=context:{dockerfile_base()}=docker-image://{base}",
         f"--opt=label:org.opencontainers.image.revision={git_tag()}",
         *options,
         f"--output=type=image,name={registry.host}/{REPOSITORY}:{tag},push=true,registry.insecure=true",

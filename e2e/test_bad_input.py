@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from e2e.engine import Workspace
+from tools.preview_report import report
 
 HERE = Path(__file__).resolve().parent
 
@@ -32,6 +33,10 @@ def test_latest_tag_stops_preview_and_up_naming_the_key(workspace: Workspace, tm
     preview = ws.run("pulumi preview", check=False)
     assert preview.returncode != 0
     assert "webapp:image.tag: 'latest' cannot be tracked or rolled back" in preview.output
+    # What the preview workflow comments on the pull request for this output.
+    comment = report("dev", "failure", preview.output)
+    assert "Preview of stack `dev`: FAILED" in comment
+    assert "- setting `webapp:image.tag`: 'latest' cannot be tracked or rolled back" in comment
 
     up = ws.run("pulumi up --yes", check=False)
     assert up.returncode != 0
@@ -77,3 +82,7 @@ def test_policy_violation_stops_preview_with_the_policy_name(tmp_path: Path) -> 
     assert deploy.returncode != 0
     assert "images-by-digest" in deploy.output, deploy.output[-4000:]
     assert "runs 'nginx:latest' by tag only" in deploy.output
+    # What the preview workflow comments on the pull request for this output: each policy and its message.
+    comment = report("policy-check", "failure", deploy.output)
+    assert "- policy `images-by-digest` (mandatory) on " in comment, comment
+    assert "runs 'nginx:latest' by tag only" in comment.split("<details>")[0]

@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 
 from e2e.cluster import ControlPlane, running_control_plane
-from e2e.engine import TIMINGS, Workspace
+from e2e.engine import TIMINGS, CommandResult, Workspace
 from e2e.processes import wait_until
 from e2e.stacks import SECRET_VALUE, drift_command, expected_replicas, make_render, stack_file
-from tools.stack_config import stack_names
+from tools.stack_config import REPO_ROOT, stack_names
 
 # Nothing fills in an Ingress's address without an ingress controller; the provider would wait for one.
 SKIP_INGRESS_AWAIT = "pulumi config set --path 'webapp:ingress.annotations[\"pulumi.com/skipAwait\"]' true"
@@ -325,3 +325,41 @@ def test_refused_settings_change_nothing_in_the_cluster(plane: ControlPlane, tmp
     assert plane.kubectl("get", "all,cm,secret,ingress,netpol", "-n", namespace, "-o", "name").stdout == before
     assert _deployment(plane, namespace)["spec"]["replicas"] == 1
     ws.run("pulumi destroy --yes")
+
+
+def _promote(ws: Workspace, *args: str, check: bool = True) -> CommandResult:
+    """`python -m tools.promote ...` in the workspace, with the CLI the README's `source .engine/env` puts on PATH."""
+    env = {**ws.environment(), "PYTHONPATH": str(REPO_ROOT)}
+    return ws.run(
+        " ".join([str(REPO_ROOT / ".venv" / "bin" / "python"), "-m", "tools.promote", *args]), check=check, env=env
+    )
+
+
+def test_one_digest_travels_from_the_build_through_dev_and_staging_to_prod(plane: ControlPlane, tmp_path: Path) -> None:
+    """The deploy workflow's path, on one backend: the build's digest to dev, then each stage's to the next."""
+    ws = _cluster_workspace(plane, tmp_path, "dev")
+    ws.label = "cluster promotion"
+    for stack in ("dev", "staging", "prod"):
+        ws.run(f"pulumi stack select --create {stack}")
+        ws.run(f"pulumi config set webapp:namespace promote-{stack}")
+        for name in stack_file(stack).get("webapp:secretKeys", []):
+            ws.run(f"pulumi config set --secret --path 'webapp:secrets.{name}' '{SECRET_VALUE}'")
+        if stack_file(stack).get("webapp:ingress", {}).get("enabled"):
+            ws.run(SKIP_INGRESS_AWAIT)
+
+    refused = _promote(ws, "--from", "staging", "--to", "prod", check=False)
+    assert refused.returncode == 1
+    assert "stack staging has never been deployed" in refused.output
+
+    built = "ghcr.io/example/webapp:sha-860c190@sha256:" + "e" * 64
+    _promote(ws, "--image", built, "--to", "dev")
+    ws.run("pulumi up --yes --stack dev")
+    for source, target in (("dev", "staging"), ("staging", "prod")):
+        promoted = _promote(ws, "--from", source, "--to", target)
+        assert f"{target} now runs {built} (from stack {source})" in promoted.output
+        ws.run(f"pulumi up --yes --stack {target}")
+
+    for stack in ("dev", "staging", "prod"):
+        (container,) = _deployment(plane, f"promote-{stack}")["spec"]["template"]["spec"]["containers"]
+        assert container["image"] == built, stack
+    assert "digest: sha256:" + "e" * 64 in (ws.root / "Pulumi.prod.yaml").read_text(), "the stack file records it"

