@@ -65,9 +65,21 @@ def _image_tag(tag: str) -> str:
     return tag
 
 
-def _secret_name(value: str) -> str:
+def _dns_label(value: str) -> str:
+    if not DNS_LABEL.match(value):
+        raise ValueError(
+            f"{value!r} is not a DNS label (lowercase letters, digits and '-', at most 63, starting and ending with a "
+            "letter or digit), e.g. webapp"
+        )
+    return value
+
+
+def _dns_subdomain(value: str) -> str:
     if not _DNS_SUBDOMAIN.match(value):
-        raise ValueError(f"{value!r} is not a Secret name (lowercase letters, digits, '-', '.'), e.g. webapp-env")
+        raise ValueError(
+            f"{value!r} is not a DNS subdomain name (DNS labels joined by '.', at most 253), "
+            "e.g. webapp-env or webapp.example.com-tls"
+        )
     return value
 
 
@@ -92,8 +104,11 @@ def _scalar_to_string(value: Any) -> Any:
 Cpu = Annotated[str, AfterValidator(_cpu)]
 Memory = Annotated[str, AfterValidator(_memory)]
 EnvValue = Annotated[str, BeforeValidator(_scalar_to_string)]
-SecretName = Annotated[str, AfterValidator(_secret_name)]
-"""A Secret's name: a DNS subdomain (dots allowed, as in webapp.example.com-tls)."""
+DnsLabel = Annotated[str, AfterValidator(_dns_label)]
+"""Names Kubernetes holds to DNS labels: namespaces, Services (so every object this program names alike)."""
+DnsSubdomain = Annotated[str, AfterValidator(_dns_subdomain)]
+"""Names Kubernetes holds to DNS subdomains: Secrets, IngressClasses (dots allowed, as in webapp.example.com-tls)."""
+SecretName = DnsSubdomain
 
 
 class _Model(BaseModel):
@@ -179,8 +194,8 @@ class IngressSettings(_Model):
     enabled: bool = False
     host: str | None = None
     path: str = "/"
-    class_name: str | None = None
-    tls_secret_name: str | None = None
+    class_name: DnsSubdomain | None = None
+    tls_secret_name: SecretName | None = None
     annotations: dict[str, EnvValue] = Field(default_factory=dict)
     """Annotations for the ingress controller (or cert-manager, or the provider's pulumi.com/skipAwait)."""
 
@@ -204,13 +219,6 @@ class IngressSettings(_Model):
     def _path(cls, value: str) -> str:
         if not value.startswith("/"):
             raise ValueError(f"{value!r} must start with '/'")
-        return value
-
-    @field_validator("tls_secret_name", "class_name")
-    @classmethod
-    def _dns_label(cls, value: str | None) -> str | None:
-        if value is not None and not DNS_LABEL.match(value):
-            raise ValueError(f"{value!r} is not a valid Kubernetes name (lowercase letters, digits, '-')")
         return value
 
     @model_validator(mode="after")
@@ -245,7 +253,7 @@ class MetricsSettings(_Model):
     """Create a monitoring.coreos.com/v1 ServiceMonitor (needs the Prometheus Operator's CRDs in the cluster)."""
     interval: str = "30s"
     """How often Prometheus scrapes, as a Prometheus duration."""
-    scrape_namespace: str = "monitoring"
+    scrape_namespace: DnsLabel = "monitoring"
     """The namespace Prometheus runs in: the NetworkPolicy admits the management port from there only."""
 
     @field_validator("interval")
@@ -253,13 +261,6 @@ class MetricsSettings(_Model):
     def _interval(cls, value: str) -> str:
         if not _PROMETHEUS_DURATION.match(value):
             raise ValueError(f"{value!r} is not a Prometheus duration such as 30s or 1m")
-        return value
-
-    @field_validator("scrape_namespace")
-    @classmethod
-    def _scrape_namespace(cls, value: str) -> str:
-        if not DNS_LABEL.match(value):
-            raise ValueError(f"{value!r} is not a namespace name (lowercase letters, digits, '-'), e.g. monitoring")
         return value
 
 
@@ -274,10 +275,10 @@ class StackSettings(_Model):
 
     image: ImageSettings
     resources: ResourceSettings
-    name: str = PROJECT
+    name: DnsLabel = PROJECT
     """metadata.name of the Deployment, Service, Ingress, PDB, HPA and NetworkPolicy (stable, known before `up`)."""
     replicas: int = Field(default=1, ge=1, le=100)
-    namespace: str | None = None
+    namespace: DnsLabel | None = None
     create_namespace: bool = True
     service: ServiceSettings = ServiceSettings()
     ingress: IngressSettings = IngressSettings()
@@ -300,20 +301,6 @@ class StackSettings(_Model):
     metrics: MetricsSettings = MetricsSettings()
     autoscaling: AutoscalingSettings = AutoscalingSettings()
     disruption_budget: DisruptionBudgetSettings = DisruptionBudgetSettings()
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not DNS_LABEL.match(value):
-            raise ValueError(f"{value!r} is not a DNS label (lowercase letters, digits, '-', at most 63), e.g. webapp")
-        return value
-
-    @field_validator("namespace")
-    @classmethod
-    def _namespace(cls, value: str | None) -> str | None:
-        if value is not None and not DNS_LABEL.match(value):
-            raise ValueError(f"{value!r} is not a valid namespace name (lowercase letters, digits, '-', ≤63)")
-        return value
 
     @field_validator("app_config")
     @classmethod

@@ -162,6 +162,18 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], dict[str, str] | str | None, str]] 
         "webapp:name: 'Web_App' is not a DNS label",
     ),
     (
+        "bad-namespace",
+        valid_config(namespace="web.app"),
+        TEST_SECRETS,
+        "webapp:namespace: 'web.app' is not a DNS label",
+    ),
+    (
+        "bad-tls-secret-name",
+        valid_config(ingress={"enabled": True, "host": "webapp.example.com", "tlsSecretName": "Webapp TLS"}),
+        TEST_SECRETS,
+        "webapp:ingress.tlsSecretName: 'Webapp TLS' is not a DNS subdomain name",
+    ),
+    (
         "existing-secret-and-values",
         valid_config(existingSecret="webapp-env"),
         TEST_SECRETS,
@@ -171,13 +183,13 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], dict[str, str] | str | None, str]] 
         "bad-existing-secret-name",
         valid_config(existingSecret="Not A Name"),
         {},
-        "webapp:existingSecret: 'Not A Name' is not a Secret name",
+        "webapp:existingSecret: 'Not A Name' is not a DNS subdomain name",
     ),
     (
         "bad-image-pull-secret-name",
         valid_config(imagePullSecrets=["registry-login", "Registry Login"]),
         TEST_SECRETS,
-        "webapp:imagePullSecrets.1: 'Registry Login' is not a Secret name",
+        "webapp:imagePullSecrets.1: 'Registry Login' is not a DNS subdomain name",
     ),
     (
         "rollout-timeout-too-short",
@@ -207,7 +219,7 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], dict[str, str] | str | None, str]] 
         "bad-scrape-namespace",
         valid_config(metrics={"scrapeNamespace": "Monitoring"}),
         TEST_SECRETS,
-        "webapp:metrics.scrapeNamespace: 'Monitoring' is not a namespace name",
+        "webapp:metrics.scrapeNamespace: 'Monitoring' is not a DNS label",
     ),
     (
         "service-monitor-on-a-load-balancer",
@@ -311,6 +323,13 @@ def test_prod_never_deploys_without_a_digest() -> None:
         image={"repository": "ghcr.io/example/webapp", "tag": "1.4.2", "digest": digest}, secretKeys=[]
     )
     assert parse_settings("prod", pinned, set()).values.image.digest == digest
+
+
+def test_secret_and_ingress_class_names_may_hold_dots_as_kubernetes_allows() -> None:
+    ingress = {"enabled": True, "host": "webapp.example.com", "tlsSecretName": "webapp.example.com-tls"}
+    raw = valid_config(ingress={**ingress, "className": "nginx.internal"}, secretKeys=[])
+    values = parse_settings("dev", raw, set()).values
+    assert (values.ingress.tls_secret_name, values.ingress.class_name) == ("webapp.example.com-tls", "nginx.internal")
 
 
 def test_settings_are_frozen() -> None:
