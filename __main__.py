@@ -8,7 +8,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.webapp import WebApp, WebAppArgs
-from config.settings import load_settings
+from config.loading import load_settings
 
 settings = load_settings()
 namespace_name = settings.values.namespace_name(settings.stack)

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import pulumi
 
 from components.webapp import WebApp, WebAppArgs
-from config.settings import parse_settings, read_raw_config
+from config.loading import parse_settings, read_raw_config
 from tests.pulumi_helpers import TEST_SECRETS, config_values, valid_config
 from tools.manifests import to_manifests
 from tools.mocks import run_program

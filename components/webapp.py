@@ -10,8 +10,8 @@ from components.app_config import AppConfig, AppConfigArgs
 from components.labels import standard_labels
 from components.web_ingress import WebIngress, WebIngressArgs
 from components.web_service import WebService, WebServiceArgs, rollout_await
+from config.loading import Settings
 from config.rules import APP_PORT, MANAGEMENT_PORT
-from config.settings import Settings
 
 PART_OF = "webapp"
 """The app.kubernetes.io/part-of label of every object."""

@@ -8,7 +8,7 @@ import pydantic
 import pytest
 
 from config.errors import ConfigError
-from config.settings import parse_settings
+from config.loading import parse_settings
 from tests.pulumi_helpers import TEST_SECRETS, only, run_main, valid_config
 from tools.mocks import KubernetesMocks
 
@@ -344,7 +344,7 @@ def test_reads_config_the_way_the_cli_hands_it_over(monkeypatch: pytest.MonkeyPa
 
     from pulumi.runtime import config as runtime_config
 
-    from config.settings import read_raw_config
+    from config.loading import read_raw_config
 
     config_token = runtime_config.CONFIG.set({})  # nothing set in-process: only the environment counts
     secrets_token = runtime_config._SECRET_KEYS.set(set())
