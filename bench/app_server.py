@@ -36,7 +36,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.server_process import Outcome, RunningServer, get, start_server
+from harness.app_server import RunningServer, start_server
+from harness.http import Outcome, get
 
 SERVER_ENV = {"WEB_CONCURRENCY": "2", "WEB_THREADS": "4", "LOG_LEVEL": "info", "DRAIN_SECONDS": "0"}
 MEMORY_REQUEST_MIB = 128

@@ -30,7 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.app_server import rss_mib, start, stop, wrk
-from tests.test_app_hostile import HALF_A_HEAD, _odd_methods, _send_methods
+from harness.clients import HALF_A_HEAD, odd_methods, send_methods
 
 APP = ("-m", "app")
 
@@ -71,10 +71,10 @@ def method_flood(workdir: Path, count: int = 20_000) -> None:
     server = start(APP, workdir / "flood", TMPDIR=str(tmp))
     try:
         before = rss_mib(server.process.pid)
-        methods = _odd_methods(count)
+        methods = odd_methods(count)
         started = time.monotonic()
         with ThreadPoolExecutor(max_workers=4) as pool:
-            list(pool.map(lambda i: _send_methods(server.port, methods[i::4]), range(4)))
+            list(pool.map(lambda i: send_methods(server.port, methods[i::4]), range(4)))
         sent = time.monotonic() - started
         after = rss_mib(server.process.pid)
         files = sum(f.stat().st_size for d in tmp.glob("webapp-metrics-*") for f in d.iterdir())

@@ -27,7 +27,7 @@ import pulumi
 
 from components.webapp import WebApp, WebAppArgs
 from config.loading import parse_settings, read_raw_config
-from tests.pulumi_helpers import TEST_SECRETS, config_values, valid_config
+from harness.stack_values import TEST_SECRETS, config_values, valid_config
 from tools.manifests import to_manifests
 from tools.mocks import run_program
 from tools.render import Rendered, check_stacks, write_manifests

@@ -26,7 +26,8 @@ from typing import Any
 import yaml
 
 from e2e.pki import Pki, create_pki, issue
-from e2e.processes import Daemons, free_port, wait_until
+from e2e.processes import Daemons
+from harness.processes import free_port, wait_until
 from tools.stack_config import REPO_ROOT
 
 CLUSTER_BIN = REPO_ROOT / ".engine" / "cluster"

@@ -37,8 +37,9 @@ from pathlib import Path
 
 from e2e.cgroups import cgroup_root
 from e2e.engine import NODE_BIN
-from e2e.processes import Daemons, wait_until
+from e2e.processes import Daemons
 from e2e.registry import Login, Registry, running_registry
+from harness.processes import wait_until
 from tools.stack_config import REPO_ROOT
 
 IMAGE_DIR = REPO_ROOT / ".engine" / "image"

@@ -17,7 +17,6 @@ InternalIP, and the API server dialling the kubelet by that address.
 from __future__ import annotations
 
 import contextlib
-import http.client
 import json
 import os
 import signal
@@ -35,7 +34,9 @@ from e2e.cluster import POD_CIDR, ControlPlane
 from e2e.engine import NODE_BIN
 from e2e.image import PAUSE_ARCHIVE, PAUSE_IMAGE
 from e2e.pki import issue
-from e2e.processes import Daemons, free_port, wait_until
+from e2e.processes import Daemons
+from harness.http import get
+from harness.processes import free_port, wait_until
 
 NODE_NAME = "webapp-e2e-node"
 NODE_IP = "10.250.0.1"
@@ -325,7 +326,7 @@ class Node:
         )
         wait_until(
             "traefik /ping",
-            lambda: _http_status("127.0.0.1", INGRESS_PING_PORT, "/ping") == 200,
+            lambda: get(INGRESS_PING_PORT, "/ping", 2).status == 200,
             60,
             self.tails,
             self.daemons.alive,
@@ -366,15 +367,6 @@ class Node:
         for pid in _shim_pids(self.socket):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-
-
-def _http_status(host: str, port: int, path: str) -> int:
-    connection = http.client.HTTPConnection(host, port, timeout=2)
-    try:
-        connection.request("GET", path)
-        return connection.getresponse().status
-    finally:
-        connection.close()
 
 
 def _shim_pids(socket: Path) -> list[int]:

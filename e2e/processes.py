@@ -9,42 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import signal
-import socket
 import subprocess
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
 STOP_TIMEOUT_SECONDS = 20
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def wait_until(
-    what: str,
-    ready: Callable[[], bool],
-    timeout: float,
-    on_timeout: Callable[[], str],
-    alive: Callable[[], bool] = lambda: True,
-) -> None:
-    """Poll `ready` until it is true; after `timeout` seconds, or once `alive()` is false, fail with details."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not alive():
-            raise RuntimeError(f"a process exited while waiting for {what}\n{on_timeout()}")
-        with contextlib.suppress(Exception):
-            if ready():
-                return
-        time.sleep(0.5)
-    raise TimeoutError(f"{what} not ready within {timeout:.0f} s\n{on_timeout()}")
 
 
 @dataclass

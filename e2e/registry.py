@@ -23,7 +23,8 @@ import bcrypt
 import yaml
 
 from e2e.engine import NODE_BIN
-from e2e.processes import Daemons, free_port, wait_until
+from e2e.processes import Daemons
+from harness.processes import free_port, wait_until
 
 START_TIMEOUT_SECONDS = 30
 MANIFEST_TYPES = (

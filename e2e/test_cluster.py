@@ -19,8 +19,8 @@ import pytest
 
 from e2e.cluster import ControlPlane, running_control_plane
 from e2e.engine import TIMINGS, CommandResult, Workspace
-from e2e.processes import wait_until
 from e2e.stacks import SECRET_VALUE, drift_command, expected_replicas, make_render, stack_file
+from harness.processes import wait_until
 from tools.stack_config import REPO_ROOT, stack_names
 
 # Nothing fills in an Ingress's address without an ingress controller; the provider would wait for one.

@@ -41,9 +41,10 @@ from e2e.node import (
     running_node,
 )
 from e2e.pki import issue
-from e2e.processes import wait_until
 from e2e.registry import Login, Registry, running_registry
 from e2e.stacks import SECRET_VALUE, expected_replicas, stack_file
+from harness.http import get
+from harness.processes import wait_until
 from tools.stack_config import stack_names
 
 PULL_SECRET = "registry-login"
@@ -177,16 +178,6 @@ def _inside(real: RealCluster, namespace: str, pod: str) -> dict[str, Any]:
     return report
 
 
-def _get(host: str, port: int, path: str, host_header: str = "") -> tuple[int, bytes]:
-    connection = http.client.HTTPConnection(host, port, timeout=5)
-    try:
-        connection.request("GET", path, headers={"Host": host_header} if host_header else {})
-        response = connection.getresponse()
-        return response.status, response.read()
-    finally:
-        connection.close()
-
-
 def _get_tls(real: RealCluster, host_name: str, path: str) -> tuple[int, bytes]:
     """GET over HTTPS through the ingress controller, with SNI and the certificate checked against the e2e's CA."""
     context = ssl.create_default_context(cafile=str(real.plane.pki.ca_cert))
@@ -219,10 +210,11 @@ def _check_pods_as_shipped(real: RealCluster, stack: str, namespace: str) -> Non
         assert inside["seccomp"] == "2", "seccomp in filter mode (RuntimeDefault)"
         assert inside["writable"] == {"/": False, "/srv": False, "/srv/app": False, "/etc": False, "/tmp": True}
         pod_ip = pod["status"]["podIP"]
-        assert _get(pod_ip, 8081, "/ready")[0] == 200
-        status_code, metrics = _get(pod_ip, 8081, "/metrics")
-        assert status_code == 200
-        assert b"# TYPE" in metrics
+        ready = get(8081, "/ready", 5, host=pod_ip)
+        assert ready.status == 200, ready
+        metrics = get(8081, "/metrics", 5, host=pod_ip)
+        assert metrics.status == 200, metrics
+        assert b"# TYPE" in metrics.body
 
 
 def _timestamp(text: str) -> float:
@@ -241,14 +233,14 @@ def _slowest_start(pods: list[dict[str, Any]]) -> float:
 def _check_routes(real: RealCluster, stack: str, namespace: str) -> None:
     """The app answers through the Service (kube-proxy) and through the Ingress (Traefik, Host rule, TLS if set)."""
     host, port = _service_address(real, namespace)
-    status_code, body = _get(host, port, "/")
-    assert status_code == 200
-    answer = json.loads(body)
+    index = get(port, "/", 5, host=host)
+    assert index.status == 200, index
+    answer = json.loads(index.body)
     assert answer["version"] == real.image.tag
     assert answer["database_password_configured"] is True
     ingress = stack_file(stack)["webapp:ingress"]
-    assert _get(NODE_IP, INGRESS_HTTP_PORT, "/", host_header=ingress["host"])[0] == 200
-    assert _get(NODE_IP, INGRESS_HTTP_PORT, "/", host_header="not-this-host.example.com")[0] == 404
+    assert get(INGRESS_HTTP_PORT, "/", 5, host=NODE_IP, host_header=ingress["host"]).status == 200
+    assert get(INGRESS_HTTP_PORT, "/", 5, host=NODE_IP, host_header="not-this-host.example.com").status == 404
     if ingress.get("tlsSecretName"):
         status_code, body = _get_tls(real, ingress["host"], "/")
         assert status_code == 200
@@ -451,7 +443,7 @@ def test_a_pod_with_every_thread_wedged_is_restarted_by_its_liveness_probe(
     for wedger in wedgers:
         wedger.start()
     try:
-        wait_until("/healthz 503 stalled", lambda: _get(victim_ip, 8081, "/healthz")[0] == 503, 30, lambda: "")
+        wait_until("/healthz 503 stalled", lambda: get(8081, "/healthz", 5, host=victim_ip).status == 503, 30)
         started = time.monotonic()
 
         def restarted() -> bool:
@@ -462,7 +454,7 @@ def test_a_pod_with_every_thread_wedged_is_restarted_by_its_liveness_probe(
         TIMINGS.append(
             (ws.label, "stalled /healthz until the kubelet restarted the container", time.monotonic() - started)
         )
-        assert _get(other_ip, 8080, "/")[0] == 200
+        assert get(8080, "/", 5, host=other_ip).status == 200
     finally:
         stop.set()
     ws.run("pulumi destroy --yes")

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.server_process import REPO_ROOT, RunningServer, start_server
+from harness.app_server import RunningServer, start_server
 from tools.mocks import KubernetesMocks
+from tools.stack_config import REPO_ROOT
 
 StartServer = Callable[..., RunningServer]
 

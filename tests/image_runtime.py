@@ -18,7 +18,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.server_process import REPO_ROOT
+from tools.stack_config import REPO_ROOT
 
 APP_REQUIREMENTS = REPO_ROOT / "app" / "requirements.txt"
 # Parts of the standard library the server never imports; leaving them out keeps the copy at ~70 MB.

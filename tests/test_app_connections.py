@@ -11,7 +11,8 @@ from contextlib import closing
 
 import pytest
 
-from tests.server_process import RunningServer, wait_for
+from harness.app_server import RunningServer
+from harness.processes import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -35,7 +36,7 @@ def _requests_around_the_signal(
     busy.request("GET", "/debug/sleep?seconds=1")  # in flight when the signal arrives
     time.sleep(0.3)
     server.process.send_signal(signal.SIGTERM)
-    wait_for(lambda: server.probe("/ready").status == 503, timeout=2.0, what="the drain starts")
+    wait_until("the drain starts", lambda: server.probe("/ready").status == 503, 2.0)
 
     idle.request("GET", "/")
     during = idle.getresponse()

@@ -6,38 +6,21 @@ server gives, gunicorn's own included, is the app's JSON error.
 
 from __future__ import annotations
 
-import http.client
 import json
 import socket
-import string
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
 
 from app.metrics import OTHER_METHOD, STANDARD_METHODS
 from app.worker import MAX_HEAD_BYTES
+from harness.app_server import RunningServer
+from harness.clients import HALF_A_HEAD, odd_methods, send_methods, stalled_connections
+from harness.processes import wait_until
 from tests.conftest import StartServer
-from tests.server_process import RunningServer, wait_for
 
 pytestmark = pytest.mark.slow
-
-HALF_A_HEAD = b"GET / HTTP/1.1\r\nHost: webapp\r\nUser-Agent: slow"
-
-
-@contextmanager
-def _open_sockets(port: int, count: int, first_bytes: bytes) -> Iterator[list[socket.socket]]:
-    """`count` connections to `port` that each send `first_bytes` (maybe nothing) and then nothing more."""
-    with ExitStack() as stack:
-        sockets = []
-        for _ in range(count):
-            client = stack.enter_context(socket.create_connection(("127.0.0.1", port), timeout=10))
-            if first_bytes:
-                client.sendall(first_bytes)
-            sockets.append(client)
-        yield sockets
 
 
 def _read_until_closed(client: socket.socket) -> bytes:
@@ -59,7 +42,7 @@ def test_slow_and_silent_clients_cost_a_socket_never_a_thread(start_app: StartSe
     # 2 workers x 4 threads: before, 8 half heads held every thread until the clients gave up.
     server = start_app(HEAD_TIMEOUT_SECONDS="60")
     server.wait_until_ready()
-    with _open_sockets(server.port, 500, HALF_A_HEAD), _open_sockets(server.port, 500, b""):
+    with stalled_connections(server.port, 500, HALF_A_HEAD), stalled_connections(server.port, 500, b""):
         with ThreadPoolExecutor(max_workers=4) as pool:
             outcomes = list(pool.map(lambda _: server.get("/", timeout=5.0), range(100)))
         assert [o.status for o in outcomes] == [200] * 100, {o.error for o in outcomes}
@@ -70,7 +53,10 @@ def test_slow_and_silent_clients_cost_a_socket_never_a_thread(start_app: StartSe
 def test_a_late_head_gets_408_and_a_silent_connection_is_closed(start_app: StartServer) -> None:
     server = start_app(HEAD_TIMEOUT_SECONDS="1")
     server.wait_until_ready()
-    with _open_sockets(server.port, 1, HALF_A_HEAD) as [partial], _open_sockets(server.port, 1, b"") as [silent]:
+    with (
+        stalled_connections(server.port, 1, HALF_A_HEAD) as [partial],
+        stalled_connections(server.port, 1, b"") as [silent],
+    ):
         status, error = _json_error(_read_until_closed(partial))
         assert (status, error["error"]) == (408, "request_timeout")
         assert "did not arrive within 1 s" in error["message"]
@@ -82,7 +68,7 @@ def test_an_oversized_head_gets_431_without_waiting_for_its_end(start_app: Start
     server = start_app(HEAD_TIMEOUT_SECONDS="60")
     server.wait_until_ready()
     big_field = b"X-Filler: " + b"a" * (MAX_HEAD_BYTES + 1) + b"\r\n"
-    with _open_sockets(server.port, 1, HALF_A_HEAD + b"\r\n" + big_field) as [client]:
+    with stalled_connections(server.port, 1, HALF_A_HEAD + b"\r\n" + big_field) as [client]:
         status, error = _json_error(_read_until_closed(client))
     assert (status, error["error"]) == (431, "request_header_fields_too_large")
 
@@ -99,44 +85,24 @@ def test_an_oversized_head_gets_431_without_waiting_for_its_end(start_app: Start
 def test_the_servers_own_errors_are_the_apps_json(
     draining_server: RunningServer, request_bytes: bytes, status: int
 ) -> None:
-    with _open_sockets(draining_server.port, 1, request_bytes) as [client]:
+    with stalled_connections(draining_server.port, 1, request_bytes) as [client]:
         answered, error = _json_error(_read_until_closed(client))
     assert answered == status
     assert set(error) == {"error", "message"}
     assert error["message"]
 
 
-def _odd_methods(count: int) -> list[str]:
-    """`count` distinct methods no server knows: X followed by four capital letters."""
-    letters = string.ascii_uppercase
-    return ["X" + "".join(letters[(n // 26**i) % 26] for i in range(4)) for n in range(count)]
-
-
-def _send_methods(port: int, methods: list[str]) -> list[int]:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    statuses = []
-    try:
-        for method in methods:
-            connection.request(method, "/")
-            response = connection.getresponse()
-            response.read()
-            statuses.append(response.status)
-    finally:
-        connection.close()
-    return statuses
-
-
 @pytest.mark.stress
 def test_twenty_thousand_odd_methods_grow_no_metric(start_app: StartServer, tmp_path: Path) -> None:
     server = start_app(TMPDIR=str(tmp_path))
     server.wait_until_ready()
-    methods = _odd_methods(20_000)
+    methods = odd_methods(20_000)
     with ThreadPoolExecutor(max_workers=4) as pool:
-        batches = list(pool.map(lambda i: _send_methods(server.port, methods[i::4]), range(4)))
+        batches = list(pool.map(lambda i: send_methods(server.port, methods[i::4]), range(4)))
     statuses = [status for batch in batches for status in batch]
     assert statuses == [405] * len(methods)
 
-    wait_for(lambda: server.metrics()["webapp_http_requests_in_flight"] == 0, timeout=10.0, what="requests settled")
+    wait_until("requests settled", lambda: server.metrics()["webapp_http_requests_in_flight"] == 0, 10.0)
     scrape = server.probe("/metrics")
     samples = server.metrics()
     assert samples[f'webapp_http_requests_total{{method="{OTHER_METHOD}",route="<unmatched>",status="405"}}'] == 20_000

@@ -17,7 +17,8 @@ from app.lifecycle import ShutdownState
 from app.management import ManagementServer, management_app
 from app.probes import Probes
 from app.progress import ProgressTable, WSGIApp, slots_for
-from tests.server_process import free_port, get
+from harness.http import get
+from harness.processes import free_port
 
 
 def _client() -> tuple[Client, ProgressTable]:

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from app.metric_files import ARCHIVE
+from harness.app_server import RunningServer
+from harness.processes import wait_until
 from tests.conftest import StartServer
-from tests.server_process import RunningServer, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -32,7 +33,7 @@ def test_a_thousand_worker_recycles_keep_the_files_bounded_and_the_totals_exact(
         outcomes = list(pool.map(lambda _: server.get("/"), range(1000)))
     assert [o.status for o in outcomes] == [200] * 1000, {o.error for o in outcomes}
 
-    wait_for(lambda: _settled(server, workers=2), timeout=20.0, what="2 workers booted, no request in flight")
+    wait_until("2 workers booted, no request in flight", lambda: _settled(server, workers=2), 20.0)
     samples = server.metrics()
     assert samples[ROOT_ROUTE_OK] == 1000
     assert samples['webapp_http_request_duration_seconds_count{method="GET",route="/",status="200"}'] == 1000
@@ -80,7 +81,7 @@ def test_a_full_metrics_directory_drops_samples_and_never_kills_a_worker(
 
     outcomes = [server.get("/") for _ in range(50)]
     assert [o.status for o in outcomes] == [200] * 50
-    wait_for(lambda: _settled(server, workers=2), timeout=10.0, what="no request in flight")
+    wait_until("no request in flight", lambda: _settled(server, workers=2), 10.0)
     samples = server.metrics()
     assert samples["webapp_metric_samples_dropped_total"] == 50
     assert samples.get(ROOT_ROUTE_OK, 0) == 0
@@ -93,6 +94,6 @@ def test_a_full_metrics_directory_drops_samples_and_never_kills_a_worker(
 
     filler.unlink()  # room again: the same workers record again
     assert [server.get("/").status for _ in range(10)] == [200] * 10
-    wait_for(lambda: _settled(server, workers=2), timeout=10.0, what="no request in flight")
+    wait_until("no request in flight", lambda: _settled(server, workers=2), 10.0)
     assert server.metrics()[ROOT_ROUTE_OK] == 10
     assert server.terminate(timeout=20) == 0

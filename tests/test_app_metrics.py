@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.app_server import RunningServer
+from harness.processes import wait_until
 from tests.conftest import StartServer
-from tests.server_process import RunningServer, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +35,7 @@ def test_request_counts_are_exact_across_workers_and_worker_restarts(start_app: 
     assert {(o.status, o.error) for o in outcomes} <= {(200, None), (404, None)}, "every request is answered"
 
     # A worker may be between its restart and its successor's boot; the counts must not care.
-    wait_for(lambda: _settled(server, workers=3), timeout=10.0, what="3 workers booted, no request in flight")
+    wait_until("3 workers booted, no request in flight", lambda: _settled(server, workers=3), 10.0)
     samples = server.metrics()
     assert samples['webapp_http_requests_total{method="GET",route="/",status="200"}'] == 120
     assert samples['webapp_http_requests_total{method="GET",route="<unmatched>",status="404"}'] == 30
@@ -51,7 +52,7 @@ def test_request_counts_are_exact_across_workers_and_worker_restarts(start_app: 
 def test_the_draining_gauge_follows_the_shutdown_signal(draining_server: RunningServer) -> None:
     assert draining_server.metrics()["webapp_draining"] == 0
     draining_server.process.send_signal(signal.SIGTERM)
-    wait_for(lambda: draining_server.probe("/ready").status == 503, timeout=2.0, what="the drain starts")
+    wait_until("the drain starts", lambda: draining_server.probe("/ready").status == 503, 2.0)
     assert draining_server.metrics()["webapp_draining"] == 1
 
 
@@ -67,7 +68,7 @@ def test_the_metrics_directory_is_fresh_per_start_and_removed_at_exit(start_app:
     server = start_app(TMPDIR=str(tmp_path), DRAIN_SECONDS="0")
     server.wait_until_ready()
     assert server.get("/").status == 200
-    wait_for(lambda: _settled(server, workers=2), timeout=10.0, what="no request in flight")
+    wait_until("no request in flight", lambda: _settled(server, workers=2), 10.0)
     [current] = [d for d in tmp_path.glob("webapp-metrics-*") if d != stale]
     assert any(current.glob("*.db")), "the workers write their samples here"
     assert server.metrics()['webapp_http_requests_total{method="GET",route="/",status="200"}'] == 1

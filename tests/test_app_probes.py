@@ -17,8 +17,10 @@ import pytest
 
 from app.crash_watch import CRASH_LIMIT
 from components.web_service import PROBE_TIMEOUT_SECONDS
+from harness.app_server import RunningServer
+from harness.http import Outcome
+from harness.processes import wait_until
 from tests.conftest import StartServer
-from tests.server_process import Outcome, RunningServer, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -73,9 +75,9 @@ def test_liveness_fails_when_every_thread_is_wedged_and_recovers_once_released(
     assert server.probe("/healthz").status == 200
     wedge = Wedge(server, tmp_path, requests=2)
     try:
-        wait_for(lambda: server.metrics()["webapp_http_requests_in_flight"] == 2, timeout=4.0, what="threads held")
+        wait_until("threads held", lambda: server.metrics()["webapp_http_requests_in_flight"] == 2, 4.0)
         assert server.probe("/healthz").status == 200, "busy is not stalled before STALL_SECONDS"
-        wait_for(lambda: server.probe("/healthz").status == 503, timeout=4.0, what="liveness turns 503")
+        wait_until("liveness turns 503", lambda: server.probe("/healthz").status == 503, 4.0)
         stalled = json.loads(server.probe("/healthz").body)
         assert stalled["status"] == "stalled"
         assert stalled["stall_seconds"] == 1
@@ -84,7 +86,7 @@ def test_liveness_fails_when_every_thread_is_wedged_and_recovers_once_released(
         assert server.probe("/ready").status == 200, "a stall is for liveness; readiness keeps its contract"
     finally:
         assert wedge.release() == [200, 200]
-    wait_for(lambda: server.probe("/healthz").status == 200, timeout=5.0, what="liveness recovers")
+    wait_until("liveness recovers", lambda: server.probe("/healthz").status == 200, 5.0)
 
 
 def test_a_busy_worker_that_keeps_finishing_requests_stays_alive(start_app: StartServer, tmp_path: Path) -> None:
@@ -123,13 +125,13 @@ def test_workers_dying_in_a_loop_fail_readiness_then_liveness(start_app: StartSe
         return len(crashed) >= CRASH_LIMIT
 
     assert server.probe("/ready").status == 200
-    wait_for(crash_the_worker, timeout=20.0, what=f"{CRASH_LIMIT} workers crashed")
-    wait_for(lambda: _status(server, "/ready") == "crash_looping", timeout=5.0, what="readiness fails")
+    wait_until(f"{CRASH_LIMIT} workers crashed", crash_the_worker, 20.0)
+    wait_until("readiness fails", lambda: _status(server, "/ready") == "crash_looping", 5.0)
     ready = server.probe("/ready")
     assert ready.status == 503
     assert json.loads(ready.body)["status"] == "crash_looping"
     assert json.loads(ready.body)["recent_crashes"] == CRASH_LIMIT
     assert server.metrics()["webapp_worker_crashes_total"] == CRASH_LIMIT
-    wait_for(lambda: server.probe("/healthz").status == 503, timeout=10.0, what="liveness fails after STALL_SECONDS")
+    wait_until("liveness fails after STALL_SECONDS", lambda: server.probe("/healthz").status == 503, 10.0)
     assert json.loads(server.probe("/healthz").body)["status"] == "crash_looping"
     assert server.get("/").status == 200, "the replacement worker still serves; the probes tell Kubernetes to stop"

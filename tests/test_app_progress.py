@@ -11,7 +11,7 @@ import pytest
 from app.lifecycle import ShutdownState
 from app.probes import Probes
 from app.progress import ProgressTable, slots_for
-from tests.server_process import REPO_ROOT
+from tools.stack_config import REPO_ROOT
 
 THREADS = 2
 STALL = 10.0

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.http import Outcome, get
+from harness.processes import wait_until
 from tests.conftest import StartServer
-from tests.server_process import Outcome, get, wait_for
 
 MAX_REQUESTS = 400
 MAX_LOOP_SECONDS = 15.0
@@ -190,7 +191,7 @@ def test_workers_hold_the_traffic_socket_but_not_the_management_one(start_app: S
         workers[:] = server.worker_pids()
         return len(workers) == 2
 
-    wait_for(both_workers_booted, timeout=10, what="two workers")
+    wait_until("two workers", both_workers_booted, 10)
     traffic, management = _listening_socket_inode(server.port), _listening_socket_inode(server.management_port)
     assert {traffic, management} <= _socket_inodes(master)
     for worker in workers:

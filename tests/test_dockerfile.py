@@ -7,7 +7,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from tools.stack_config import REPO_ROOT
+
 DOCKERFILE = REPO_ROOT / "app" / "Dockerfile"
 
 

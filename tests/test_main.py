@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from config.errors import ConfigError
-from tests.pulumi_helpers import kube, only, run_main, valid_config
+from harness.stack_values import valid_config
+from tests.pulumi_helpers import kube, only, run_main
 from tools.render import render_stack
 
 

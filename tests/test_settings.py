@@ -9,7 +9,8 @@ import pytest
 
 from config.errors import ConfigError
 from config.loading import parse_settings
-from tests.pulumi_helpers import TEST_SECRETS, only, run_main, valid_config
+from harness.stack_values import TEST_SECRETS, valid_config
+from tests.pulumi_helpers import only, run_main
 from tools.mocks import KubernetesMocks
 
 

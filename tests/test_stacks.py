@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 from config.errors import ConfigError
-from tests.pulumi_helpers import TEST_SECRETS, container, kube, only, unwrap
+from harness.stack_values import TEST_SECRETS
+from tests.pulumi_helpers import container, kube, only, unwrap
 from tools.mocks import ProgramRun
 from tools.render import run_main_program
 from tools.stack_config import REPO_ROOT, load_stack_config, stack_names

@@ -1,53 +1,20 @@
-"""Run the real server (`python -m app`) in a child process, for the tests (through `tests/conftest.py`) and bench/."""
+"""The app's server (`python -m app`) as a child process on free ports, for the tests (through `tests/conftest.py`)
+and the benchmarks."""
 
 from __future__ import annotations
 
-import http.client
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What one HTTP request got: a status code and body, or the name of the error raised."""
-
-    path: str
-    status: int | None
-    error: str | None
-    sent_at: float
-    body: bytes = b""
-    seconds: float = 0.0
-
-
-def get(port: int, path: str, timeout: float = 10.0) -> Outcome:
-    """GET `path` on a fresh connection (no keep-alive), recording the status or the error."""
-    started = time.monotonic()
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        conn.request("GET", path, headers={"Connection": "close"})
-        response = conn.getresponse()
-        body = response.read()
-        return Outcome(path, response.status, None, started, body, time.monotonic() - started)
-    except (OSError, http.client.HTTPException) as error:
-        return Outcome(path, None, type(error).__name__, started, b"", time.monotonic() - started)
-    finally:
-        conn.close()
+from harness.http import Outcome, get
+from harness.processes import free_port, stop
+from tools.stack_config import REPO_ROOT
 
 
 @dataclass
@@ -143,20 +110,3 @@ def start_server(
             [*prefix, str(python), *command], cwd=cwd, env=environment, stdout=stdout, stderr=stderr
         )
     return RunningServer(process, port, management_port, log_dir)
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll `predicate` every 50 ms until it holds; fail naming `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"not within {timeout}s: {what}")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """Make sure the process is gone (SIGKILL after a bounded wait)."""
-    if process.poll() is None:
-        process.kill()
-    process.wait(timeout=10)
