@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask
 
 from app.errors import register_error_handlers
-from app.lifecycle import ShutdownState
 from app.probes import Probes, serve_probes_in_front
 from app.progress import ProgressTable, WSGIApp
 from app.settings import AppSettings
+from app.shutdown_state import ShutdownState
 from app.views import main, test_routes
 
 if TYPE_CHECKING:  # prometheus_client must not be imported before the server sets its directory

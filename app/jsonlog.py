@@ -86,7 +86,7 @@ def configure_logging(level: str) -> None:
     root.setLevel(level.upper())
 
 
-def lifecycle(logger: logging.Logger | glogging.Logger, event: str, message: str, **fields: Any) -> None:
+def log_lifecycle_event(logger: logging.Logger | glogging.Logger, event: str, message: str, **fields: Any) -> None:
     """Log a server lifecycle event (started, draining, stopping, stopped) as info."""
     logger.info(message, extra={"fields": {"event": event, **fields}})
 

@@ -7,7 +7,7 @@ process never handles application requests, so this listener, one selector
 thread of the master that reads each request whole before answering it
 (idle or slow clients cost a socket, never a thread, and at most 64 are
 held), answers within milliseconds however loaded the workers are. It reads the workers' state
-from shared memory (`app.progress`, `app.lifecycle`) and their metric files
+from shared memory (`app.progress`, `app.shutdown_state`) and their metric files
 (`app.metrics`), and it writes no log line per request.
 
 The socket is bound before the workers are forked (a busy port stops the

@@ -28,10 +28,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoM
 from prometheus_client.registry import Collector
 
 from app.crash_watch import CrashWatch
-from app.lifecycle import ShutdownState
 from app.metric_files import MetricFiles, reserve_before_mapping
 from app.metrics_directory import ENV_VAR
 from app.progress import ClosingBody, ProgressTable, WSGIApp
+from app.shutdown_state import ShutdownState
 
 ROUTE_KEY = "webapp.route"
 """The WSGI environ key under which Flask leaves the matched URL rule for the metrics."""

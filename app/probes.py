@@ -22,8 +22,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from app.crash_watch import CrashWatch
-from app.lifecycle import ShutdownState
 from app.progress import ProgressTable, WSGIApp
+from app.shutdown_state import ShutdownState
 
 LIVENESS_PATH = "/healthz"
 READINESS_PATH = "/ready"

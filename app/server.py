@@ -54,11 +54,11 @@ if TYPE_CHECKING:
 
 from app import metrics_directory
 from app.crash_watch import CrashWatch
-from app.jsonlog import configure_logging, lifecycle
-from app.lifecycle import ShutdownState
+from app.jsonlog import configure_logging, log_lifecycle_event
 from app.listener import refuse_new_connections
 from app.progress import LEFT, ProgressTable, slots_for
 from app.settings import AppSettings
+from app.shutdown_state import ShutdownState
 
 MAX_CONNECTIONS_PER_WORKER = 1000
 """Connections one worker holds at once (in flight, kept alive or sending their head); above it, it stops accepting.
@@ -140,7 +140,7 @@ class DrainingArbiter(Arbiter):
     def _begin_drain(self, signame: str) -> None:
         self.shutdown.begin()
         self._drain_deadline = time.monotonic() + self.drain_seconds
-        lifecycle(
+        log_lifecycle_event(
             self.log,
             "draining",
             f"{signame} received: /ready answers 503; serving for {self.drain_seconds:g}s before stopping",
@@ -168,7 +168,7 @@ class DrainingArbiter(Arbiter):
                 # Every listener, no short-circuit: each one must stop admitting.
                 filtered = [refuse_new_connections(listener.sock) for listener in self.LISTENERS]
                 refused = all(filtered)
-                lifecycle(
+                log_lifecycle_event(
                     self.log,
                     "stopping",
                     "Drain over: refusing new connections, finishing queued and in-flight requests",
@@ -183,7 +183,7 @@ class DrainingArbiter(Arbiter):
 
 
 def _when_ready(server: Arbiter) -> None:
-    lifecycle(server.log, "started", "Server ready", pid=server.pid, workers=server.num_workers)
+    log_lifecycle_event(server.log, "started", "Server ready", pid=server.pid, workers=server.num_workers)
 
 
 def _on_exit(server: DrainingArbiter) -> None:
@@ -192,7 +192,7 @@ def _on_exit(server: DrainingArbiter) -> None:
     if server.metric_files is not None:
         server.metric_files.close()
     metrics_directory.remove_directory(server.app.metrics_dir)
-    lifecycle(server.log, "stopped", "Server stopped", pid=server.pid)
+    log_lifecycle_event(server.log, "stopped", "Server stopped", pid=server.pid)
 
 
 def _pre_fork(server: DrainingArbiter, worker: Any) -> None:

@@ -40,7 +40,7 @@ from typing import Any
 from gunicorn import util
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
-from app.lifecycle import ShutdownState
+from app.shutdown_state import ShutdownState
 
 MAX_HEAD_BYTES = 64 * 1024
 """The largest request head (request line and header fields) a worker buffers; nginx allows 32 KiB by default."""

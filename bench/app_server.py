@@ -286,10 +286,10 @@ def _profile_index(requests: int) -> None:
 
     from app import create_app
     from app.jsonlog import GunicornJsonLogger
-    from app.lifecycle import ShutdownState
     from app.metrics import RequestMetrics
     from app.progress import ProgressTable, slots_for
     from app.settings import AppSettings
+    from app.shutdown_state import ShutdownState
 
     settings = AppSettings.from_env({})
     progress = ProgressTable(slots_for(settings.workers), settings.threads, settings.stall_seconds)

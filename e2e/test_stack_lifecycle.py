@@ -18,8 +18,8 @@ import pytest
 import yaml
 
 from e2e.engine import Workspace
-from e2e.manifests import differences, load_rendered, normalise
 from e2e.readme import ReadmeCommands
+from e2e.render_comparison import differences, load_rendered, normalise
 from e2e.stacks import SECRET_VALUE, action, drift_command, make_render, stack_file
 from tools.mocks import urn_type
 from tools.stack_config import stack_names

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import runpy
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 from config.settings import PROJECT
 from harness.stack_values import TEST_SECRETS, config_values
 from tools.mocks import KubernetesMocks, ProgramRun, RecordedResource, is_secret_wrapper, run_program
+from tools.render import Rendered, render_stack
 from tools.stack_config import REPO_ROOT
 
 
@@ -58,3 +60,12 @@ def container(deployment: RecordedResource) -> dict[str, Any]:
     containers: list[dict[str, Any]] = deployment.inputs["spec"]["template"]["spec"]["containers"]
     assert len(containers) == 1
     return containers[0]
+
+
+@functools.cache
+def committed_stack(stack: str) -> Rendered:
+    """A committed stack file rendered once per test process, shared by every test that only reads it.
+
+    A test that changes what it gets deep-copies first; one that needs a fresh render calls `render_stack`.
+    """
+    return render_stack(stack)

@@ -13,10 +13,10 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter
 from werkzeug.test import Client
 
-from app.lifecycle import ShutdownState
 from app.management import ManagementServer, management_app
 from app.probes import Probes
 from app.progress import ProgressTable, WSGIApp, slots_for
+from app.shutdown_state import ShutdownState
 from harness.http import get
 from harness.processes import free_port
 

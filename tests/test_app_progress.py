@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from app.lifecycle import ShutdownState
 from app.probes import Probes
 from app.progress import ProgressTable, slots_for
+from app.shutdown_state import ShutdownState
 from tools.stack_config import REPO_ROOT
 
 THREADS = 2

@@ -10,8 +10,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app import __version__, create_app
-from app.lifecycle import ShutdownState
 from app.settings import AppSettings
+from app.shutdown_state import ShutdownState
 
 
 @pytest.fixture

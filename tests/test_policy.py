@@ -27,8 +27,8 @@ from policy.webapp_policies import (
     validate_requests_and_limits,
 )
 from tests.policy_samples import CONTAINER, LABELS
+from tests.pulumi_helpers import committed_stack
 from tools.manifests import to_manifest
-from tools.render import render_stack
 from tools.stack_config import REPO_ROOT, stack_names
 
 
@@ -222,7 +222,9 @@ def test_autoscaled_minimum_counts_as_replicas() -> None:
 def test_every_rendered_stack_complies_with_the_pack(stack: str) -> None:
     # The Pulumi type token the mocks recorded, and the object as rendered (names filled in, secrets masked).
     resources = [
-        Resource(r.type, to_manifest(r).body, name=r.name) for r in render_stack(stack).run.resources if r.is_kubernetes
+        Resource(r.type, to_manifest(r).body, name=r.name)
+        for r in committed_stack(stack).run.resources
+        if r.is_kubernetes
     ]
     # Every policy of the pack, not a hand-picked list.
     violations = [

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.pulumi_helpers import committed_stack
 from tools.manifests import Manifest
 from tools.render import check_stacks, main, render_stack, write_manifests
 from tools.stack_config import MASKED, StackConfigError, load_stack_config, stack_names
@@ -25,7 +26,7 @@ def test_two_renders_write_identical_files(tmp_path: Path) -> None:
 
 
 def test_references_resolve_to_generated_names() -> None:
-    rendered = render_stack("prod")
+    rendered = committed_stack("prod")
     by_kind = {m.kind: m for m in rendered.manifests}
     container = by_kind["Deployment"].body["spec"]["template"]["spec"]["containers"][0]
     assert container["envFrom"] == [
@@ -59,7 +60,7 @@ def test_a_plain_value_among_secure_ones_is_refused(tmp_path: Path) -> None:
 
 
 def test_rendered_secret_is_masked_even_when_the_value_is_known() -> None:
-    rendered = render_stack("dev")
+    rendered = committed_stack("dev")
     secret = next(m for m in rendered.manifests if m.kind == "Secret")
     assert secret.body["stringData"] == {"DATABASE_PASSWORD": MASKED}
     assert rendered.notes, "a placeholder secret must be called out"
@@ -79,11 +80,11 @@ def test_project_defaults_apply_and_stack_values_win(tmp_path: Path) -> None:
 
 def test_rendered_manifests_pass_the_schema_in_strict_mode() -> None:
     for stack in stack_names():
-        assert schema_problems(render_stack(stack).manifests) == [], stack
+        assert schema_problems(committed_stack(stack).manifests) == [], stack
 
 
 def test_schema_check_rejects_unknown_and_mistyped_fields() -> None:
-    deployment = next(m for m in render_stack("dev").manifests if m.kind == "Deployment")
+    deployment = next(m for m in committed_stack("dev").manifests if m.kind == "Deployment")
     broken = copy.deepcopy(deployment)
     broken.body["spec"]["template"]["spec"]["containers"][0]["livenessProbes"] = {}
     broken.body["spec"]["replicas"] = "three"
@@ -94,7 +95,7 @@ def test_schema_check_rejects_unknown_and_mistyped_fields() -> None:
 
 def test_schema_check_holds_each_manifest_to_each_versions_own_schema() -> None:
     # Pod-level resources arrived in Kubernetes 1.32: unknown to the oldest supported version, valid in the newest.
-    deployment = next(m for m in render_stack("dev").manifests if m.kind == "Deployment")
+    deployment = next(m for m in committed_stack("dev").manifests if m.kind == "Deployment")
     newer = copy.deepcopy(deployment)
     newer.body["spec"]["template"]["spec"]["resources"] = {"limits": {"cpu": "1"}}
     problems = schema_problems([newer], ["1.31.4", "1.37.0"])

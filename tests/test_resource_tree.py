@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.pulumi_helpers import committed_stack
 from tools.mocks import Registration
-from tools.render import render_stack
 from tools.stack_config import stack_names
 
 STACKS = stack_names()
@@ -19,7 +19,7 @@ DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 
 
 def _registrations(stack: str) -> list[Registration]:
-    return render_stack(stack).run.registrations
+    return committed_stack(stack).run.registrations
 
 
 @pytest.mark.parametrize("stack", STACKS)

@@ -27,7 +27,7 @@ import yaml
 from tools.manifests import Manifest, to_manifests
 from tools.mocks import ProgramRun, run_program
 from tools.stack_config import REPO_ROOT, StackConfig, load_stack_config, stack_names
-from tools.validate import SUPPORTED_KUBERNETES, CheckovScan, schema_problems
+from tools.validate import SUPPORTED_KUBERNETES, CheckovFinding, CheckovScan, schema_problems
 
 DEFAULT_OUTPUT = REPO_ROOT / "build" / "manifests"
 SAFE_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
@@ -147,18 +147,22 @@ def print_summary(rendered: Rendered, directory: Path, seconds: float) -> None:
     print()
 
 
-def checkov_by_stack(written: dict[str, Path], found: list[str]) -> dict[str, list[str]]:
-    """checkov's findings from one scan (of the stack's directory when there is one, else of their root), by stack."""
+def checkov_by_stack(written: dict[str, Path], found: list[CheckovFinding]) -> dict[str, list[str]]:
+    """checkov's findings from one scan (of the stack's directory when there is one, else of their root), by stack.
+
+    A failure of checkov itself (a finding with no file) fails every stack.
+    """
     if len(written) == 1:
-        return {stack: list(found) for stack in written}
+        return {stack: [str(finding) for finding in found] for stack in written}
     grouped: dict[str, list[str]] = {stack: [] for stack in written}
-    for problem in found:
-        stack, _, rest = problem.partition("/")
-        if stack in grouped:
-            grouped[stack].append(rest)
-        elif ":" in stack or " " in stack:  # not a file's finding: checkov itself failed, which fails every stack
+    for finding in found:
+        if finding.path is None:
             for problems in grouped.values():
-                problems.append(problem)
+                problems.append(finding.message)
+            continue
+        stack, _, rest = finding.path.partition("/")
+        if stack in grouped:
+            grouped[stack].append(f"{rest}: {finding.message}")
     return grouped
 
 

@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +95,17 @@ def schema_problems(manifests: Iterable[Manifest], versions: Iterable[str] = SUP
     return problems
 
 
+@dataclass(frozen=True)
+class CheckovFinding:
+    """One failed check on a file (`path`, relative to the scanned directory), or checkov's own failure (no path)."""
+
+    path: str | None
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path is not None else self.message
+
+
 class CheckovScan:
     """One checkov run, started before there is anything to scan so that its slow import overlaps other work.
 
@@ -158,30 +170,39 @@ class CheckovScan:
         except BrokenPipeError:  # checkov died while importing; `problems` reports its stderr
             pass
 
-    def problems(self) -> list[str]:
-        """Every failed checkov Kubernetes check under the scanned directory, by path relative to it."""
+    def problems(self) -> list[CheckovFinding]:
+        """Every failed checkov Kubernetes check under the scanned directory, or why checkov itself failed."""
         if self._directory is None:
             raise RuntimeError("nothing to report: call scan(directory) first")
         if self._process is None:
-            return [f"checkov is not installed in {CHECKOV_VENV.relative_to(REPO_ROOT)}; run `make setup`"]
+            return [
+                CheckovFinding(
+                    None, f"checkov is not installed in {CHECKOV_VENV.relative_to(REPO_ROOT)}; run `make setup`"
+                )
+            ]
         try:
             stdout, stderr = self._process.communicate(timeout=self.TIMEOUT_SECONDS)
         except subprocess.TimeoutExpired:
             self.close()
-            return [f"checkov did not finish within {self.TIMEOUT_SECONDS} s"]
+            return [CheckovFinding(None, f"checkov did not finish within {self.TIMEOUT_SECONDS} s")]
         if self._process.returncode not in (0, 1):
-            return [f"checkov failed to run (exit {self._process.returncode}): {stderr.strip()[-2000:]}"]
+            return [
+                CheckovFinding(
+                    None, f"checkov failed to run (exit {self._process.returncode}): {stderr.strip()[-2000:]}"
+                )
+            ]
         try:
             report = json.loads(stdout or "{}")
         except json.JSONDecodeError:
-            return [f"checkov printed no JSON report: {stdout[-2000:]} {stderr[-2000:]}"]
+            return [CheckovFinding(None, f"checkov printed no JSON report: {stdout[-2000:]} {stderr[-2000:]}")]
         reports = report if isinstance(report, list) else [report]
         found = []
         for item in reports:
             for failed in item.get("results", {}).get("failed_checks", []):
                 where = str(failed.get("file_path", "?")).lstrip("/")  # relative to the scanned directory
-                found.append(f"{where}: {failed['check_id']} {failed['check_name']} ({failed.get('resource')})")
-        return sorted(found)
+                check = f"{failed['check_id']} {failed['check_name']} ({failed.get('resource')})"
+                found.append(CheckovFinding(where, check))
+        return sorted(found, key=str)
 
     @property
     def exit_status(self) -> int | None:
