@@ -18,6 +18,11 @@ def selector_labels(name: str, instance: str) -> dict[str, str]:
     return {"app.kubernetes.io/name": name, "app.kubernetes.io/instance": instance}
 
 
+def selector_of(labels: dict[str, str]) -> dict[str, str]:
+    """The selector labels within a service's `standard_labels`."""
+    return {key: labels[key] for key in ("app.kubernetes.io/name", "app.kubernetes.io/instance")}
+
+
 def standard_labels(name: str, instance: str, component: str, part_of: str) -> dict[str, str]:
     """The recommended labels every object of the service carries: selector ones, component, part-of, managed-by."""
     return {

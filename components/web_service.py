@@ -3,34 +3,41 @@
 The pod spec carries what the on-call engineer relies on: probes wired to
 the app's /ready and /healthz, a termination grace period that covers the
 app's drain and in-flight requests, zero-unavailable rolling updates, a
-restricted security context, and the recommended labels.
+restricted security context, and the recommended labels. Each object has a
+builder of its own below; `WebService.__init__` lists what it creates.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.labels import selector_labels, standard_labels, workload_labels
+from components.labels import selector_of, workload_labels
 from config.rules import (
+    APP_PORT,
     DNS_LABEL,
     LIVENESS_PATH,
+    MANAGEMENT_PORT,
     MANAGEMENT_PORT_NAME,
     METRICS_PATH,
     READINESS_PATH,
     ROLLOUT_TIMEOUT_SECONDS,
     TEST_ROUTES_ENV,
     published_metrics_problem,
-    service_type_problem,
-    unpinned_image_problem,
 )
-from config.settings import AutoscalingSettings, MetricsSettings, ResourceSettings
+from config.settings import (
+    AutoscalingSettings,
+    ImageSettings,
+    MetricsSettings,
+    ResourceSettings,
+    ServerTimings,
+    ServiceSettings,
+)
 
 CONTAINER_PORT_NAME = "http"
 RUN_AS_USER = 10001  # the numeric user of app/Dockerfile
-TERMINATION_MARGIN_SECONDS = 5
 PROBE_TIMEOUT_SECONDS = 2
 """Every probe's timeoutSeconds: the app's management port answers in milliseconds however busy it is."""
 # Pulumi owns the Deployment: a field someone changed by hand (`kubectl scale`, `kubectl edit`) would
@@ -39,11 +46,11 @@ PROBE_TIMEOUT_SECONDS = 2
 FORCE_APPLY = {"pulumi.com/patchForce": "true"}
 
 
-def scrape_annotations(args: WebServiceArgs) -> dict[str, str]:
+def scrape_annotations(management_port: int) -> dict[str, str]:
     """The prometheus.io annotations that annotation-based Prometheus configurations discover pods by."""
     return {
         "prometheus.io/scrape": "true",
-        "prometheus.io/port": str(args.management_port),
+        "prometheus.io/port": str(management_port),
         "prometheus.io/path": METRICS_PATH,
     }
 
@@ -54,66 +61,88 @@ def rollout_await(timeout_seconds: int) -> dict[str, str]:
     return {"pulumi.com/timeoutSeconds": str(timeout_seconds)}
 
 
-def termination_grace_seconds(drain_seconds: int, graceful_timeout_seconds: int) -> int:
-    """How long Kubernetes waits after SIGTERM before SIGKILL: drain, then in-flight requests, plus a margin."""
-    return drain_seconds + graceful_timeout_seconds + TERMINATION_MARGIN_SECONDS
-
-
 @dataclass(frozen=True)
 class WebServiceArgs:
     """Inputs of `WebService`."""
 
     namespace: pulumi.Input[str]
     """Namespace for every object."""
-    image: str
-    """Full image reference, repository:tag[@digest]."""
-    version: str
-    """The image tag: the version label and APP_VERSION."""
-    instance: str
-    """The app.kubernetes.io/instance label, unique per deployment of this service (e.g. webapp-prod)."""
-    resources: ResourceSettings
-    """Container requests and limits."""
+    image: ImageSettings
+    """The image: its reference (tag, digest) runs, its tag is the version label and APP_VERSION."""
+    labels: dict[str, str]
+    """The service's recommended labels (`components.labels.standard_labels`); its selector is a subset of them."""
     object_name: str
     """metadata.name of the Deployment, Service, NetworkPolicy, PDB and HPA: fixed, so the in-cluster address
     (`http://<object_name>.<namespace>.svc.cluster.local`) is known before deploying and survives replacements."""
     replicas: int
     """Pod count (the autoscaler's minimum takes over when autoscaling is on)."""
-    part_of: str
-    """The app.kubernetes.io/part-of label: the larger application."""
-    component: str
-    """The app.kubernetes.io/component label."""
-    container_port: int
-    """Port the app serves traffic on (its PORT)."""
-    management_port: int
-    """Port of the app's probes and /metrics (its MANAGEMENT_PORT), answered by its master process."""
-    service_port: int
-    """Port the Service exposes."""
-    service_type: str
-    """ClusterIP, NodePort or LoadBalancer."""
-    config_map_name: pulumi.Input[str] | None
-    """ConfigMap to load the environment from, if any."""
-    secret_name: pulumi.Input[str] | None
-    """Secret to load the environment from, if any."""
-    drain_seconds: int
-    """The app's DRAIN_SECONDS."""
-    graceful_timeout_seconds: int
-    """The app's GRACEFUL_TIMEOUT_SECONDS."""
-    keepalive_seconds: int
-    """The app's KEEPALIVE_SECONDS."""
-    stall_seconds: int
-    """The app's STALL_SECONDS."""
-    enable_test_routes: bool
-    """Set the app's ENABLE_TEST_ROUTES=true (test stacks only; the policy pack refuses it)."""
+    resources: ResourceSettings
+    """Container requests and limits."""
+    service: ServiceSettings
+    """How the Service exposes the pods: its type and port."""
+    timings: ServerTimings
+    """The app's drain, graceful timeout, keep-alive and stall limit: its env and the pod's grace period."""
     autoscaling: AutoscalingSettings
     """CPU autoscaling."""
     max_unavailable: int
     """The disruption budget's maxUnavailable, when more than one pod runs."""
     metrics: MetricsSettings
     """Prometheus scraping: pod annotations always; a ServiceMonitor and a Service port when enabled."""
+    config_map_name: pulumi.Input[str] | None = None
+    """ConfigMap to load the environment from, if any."""
+    secret_name: pulumi.Input[str] | None = None
+    """Secret to load the environment from, if any."""
+    container_port: int = APP_PORT
+    """Port the app serves traffic on (its PORT)."""
+    management_port: int = MANAGEMENT_PORT
+    """Port of the app's probes and /metrics (its MANAGEMENT_PORT), answered by its master process."""
+    enable_test_routes: bool = False
+    """Set the app's ENABLE_TEST_ROUTES=true (test stacks only; the policy pack refuses it)."""
     image_pull_secrets: tuple[str, ...] = ()
     """Names of `kubernetes.io/dockerconfigjson` Secrets the kubelet pulls the image with (private registries)."""
     rollout_timeout_seconds: int = ROLLOUT_TIMEOUT_SECONDS
     """Seconds a rollout may take: the provider's await (`pulumi.com/timeoutSeconds`) and progressDeadlineSeconds."""
+
+    @property
+    def autoscaled(self) -> bool:
+        """Whether an autoscaler owns the replica count."""
+        return self.autoscaling.enabled
+
+    @property
+    def initial_replicas(self) -> int:
+        """The Deployment's replicas: the autoscaler's minimum when it owns the count."""
+        return self.autoscaling.min_replicas if self.autoscaled else self.replicas
+
+    @property
+    def several_pods(self) -> bool:
+        """Whether more than one pod may run: then a disruption budget protects them and they spread over nodes."""
+        return self.initial_replicas > 1 or (self.autoscaled and self.autoscaling.max_replicas > 1)
+
+
+@dataclass(frozen=True)
+class _Objects:
+    """What every object of one WebService shares: its component name, metadata and selector, and its parent."""
+
+    name: str
+    args: WebServiceArgs
+    opts: pulumi.ResourceOptions
+    selector: dict[str, str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "selector", selector_of(self.args.labels))
+
+    def metadata(
+        self, labels: dict[str, str] | None = None, annotations: dict[str, str] | None = None
+    ) -> k8s.meta.v1.ObjectMetaArgs:
+        """The object's name, namespace and labels (the service's own unless given), and any annotations."""
+        args = self.args
+        return k8s.meta.v1.ObjectMetaArgs(
+            name=args.object_name, namespace=args.namespace, labels=labels or args.labels, annotations=annotations
+        )
+
+    def match(self) -> k8s.meta.v1.LabelSelectorArgs:
+        """A label selector for exactly this service's pods."""
+        return k8s.meta.v1.LabelSelectorArgs(match_labels=self.selector)
 
 
 class WebService(pulumi.ComponentResource):
@@ -123,205 +152,185 @@ class WebService(pulumi.ComponentResource):
     """Name of the Deployment."""
     service_name: pulumi.Output[str]
     """Name of the Service."""
-    service_port: int
-    """Port the Service exposes."""
     selector: dict[str, str]
     """Labels selecting this service's pods."""
 
     def __init__(self, name: str, args: WebServiceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("webapp:index:WebService", name, None, opts)
         _check(name, args)
-        child = pulumi.ResourceOptions(parent=self)
-        self.selector = selector_labels(name, args.instance)
-        labels = standard_labels(name, args.instance, args.component, args.part_of)
-        versioned = workload_labels(labels, args.version)
-        autoscaled = args.autoscaling.enabled
-        replicas = args.autoscaling.min_replicas if autoscaled else args.replicas
-        # More than one pod may run: protect them from voluntary evictions and spread them over nodes.
-        several = replicas > 1 or (autoscaled and args.autoscaling.max_replicas > 1)
-
-        deployment = k8s.apps.v1.Deployment(
-            f"{name}-deploy",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=args.object_name,
-                namespace=args.namespace,
-                labels=versioned,
-                # `pulumi up` gives up on a rollout when Kubernetes does, naming the cause (an image that
-                # cannot be pulled, a pod that never turns Ready); the previous pods keep serving meanwhile.
-                annotations={**FORCE_APPLY, **rollout_await(args.rollout_timeout_seconds)},
-            ),
-            spec=k8s.apps.v1.DeploymentSpecArgs(
-                replicas=replicas,
-                progress_deadline_seconds=args.rollout_timeout_seconds,
-                revision_history_limit=5,
-                selector=k8s.meta.v1.LabelSelectorArgs(match_labels=self.selector),
-                strategy=k8s.apps.v1.DeploymentStrategyArgs(
-                    type="RollingUpdate",
-                    rolling_update=k8s.apps.v1.RollingUpdateDeploymentArgs(max_unavailable=0, max_surge=1),
-                ),
-                template=k8s.core.v1.PodTemplateSpecArgs(
-                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=versioned, annotations=scrape_annotations(args)),
-                    spec=_pod_spec(name, args, several, self.selector),
-                ),
-            ),
-            # The autoscaler owns the replica count once it exists; `pulumi up` must not reset it.
-            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(ignore_changes=["spec.replicas"]))
-            if autoscaled
-            else child,
-        )
-
-        service = k8s.core.v1.Service(
-            f"{name}-svc",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=args.object_name,
-                namespace=args.namespace,
-                labels=labels,
-                # On a create the provider waits for the Service's endpoints too: the same bound as the Deployment's.
-                annotations=rollout_await(args.rollout_timeout_seconds),
-            ),
-            spec=k8s.core.v1.ServiceSpecArgs(
-                type=args.service_type,
-                selector=self.selector,
-                ports=[
-                    k8s.core.v1.ServicePortArgs(
-                        name=CONTAINER_PORT_NAME,
-                        port=args.service_port,
-                        target_port=CONTAINER_PORT_NAME,
-                        protocol="TCP",
-                    ),
-                    # Only for the ServiceMonitor, which names a Service port; the settings keep it off
-                    # NodePort and LoadBalancer Services.
-                    *(
-                        [
-                            k8s.core.v1.ServicePortArgs(
-                                name=MANAGEMENT_PORT_NAME,
-                                port=args.management_port,
-                                target_port=MANAGEMENT_PORT_NAME,
-                                protocol="TCP",
-                            )
-                        ]
-                        if args.metrics.service_monitor
-                        else []
-                    ),
-                ],
-            ),
-            opts=child,
-        )
-
-        # Admit traffic on the HTTP port from anywhere, and the management port (/metrics) from Prometheus'
-        # namespace only; kubelet's probes come from the node, which NetworkPolicies do not restrict. Egress
-        # stays open (the app calls its database).
-        k8s.networking.v1.NetworkPolicy(
-            f"{name}-netpol",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=args.object_name, namespace=args.namespace, labels=labels),
-            spec=k8s.networking.v1.NetworkPolicySpecArgs(
-                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=self.selector),
-                policy_types=["Ingress"],
-                ingress=[
-                    k8s.networking.v1.NetworkPolicyIngressRuleArgs(
-                        ports=[k8s.networking.v1.NetworkPolicyPortArgs(port=CONTAINER_PORT_NAME, protocol="TCP")]
-                    ),
-                    k8s.networking.v1.NetworkPolicyIngressRuleArgs(
-                        ports=[k8s.networking.v1.NetworkPolicyPortArgs(port=MANAGEMENT_PORT_NAME, protocol="TCP")],
-                        from_=[
-                            k8s.networking.v1.NetworkPolicyPeerArgs(
-                                namespace_selector=k8s.meta.v1.LabelSelectorArgs(
-                                    match_labels={"kubernetes.io/metadata.name": args.metrics.scrape_namespace}
-                                )
-                            )
-                        ],
-                    ),
-                ],
-            ),
-            opts=child,
-        )
-
+        objects = _Objects(name, args, pulumi.ResourceOptions(parent=self))
+        deployment = _deployment(objects)
+        service = _service(objects)
+        _network_policy(objects)
         if args.metrics.service_monitor:
-            k8s.apiextensions.CustomResource(
-                f"{name}-servicemonitor",
-                api_version="monitoring.coreos.com/v1",
-                kind="ServiceMonitor",
-                metadata=k8s.meta.v1.ObjectMetaArgs(name=args.object_name, namespace=args.namespace, labels=labels),
-                spec={
-                    "selector": {"matchLabels": self.selector},
-                    "endpoints": [
-                        {"port": MANAGEMENT_PORT_NAME, "path": METRICS_PATH, "interval": args.metrics.interval}
-                    ],
-                },
-                opts=child,
-            )
+            _service_monitor(objects)
+        if args.several_pods:
+            _disruption_budget(objects)
+        if args.autoscaled:
+            _autoscaler(objects, deployment)
 
-        if several:
-            k8s.policy.v1.PodDisruptionBudget(
-                f"{name}-pdb",
-                metadata=k8s.meta.v1.ObjectMetaArgs(name=args.object_name, namespace=args.namespace, labels=labels),
-                spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
-                    max_unavailable=args.max_unavailable,
-                    selector=k8s.meta.v1.LabelSelectorArgs(match_labels=self.selector),
-                ),
-                opts=child,
-            )
-
-        if autoscaled:
-            k8s.autoscaling.v2.HorizontalPodAutoscaler(
-                f"{name}-hpa",
-                metadata=k8s.meta.v1.ObjectMetaArgs(name=args.object_name, namespace=args.namespace, labels=labels),
-                spec=k8s.autoscaling.v2.HorizontalPodAutoscalerSpecArgs(
-                    scale_target_ref=k8s.autoscaling.v2.CrossVersionObjectReferenceArgs(
-                        api_version="apps/v1", kind="Deployment", name=deployment.metadata.name
-                    ),
-                    min_replicas=args.autoscaling.min_replicas,
-                    max_replicas=args.autoscaling.max_replicas,
-                    metrics=[
-                        k8s.autoscaling.v2.MetricSpecArgs(
-                            type="Resource",
-                            resource=k8s.autoscaling.v2.ResourceMetricSourceArgs(
-                                name="cpu",
-                                target=k8s.autoscaling.v2.MetricTargetArgs(
-                                    type="Utilization", average_utilization=args.autoscaling.target_cpu_utilization
-                                ),
-                            ),
-                        )
-                    ],
-                ),
-                opts=child,
-            )
-
+        self.selector = objects.selector
         self.deployment_name = deployment.metadata.name
         self.service_name = service.metadata.name
-        self.service_port = args.service_port
         self.register_outputs(
-            {
-                "deployment_name": self.deployment_name,
-                "service_name": self.service_name,
-                "service_port": self.service_port,
-                "selector": self.selector,
-            }
+            {"deployment_name": self.deployment_name, "service_name": self.service_name, "selector": self.selector}
         )
 
 
 def _check(name: str, args: WebServiceArgs) -> None:
     if not DNS_LABEL.match(args.object_name):
         raise ValueError(f"WebService {name!r}: object_name {args.object_name!r} is not a DNS label, e.g. webapp")
-    problem = unpinned_image_problem(args.image)
-    if problem:
-        raise ValueError(f"WebService {name!r}: {problem}; the image must be pinned to a version or digest")
     if args.replicas < 1:
         raise ValueError(f"WebService {name!r}: replicas is {args.replicas}; it must be at least 1")
-    for problem in (
-        service_type_problem(args.service_type),
-        published_metrics_problem(args.service_type, args.metrics.service_monitor),
-    ):
-        if problem:
-            raise ValueError(f"WebService {name!r}: {problem}")
+    problem = published_metrics_problem(args.service.type, args.metrics.service_monitor)
+    if problem:
+        raise ValueError(f"WebService {name!r}: {problem}")
 
 
-def _pod_spec(name: str, args: WebServiceArgs, spread: bool, selector: dict[str, str]) -> k8s.core.v1.PodSpecArgs:
+def _deployment(objects: _Objects) -> k8s.apps.v1.Deployment:
+    args = objects.args
+    versioned = workload_labels(args.labels, args.image.tag)
+    return k8s.apps.v1.Deployment(
+        f"{objects.name}-deploy",
+        metadata=objects.metadata(
+            versioned,
+            # `pulumi up` gives up on a rollout when Kubernetes does, naming the cause (an image that
+            # cannot be pulled, a pod that never turns Ready); the previous pods keep serving meanwhile.
+            {**FORCE_APPLY, **rollout_await(args.rollout_timeout_seconds)},
+        ),
+        spec=k8s.apps.v1.DeploymentSpecArgs(
+            replicas=args.initial_replicas,
+            progress_deadline_seconds=args.rollout_timeout_seconds,
+            revision_history_limit=5,
+            selector=objects.match(),
+            strategy=k8s.apps.v1.DeploymentStrategyArgs(
+                type="RollingUpdate",
+                rolling_update=k8s.apps.v1.RollingUpdateDeploymentArgs(max_unavailable=0, max_surge=1),
+            ),
+            template=k8s.core.v1.PodTemplateSpecArgs(
+                metadata=k8s.meta.v1.ObjectMetaArgs(
+                    labels=versioned, annotations=scrape_annotations(args.management_port)
+                ),
+                spec=_pod_spec(objects),
+            ),
+        ),
+        # The autoscaler owns the replica count once it exists; `pulumi up` must not reset it.
+        opts=pulumi.ResourceOptions.merge(objects.opts, pulumi.ResourceOptions(ignore_changes=["spec.replicas"]))
+        if args.autoscaled
+        else objects.opts,
+    )
+
+
+def _service(objects: _Objects) -> k8s.core.v1.Service:
+    args = objects.args
+    ports = [
+        k8s.core.v1.ServicePortArgs(
+            name=CONTAINER_PORT_NAME, port=args.service.port, target_port=CONTAINER_PORT_NAME, protocol="TCP"
+        )
+    ]
+    if args.metrics.service_monitor:
+        # Only for the ServiceMonitor, which names a Service port; the settings keep it off NodePort and
+        # LoadBalancer Services.
+        ports.append(
+            k8s.core.v1.ServicePortArgs(
+                name=MANAGEMENT_PORT_NAME, port=args.management_port, target_port=MANAGEMENT_PORT_NAME, protocol="TCP"
+            )
+        )
+    return k8s.core.v1.Service(
+        f"{objects.name}-svc",
+        # On a create the provider waits for the Service's endpoints too: the same bound as the Deployment's.
+        metadata=objects.metadata(annotations=rollout_await(args.rollout_timeout_seconds)),
+        spec=k8s.core.v1.ServiceSpecArgs(type=args.service.type, selector=objects.selector, ports=ports),
+        opts=objects.opts,
+    )
+
+
+def _network_policy(objects: _Objects) -> k8s.networking.v1.NetworkPolicy:
+    # Admit traffic on the HTTP port from anywhere, and the management port (/metrics) from Prometheus'
+    # namespace only; kubelet's probes come from the node, which NetworkPolicies do not restrict. Egress
+    # stays open (the app calls its database).
+    prometheus = k8s.meta.v1.LabelSelectorArgs(
+        match_labels={"kubernetes.io/metadata.name": objects.args.metrics.scrape_namespace}
+    )
+    return k8s.networking.v1.NetworkPolicy(
+        f"{objects.name}-netpol",
+        metadata=objects.metadata(),
+        spec=k8s.networking.v1.NetworkPolicySpecArgs(
+            pod_selector=objects.match(),
+            policy_types=["Ingress"],
+            ingress=[
+                k8s.networking.v1.NetworkPolicyIngressRuleArgs(
+                    ports=[k8s.networking.v1.NetworkPolicyPortArgs(port=CONTAINER_PORT_NAME, protocol="TCP")]
+                ),
+                k8s.networking.v1.NetworkPolicyIngressRuleArgs(
+                    ports=[k8s.networking.v1.NetworkPolicyPortArgs(port=MANAGEMENT_PORT_NAME, protocol="TCP")],
+                    from_=[k8s.networking.v1.NetworkPolicyPeerArgs(namespace_selector=prometheus)],
+                ),
+            ],
+        ),
+        opts=objects.opts,
+    )
+
+
+def _service_monitor(objects: _Objects) -> k8s.apiextensions.CustomResource:
+    return k8s.apiextensions.CustomResource(
+        f"{objects.name}-servicemonitor",
+        api_version="monitoring.coreos.com/v1",
+        kind="ServiceMonitor",
+        metadata=objects.metadata(),
+        spec={
+            "selector": {"matchLabels": objects.selector},
+            "endpoints": [
+                {"port": MANAGEMENT_PORT_NAME, "path": METRICS_PATH, "interval": objects.args.metrics.interval}
+            ],
+        },
+        opts=objects.opts,
+    )
+
+
+def _disruption_budget(objects: _Objects) -> k8s.policy.v1.PodDisruptionBudget:
+    return k8s.policy.v1.PodDisruptionBudget(
+        f"{objects.name}-pdb",
+        metadata=objects.metadata(),
+        spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
+            max_unavailable=objects.args.max_unavailable, selector=objects.match()
+        ),
+        opts=objects.opts,
+    )
+
+
+def _autoscaler(
+    objects: _Objects, deployment: k8s.apps.v1.Deployment
+) -> k8s.autoscaling.v2.HorizontalPodAutoscaler:
+    scaling = objects.args.autoscaling
+    cpu = k8s.autoscaling.v2.ResourceMetricSourceArgs(
+        name="cpu",
+        target=k8s.autoscaling.v2.MetricTargetArgs(
+            type="Utilization", average_utilization=scaling.target_cpu_utilization
+        ),
+    )
+    return k8s.autoscaling.v2.HorizontalPodAutoscaler(
+        f"{objects.name}-hpa",
+        metadata=objects.metadata(),
+        spec=k8s.autoscaling.v2.HorizontalPodAutoscalerSpecArgs(
+            scale_target_ref=k8s.autoscaling.v2.CrossVersionObjectReferenceArgs(
+                api_version="apps/v1", kind="Deployment", name=deployment.metadata.name
+            ),
+            min_replicas=scaling.min_replicas,
+            max_replicas=scaling.max_replicas,
+            metrics=[k8s.autoscaling.v2.MetricSpecArgs(type="Resource", resource=cpu)],
+        ),
+        opts=objects.opts,
+    )
+
+
+def _pod_spec(objects: _Objects) -> k8s.core.v1.PodSpecArgs:
+    args = objects.args
     return k8s.core.v1.PodSpecArgs(
         automount_service_account_token=False,
         enable_service_links=False,
         image_pull_secrets=[k8s.core.v1.LocalObjectReferenceArgs(name=n) for n in args.image_pull_secrets] or None,
-        termination_grace_period_seconds=termination_grace_seconds(args.drain_seconds, args.graceful_timeout_seconds),
+        termination_grace_period_seconds=args.timings.termination_grace_seconds(),
         security_context=k8s.core.v1.PodSecurityContextArgs(
             run_as_non_root=True,
             run_as_user=RUN_AS_USER,
@@ -329,7 +338,7 @@ def _pod_spec(name: str, args: WebServiceArgs, spread: bool, selector: dict[str,
             fs_group=RUN_AS_USER,
             seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
         ),
-        containers=[_container(name, args)],
+        containers=[_container(objects.name, args)],
         volumes=[
             k8s.core.v1.VolumeArgs(
                 name="tmp", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(medium="Memory", size_limit="64Mi")
@@ -340,23 +349,20 @@ def _pod_spec(name: str, args: WebServiceArgs, spread: bool, selector: dict[str,
                 max_skew=1,
                 topology_key="kubernetes.io/hostname",
                 when_unsatisfiable="ScheduleAnyway",
-                label_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector),
+                label_selector=objects.match(),
             )
         ]
-        if spread
+        if args.several_pods
         else None,
     )
 
 
 def _container(name: str, args: WebServiceArgs) -> k8s.core.v1.ContainerArgs:
     env = {
-        "APP_VERSION": args.version,
+        "APP_VERSION": args.image.tag,
         "PORT": str(args.container_port),
         "MANAGEMENT_PORT": str(args.management_port),
-        "KEEPALIVE_SECONDS": str(args.keepalive_seconds),
-        "STALL_SECONDS": str(args.stall_seconds),
-        "DRAIN_SECONDS": str(args.drain_seconds),
-        "GRACEFUL_TIMEOUT_SECONDS": str(args.graceful_timeout_seconds),
+        **args.timings.env(),
     }
     if args.enable_test_routes:
         env[TEST_ROUTES_ENV] = "true"
@@ -371,7 +377,7 @@ def _container(name: str, args: WebServiceArgs) -> k8s.core.v1.ContainerArgs:
         )
     return k8s.core.v1.ContainerArgs(
         name=name,
-        image=args.image,
+        image=args.image.reference,
         image_pull_policy="IfNotPresent",
         ports=[
             k8s.core.v1.ContainerPortArgs(name=CONTAINER_PORT_NAME, container_port=args.container_port, protocol="TCP"),

@@ -11,7 +11,6 @@ from components.labels import standard_labels
 from components.web_ingress import WebIngress, WebIngressArgs
 from components.web_service import WebService, WebServiceArgs, rollout_await
 from config.loading import Settings
-from config.rules import APP_PORT, MANAGEMENT_PORT
 
 PART_OF = "webapp"
 """The app.kubernetes.io/part-of label of every object."""
@@ -65,30 +64,21 @@ class WebApp(pulumi.ComponentResource):
             name,
             WebServiceArgs(
                 namespace=namespace,
-                image=values.image.reference,
-                version=values.image.tag,
-                instance=instance,
-                resources=values.resources,
+                image=values.image,
+                labels=labels,
                 object_name=values.name,
                 replicas=values.replicas,
-                part_of=PART_OF,
-                component=COMPONENT,
-                container_port=APP_PORT,
-                management_port=MANAGEMENT_PORT,
-                image_pull_secrets=tuple(values.image_pull_secrets),
-                rollout_timeout_seconds=values.rollout_timeout_seconds,
-                service_port=values.service.port,
-                service_type=values.service.type,
-                config_map_name=self.config.config_map_name,
-                secret_name=self.config.secret_name,
-                drain_seconds=values.drain_seconds,
-                graceful_timeout_seconds=values.graceful_timeout_seconds,
-                keepalive_seconds=values.keepalive_seconds,
-                stall_seconds=values.stall_seconds,
-                enable_test_routes=values.enable_test_routes,
+                resources=values.resources,
+                service=values.service,
+                timings=values.server_timings,
                 autoscaling=values.autoscaling,
                 max_unavailable=values.disruption_budget.max_unavailable,
                 metrics=values.metrics,
+                config_map_name=self.config.config_map_name,
+                secret_name=self.config.secret_name,
+                enable_test_routes=values.enable_test_routes,
+                image_pull_secrets=tuple(values.image_pull_secrets),
+                rollout_timeout_seconds=values.rollout_timeout_seconds,
             ),
             opts=child,
         )
@@ -106,7 +96,7 @@ class WebApp(pulumi.ComponentResource):
                     # own annotations win.
                     annotations={**rollout_await(values.rollout_timeout_seconds), **values.ingress.annotations},
                     service_name=self.service.service_name,
-                    service_port=self.service.service_port,
+                    service_port=values.service.port,
                     labels=labels,
                     object_name=values.name,
                 ),
@@ -121,6 +111,6 @@ class WebApp(pulumi.ComponentResource):
                 ".",
                 namespace,
                 ".svc.cluster.local:",
-                str(self.service.service_port),
+                str(values.service.port),
             )
         self.register_outputs({"url": self.url})

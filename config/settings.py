@@ -8,6 +8,7 @@ settings reference mirrors them (a test holds the two together).
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import (
@@ -30,6 +31,7 @@ from config.rules import (
     KEEPALIVE_SECONDS,
     ROLLOUT_TIMEOUT_SECONDS,
     STALL_SECONDS,
+    TERMINATION_MARGIN_SECONDS,
     TEST_ROUTES_ENV,
     looks_secret,
     published_metrics_problem,
@@ -101,6 +103,33 @@ DnsLabel = Annotated[str, AfterValidator(_dns_label)]
 DnsSubdomain = Annotated[str, AfterValidator(_dns_subdomain)]
 """Names Kubernetes holds to DNS subdomains: Secrets, IngressClasses (dots allowed, as in webapp.example.com-tls)."""
 SecretName = DnsSubdomain
+
+
+@dataclass(frozen=True)
+class ServerTimings:
+    """The app's four server timings, which travel together from the stack file to the pod's env and grace period."""
+
+    drain_seconds: int
+    """DRAIN_SECONDS: serving on after SIGTERM, /ready at 503, so the endpoints drop the pod first."""
+    graceful_timeout_seconds: int
+    """GRACEFUL_TIMEOUT_SECONDS: then, for in-flight requests to finish."""
+    keepalive_seconds: int
+    """KEEPALIVE_SECONDS: idle keep-alive, above the proxies' own."""
+    stall_seconds: int
+    """STALL_SECONDS: every thread busy, nothing finishing, this long fails liveness."""
+
+    def env(self) -> dict[str, str]:
+        """The app's environment variables for these timings."""
+        return {
+            "KEEPALIVE_SECONDS": str(self.keepalive_seconds),
+            "STALL_SECONDS": str(self.stall_seconds),
+            "DRAIN_SECONDS": str(self.drain_seconds),
+            "GRACEFUL_TIMEOUT_SECONDS": str(self.graceful_timeout_seconds),
+        }
+
+    def termination_grace_seconds(self) -> int:
+        """How long Kubernetes waits after SIGTERM before SIGKILL: drain, then in-flight requests, plus a margin."""
+        return self.drain_seconds + self.graceful_timeout_seconds + TERMINATION_MARGIN_SECONDS
 
 
 class _Model(BaseModel):
@@ -293,6 +322,13 @@ class StackSettings(_Model):
     metrics: MetricsSettings = MetricsSettings()
     autoscaling: AutoscalingSettings = AutoscalingSettings()
     disruption_budget: DisruptionBudgetSettings = DisruptionBudgetSettings()
+
+    @property
+    def server_timings(self) -> ServerTimings:
+        """The four timings, whole: what the pod's env and its grace period are made from."""
+        return ServerTimings(
+            self.drain_seconds, self.graceful_timeout_seconds, self.keepalive_seconds, self.stall_seconds
+        )
 
     @field_validator("app_config")
     @classmethod

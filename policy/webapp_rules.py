@@ -24,6 +24,8 @@ LIVENESS_PATH = "/healthz"
 READINESS_PATH = "/ready"
 METRICS_PATH = "/metrics"
 """The management port's paths; the app serves the probes on its traffic port too, never /metrics."""
+TERMINATION_MARGIN_SECONDS = 5
+"""Seconds the pod's terminationGracePeriodSeconds adds to the drain and the graceful timeout before SIGKILL."""
 KEEPALIVE_SECONDS = 75
 """Default idle keep-alive of the app, above the 60 s of ingress-nginx and cloud load balancers."""
 STALL_SECONDS = 30

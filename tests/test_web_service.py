@@ -7,39 +7,38 @@ from typing import Any
 import pulumi
 import pytest
 
-from components.web_service import WebService, WebServiceArgs, termination_grace_seconds
-from config.settings import AutoscalingSettings, MetricsSettings, ResourceSettings
+from components.labels import standard_labels
+from components.web_service import WebService, WebServiceArgs
+from config.settings import (
+    AutoscalingSettings,
+    ImageSettings,
+    MetricsSettings,
+    ResourceSettings,
+    ServerTimings,
+    ServiceSettings,
+)
 from tests.pulumi_helpers import container, kube, only, run_components
 from tools.mocks import ProgramRun
 
 RESOURCES = ResourceSettings.model_validate(
     {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}}
 )
+TIMINGS = ServerTimings(drain_seconds=5, graceful_timeout_seconds=20, keepalive_seconds=75, stall_seconds=30)
 SELECTOR = {"app.kubernetes.io/name": "shop", "app.kubernetes.io/instance": "shop-test"}
 
 
 def _args(**overrides: Any) -> WebServiceArgs:
     base: dict[str, Any] = {
         "namespace": "apps",
-        "image": "ghcr.io/example/shop:2.3.4",
-        "version": "2.3.4",
-        "instance": "shop-test",
+        "image": ImageSettings(repository="ghcr.io/example/shop", tag="2.3.4"),
+        "labels": standard_labels("shop", "shop-test", "web", "webapp"),
         "resources": RESOURCES,
         "object_name": "shop",
         "config_map_name": "shop-cm-abc",
         "secret_name": "shop-secret-def",
         "replicas": 1,
-        "part_of": "webapp",
-        "component": "web",
-        "container_port": 8080,
-        "management_port": 8081,
-        "service_port": 80,
-        "service_type": "ClusterIP",
-        "drain_seconds": 5,
-        "graceful_timeout_seconds": 20,
-        "keepalive_seconds": 75,
-        "stall_seconds": 30,
-        "enable_test_routes": False,
+        "service": ServiceSettings(type="ClusterIP", port=80),
+        "timings": TIMINGS,
         "autoscaling": AutoscalingSettings(),
         "max_unavailable": 1,
         "metrics": MetricsSettings(),
@@ -129,9 +128,10 @@ def test_security_context_is_restricted(single: ProgramRun) -> None:
 
 
 def test_termination_grace_covers_drain_and_in_flight_requests() -> None:
-    run = _build(drain_seconds=7, graceful_timeout_seconds=30)
+    timings = ServerTimings(drain_seconds=7, graceful_timeout_seconds=30, keepalive_seconds=75, stall_seconds=30)
+    run = _build(timings=timings)
     pod = only(run, "Deployment").inputs["spec"]["template"]["spec"]
-    assert pod["terminationGracePeriodSeconds"] == termination_grace_seconds(7, 30) == 42
+    assert pod["terminationGracePeriodSeconds"] == timings.termination_grace_seconds() == 7 + 30 + 5
     env = {item["name"]: item["value"] for item in container(only(run, "Deployment"))["env"]}
     assert env["DRAIN_SECONDS"] == "7"
     assert env["GRACEFUL_TIMEOUT_SECONDS"] == "30"
@@ -240,10 +240,9 @@ def test_two_services_in_one_program_do_not_collide() -> None:
     def build() -> None:
         WebService("shop", _args())
         cart = {
-            "instance": "cart-test",
+            "labels": standard_labels("cart", "cart-test", "web", "webapp"),
             "object_name": "cart",
-            "image": "ghcr.io/example/cart:1.0.0",
-            "version": "1.0.0",
+            "image": ImageSettings(repository="ghcr.io/example/cart", tag="1.0.0"),
         }
         WebService("cart", _args(**cart))
 
@@ -257,11 +256,9 @@ def test_two_services_in_one_program_do_not_collide() -> None:
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"image": "ghcr.io/example/shop:latest", "version": "latest"}, "must be pinned to a version"),
         ({"replicas": 0}, "replicas is 0; it must be at least 1"),
-        ({"service_type": "Headless"}, "'Headless' is not a Service type; expected one of ClusterIP, NodePort"),
         (
-            {"service_type": "NodePort", "metrics": MetricsSettings(service_monitor=True)},
+            {"service": ServiceSettings(type="NodePort"), "metrics": MetricsSettings(service_monitor=True)},
             "a NodePort Service would publish /metrics outside the cluster",
         ),
         ({"object_name": "Shop_1"}, "object_name 'Shop_1' is not a DNS label"),
