@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from e2e.workflows import action_operation, run_command
+from e2e.workflows import action_operation, cli_operation, run_command
 from tools.stack_config import REPO_ROOT
 
 SECRET_VALUE = f"e2e-{secrets.token_hex(12)}"
@@ -31,6 +31,12 @@ def expected_replicas(file: dict[str, Any]) -> int:
 def action(workflow: str) -> list[str]:
     """The workflow's pulumi/actions operation and options, as e2e.automation arguments."""
     operation, options = action_operation(workflow)
+    return [operation, *options]
+
+
+def cli_preview(workflow: str) -> list[str]:
+    """The workflow's `pulumi preview` command line (a `run:` step), as e2e.automation arguments."""
+    operation, options = cli_operation(workflow, "preview")
     return [operation, *options]
 
 

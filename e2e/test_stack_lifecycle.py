@@ -20,7 +20,7 @@ import yaml
 from e2e.engine import Workspace
 from e2e.readme import ReadmeCommands
 from e2e.render_comparison import differences, load_rendered, normalise
-from e2e.stacks import SECRET_VALUE, action, drift_command, make_render, stack_file
+from e2e.stacks import SECRET_VALUE, action, cli_preview, drift_command, make_render, stack_file
 from tools.mocks import urn_type
 from tools.stack_config import stack_names
 
@@ -100,7 +100,7 @@ def test_stack_lifecycle(stack: str, workspace: Workspace, tmp_path: Path) -> No
 
     # What a pull request runs (pulumi/actions with the policy pack), the README's preview, then the deploy
     # workflow's up; the README's own `up` right after has nothing left to do.
-    ws.automation(stack, *action("preview.yml"))
+    ws.automation(stack, *cli_preview("preview.yml"))
     ws.run(readme.get("pulumi preview"))
     ws.automation(stack, *action("pulumi-up.yml"))
     second_up = ws.run(readme.get("pulumi up"))
@@ -116,7 +116,8 @@ def test_stack_lifecycle(stack: str, workspace: Workspace, tmp_path: Path) -> No
     outputs = ws.run("pulumi stack output --json").json()
     file = stack_file(stack)
     assert outputs["namespace"] == file["webapp:namespace"]
-    assert outputs["image"] == f"{file['webapp:image']['repository']}:{file['webapp:image']['tag']}"
+    image = file["webapp:image"]
+    assert outputs["image"] == f"{image['repository']}:{image['tag']}@{image['digest']}"
     assert ws.run(readme.get("pulumi stack output url")).stdout.strip() == outputs["url"]
 
     # The engine's manifests are the offline render's, object by object.

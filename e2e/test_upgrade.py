@@ -41,15 +41,15 @@ def _checkout(commit: str, into: Path) -> None:
 
 
 def _copy_current(into: Path) -> None:
-    """The current program, and the settings the current stack file adds (the workspace's own keys, such as the
-    secret set with `config set --secret`, stay): an upgrade changes both in one commit."""
+    """The current program and the current stack file's settings, which win (an upgrade commit changes both); the
+    workspace's own keys, such as the secret set with `config set --secret`, stay."""
     for package in PROGRAM_DIRS:
         shutil.rmtree(into / package, ignore_errors=True)
         shutil.copytree(REPO_ROOT / package, into / package, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy2(REPO_ROOT / "__main__.py", into / "__main__.py")
     deployed = yaml.safe_load((into / STACK_FILE).read_text())
     current = yaml.safe_load((REPO_ROOT / STACK_FILE).read_text())
-    deployed["config"] = {**current["config"], **deployed["config"]}
+    deployed["config"] = {**deployed["config"], **current["config"]}
     (into / STACK_FILE).write_text(yaml.safe_dump(deployed, sort_keys=False))
 
 

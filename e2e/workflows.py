@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,35 @@ def action_operation(workflow: str) -> tuple[str, list[str]]:
     inputs = step["with"]
     options = [flag for name, flag in ACTION_INPUTS.items() if inputs.get(name) is True]
     options += [f"--policy-pack={pack}" for pack in str(inputs.get("policyPacks", "")).split(",") if pack]
+    configs = str(inputs.get("policyPackConfigs", ""))
+    options += [f"--policy-pack-config={config}" for config in configs.split(",") if config]
     return str(inputs["command"]), options
+
+
+def cli_operation(workflow: str, operation: str) -> tuple[str, list[str]]:
+    """The workflow's `pulumi <operation> ...` command line (a `run:` step), as e2e.automation arguments.
+
+    The e2e runs operations with a Python policy pack through the Automation API (see e2e/automation.py), so the
+    command's flags are carried over one by one; one the e2e does not know fails here instead of being dropped.
+    """
+    (script,) = [
+        str(step["run"]) for step in _steps(WORKFLOWS / workflow) if f"pulumi {operation} " in str(step.get("run", ""))
+    ]
+    line = script.replace("\\\n", " ").split(f"pulumi {operation} ", 1)[1].split(" 2>&1")[0]
+    words, options = shlex.split(line), []
+    while words:
+        word = words.pop(0)
+        if word in ("--stack", "--non-interactive"):
+            if word == "--stack":
+                words.pop(0)  # the workflow's own stack variable; the e2e names its stack
+            continue
+        if word in ("--policy-pack", "--policy-pack-config"):
+            options.append(f"{word}={words.pop(0)}")
+        elif word in ACTION_INPUTS.values():
+            options.append(word)
+        else:
+            raise ValueError(f"{workflow}: `pulumi {operation}` flag {word!r} has no e2e.automation counterpart")
+    return operation, options
 
 
 def run_command(workflow: str, starts_with: str) -> str:
