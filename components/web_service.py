@@ -299,9 +299,7 @@ def _disruption_budget(objects: _Objects) -> k8s.policy.v1.PodDisruptionBudget:
     )
 
 
-def _autoscaler(
-    objects: _Objects, deployment: k8s.apps.v1.Deployment
-) -> k8s.autoscaling.v2.HorizontalPodAutoscaler:
+def _autoscaler(objects: _Objects, deployment: k8s.apps.v1.Deployment) -> k8s.autoscaling.v2.HorizontalPodAutoscaler:
     scaling = objects.args.autoscaling
     cpu = k8s.autoscaling.v2.ResourceMetricSourceArgs(
         name="cpu",

@@ -17,6 +17,7 @@ import json
 import ssl
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -198,8 +199,12 @@ class ControlPlane:
         context = ssl.create_default_context(cafile=str(self.directory / "pki" / "ca.crt"))
         context.load_cert_chain(str(self.directory / "pki" / "admin.crt"), str(self.directory / "pki" / "admin.key"))
         url = f"https://127.0.0.1:{self.api_port}/readyz"
-        with urllib.request.urlopen(url, context=context, timeout=2) as response:
-            return bool(response.status == 200)
+        try:
+            with urllib.request.urlopen(url, context=context, timeout=2) as response:
+                return bool(response.status == 200)
+        except urllib.error.HTTPError as error:  # not ready yet: it carries the open connection, close it now
+            error.close()
+            return False
 
     def _nodes_ready(self) -> bool:
         nodes = self.kubectl_json("get", "nodes")["items"]

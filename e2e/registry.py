@@ -73,7 +73,8 @@ class Registry:
             with urllib.request.urlopen(request, timeout=10) as response:
                 return int(response.status), response.read()
         except urllib.error.HTTPError as error:
-            return int(error.code), error.read()
+            with error:  # it holds the connection open until closed
+                return int(error.code), error.read()
 
     def manifest(self, repository: str, reference: str) -> dict[str, Any]:
         """The image manifest of `repository@reference` (a digest or a tag)."""
@@ -94,7 +95,8 @@ class Registry:
             with urllib.request.urlopen(f"http://{self.host}/v2/", timeout=5) as response:
                 return int(response.status)
         except urllib.error.HTTPError as error:
-            return int(error.code)
+            with error:
+                return int(error.code)
 
 
 def _config(storage: Path, htpasswd: Path, address: str) -> dict[str, Any]:

@@ -72,7 +72,8 @@ def _check_objects(plane: ControlPlane, stack: str) -> None:
     template = deployment["spec"]["template"]
     assert template["metadata"]["labels"]["app.kubernetes.io/version"] == str(file["webapp:image"]["tag"])
     (container,) = template["spec"]["containers"]
-    assert container["image"] == f"{file['webapp:image']['repository']}:{file['webapp:image']['tag']}"
+    image = file["webapp:image"]
+    assert container["image"] == f"{image['repository']}:{image['tag']}@{image['digest']}", "every stack runs by digest"
     assert container["resources"] == file["webapp:resources"]
     assert container["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "management", "scheme": "HTTP"}
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "management", "scheme": "HTTP"}
@@ -235,7 +236,7 @@ def test_config_and_image_changes_roll_the_pods(plane: ControlPlane, tmp_path: P
     sets = plane.kubectl_json("get", "replicasets", "-n", namespace)["items"]
     by_revision = sorted(sets, key=lambda rs: int(rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"]))
     previous, current = by_revision[-2]["metadata"]["name"], by_revision[-1]["metadata"]["name"]
-    assert by_revision[-1]["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":1.4.3")
+    assert by_revision[-1]["spec"]["template"]["spec"]["containers"][0]["image"].split("@")[0].endswith(":1.4.3")
     events = plane.kubectl_json("get", "events", "-n", namespace)["items"]
     messages = [
         event["message"]
@@ -246,7 +247,7 @@ def test_config_and_image_changes_roll_the_pods(plane: ControlPlane, tmp_path: P
     first_down = next(i for i, m in enumerate(messages) if m.startswith(f"Scaled down replica set {previous}"))
     assert first_up < first_down, messages
     final = _deployment(plane, namespace)
-    assert final["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":1.4.3")
+    assert final["spec"]["template"]["spec"]["containers"][0]["image"].split("@")[0].endswith(":1.4.3")
     assert final["status"]["updatedReplicas"] == replicas
     _runbook_rollback_rotate_and_drain(plane, ws, namespace, replicas)
     ws.run("pulumi destroy --yes")
@@ -260,7 +261,7 @@ def _runbook_rollback_rotate_and_drain(plane: ControlPlane, ws: Workspace, names
     ws.run("pulumi config set --path 'webapp:image.tag' 1.4.2")
     ws.run("pulumi up --yes")
     deployment = _deployment(plane, namespace)
-    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":1.4.2")
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"].split("@")[0].endswith(":1.4.2")
     assert deployment["status"]["availableReplicas"] == replicas
 
     # Rotate a secret: a new immutable Secret, the pods roll onto it, the old one goes.

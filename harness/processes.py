@@ -34,17 +34,17 @@ def wait_until(
     one is in the failure's message, with whatever `on_timeout` says (a log's tail).
     """
     deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
+    last_error = ""  # its repr only: keeping the exception would keep its frames (and open sockets) alive
     while time.monotonic() < deadline:
         if not alive():
             raise RuntimeError(f"a process exited while waiting for {what}\n{on_timeout()}")
         try:
             if ready():
                 return
-        except Exception as error:
-            last_error = error
+        except Exception as error:  # retried until the deadline, then reported
+            last_error = repr(error)
         time.sleep(interval)
-    detail = f" (last error: {last_error!r})" if last_error is not None else ""
+    detail = f" (last error: {last_error})" if last_error else ""
     raise TimeoutError(f"{what}: not within {timeout:g} s{detail}\n{on_timeout()}")
 
 
