@@ -119,9 +119,9 @@ class DrainingThreadWorker(ThreadWorker):
 
     def handle(self, conn: TConn) -> Any:
         """Serve a connection whose complete head the main loop has read: the parser starts from those bytes."""
-        head: bytes = getattr(conn, "head", b"")
+        head = bytes(getattr(conn, "head", b""))
         if head:
-            conn.head = b""
+            conn.head = bytearray()
             conn.data_ready = True  # gunicorn's wait for a first byte is for connections no one has read yet
             conn.sock.setblocking(True)
             conn.init()
@@ -150,7 +150,8 @@ class DrainingThreadWorker(ThreadWorker):
             self._drop_head(conn)
 
     def _await_head(self, conn: TConn, received: bytes = b"") -> None:
-        conn.head = received
+        # A bytearray: a client that sends its head a byte at a time costs appends, not a copy of the whole per byte.
+        conn.head = bytearray(received)
         conn.timeout = time.monotonic() + self.head_timeout
         if not self.alive and not received:
             conn.timeout = min(conn.timeout, time.monotonic() + _SILENT_CONNECTION_LINGER_SECONDS)
@@ -170,17 +171,22 @@ class DrainingThreadWorker(ThreadWorker):
         if not data:  # the client closed (or reset) before its head was complete
             self._drop_head(conn)
             return
+        searched_to = max(0, len(conn.head) - len(_HEAD_END) + 1)  # the end may straddle two reads
         conn.head += data
-        self._check_head(conn)
+        self._check_head(conn, searched_to)
 
-    def _check_head(self, conn: TConn) -> None:
-        head: bytes = conn.head
-        if len(head) > MAX_HEAD_BYTES:
-            message = f"The request head exceeds {MAX_HEAD_BYTES} bytes."
-            self._refuse(conn, 431, "Request Header Fields Too Large", message)
-        elif _HEAD_END in head:
+    def _check_head(self, conn: TConn, start: int = 0) -> None:
+        """Hand the connection to a thread once its head is complete; refuse a head over MAX_HEAD_BYTES.
+
+        Only the bytes from `start` on are searched: what came before was searched when it arrived.
+        """
+        head: bytearray = conn.head
+        if head.find(_HEAD_END, start) >= 0:
             self._forget_head(conn)
             self.enqueue_req(conn)
+        elif len(head) > MAX_HEAD_BYTES:
+            message = f"The request head exceeds {MAX_HEAD_BYTES} bytes."
+            self._refuse(conn, 431, "Request Header Fields Too Large", message)
 
     def _refuse(self, conn: TConn, status: int, reason: str, message: str) -> None:
         with contextlib.suppress(OSError):  # the client has gone or its buffer is full; it gets the close

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -62,6 +63,19 @@ def test_a_late_head_gets_408_and_a_silent_connection_is_closed(start_app: Start
         assert "did not arrive within 1 s" in error["message"]
         assert _read_until_closed(silent) == b"", "nothing was asked, so nothing is answered"
     assert '"status": 408' in server.stdout()
+
+
+def test_a_head_sent_a_byte_at_a_time_is_answered(start_app: StartServer) -> None:
+    # The end of the head (CRLF CRLF) arrives split over several reads: the search must span them.
+    server = start_app(HEAD_TIMEOUT_SECONDS="60")
+    server.wait_until_ready()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as client:
+        client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for byte in b"GET / HTTP/1.1\r\nHost: webapp\r\nConnection: close\r\n\r\n":
+            client.sendall(bytes([byte]))
+            time.sleep(0.002)
+        answer = _read_until_closed(client)
+    assert answer.startswith(b"HTTP/1.1 200 OK"), answer[:200]
 
 
 def test_an_oversized_head_gets_431_without_waiting_for_its_end(start_app: StartServer) -> None:
