@@ -163,7 +163,7 @@ class _Connection:
         self.sock = sock
         self.address = address
         self.deadline = time.monotonic() + CONNECTION_TIMEOUT_SECONDS
-        self.received = b""
+        self.received = bytearray()
         self.unsent: bytes | None = None
 
 
@@ -257,9 +257,11 @@ class ManagementServer:
         if not data:
             self._close(connection)
             return
+        searched_to = max(0, len(connection.received) - 3)  # the blank line may straddle two reads
         connection.received += data
-        if b"\r\n\r\n" in connection.received or len(connection.received) > MAX_HEAD_BYTES:
-            connection.unsent = _BufferedRequest(connection.received, connection.address, self._app).answer()
+        if connection.received.find(b"\r\n\r\n", searched_to) >= 0 or len(connection.received) > MAX_HEAD_BYTES:
+            head = bytes(connection.received)
+            connection.unsent = _BufferedRequest(head, connection.address, self._app).answer()
             assert self._selector is not None
             self._selector.modify(connection.sock, selectors.EVENT_WRITE, connection)
             self._write(connection)
