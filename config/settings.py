@@ -45,6 +45,7 @@ _REPOSITORY = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::\d+)?(?:/[a-z0-9]+(?
 _DNS_SUBDOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _HOSTNAME = re.compile(r"^(\*\.)?([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+_URL_PATH = re.compile(r"^/")
 _PROMETHEUS_DURATION = re.compile(r"^([0-9]+(ms|s|m|h))+$")
 # A Kubernetes annotation key: an optional DNS-subdomain prefix and "/", then a name of up to 63 characters.
 _ANNOTATION_KEY = re.compile(
@@ -59,22 +60,15 @@ def _image_tag(tag: str) -> str:
     return tag
 
 
-def _dns_label(value: str) -> str:
-    if not DNS_LABEL.match(value):
-        raise ValueError(
-            f"{value!r} is not a DNS label (lowercase letters, digits and '-', at most 63, starting and ending with a "
-            "letter or digit), e.g. webapp"
-        )
-    return value
+def _matching(pattern: re.Pattern[str], what: str) -> AfterValidator:
+    """A check that a string matches `pattern`, refusing it as "'<value>' is not <what>"."""
 
+    def check(value: str) -> str:
+        if not pattern.match(value):
+            raise ValueError(f"{value!r} is not {what}")
+        return value
 
-def _dns_subdomain(value: str) -> str:
-    if not _DNS_SUBDOMAIN.match(value):
-        raise ValueError(
-            f"{value!r} is not a DNS subdomain name (DNS labels joined by '.', at most 253), "
-            "e.g. webapp-env or webapp.example.com-tls"
-        )
-    return value
+    return AfterValidator(check)
 
 
 def _cpu(value: str) -> str:
@@ -98,11 +92,34 @@ def _scalar_to_string(value: Any) -> Any:
 Cpu = Annotated[str, AfterValidator(_cpu)]
 Memory = Annotated[str, AfterValidator(_memory)]
 EnvValue = Annotated[str, BeforeValidator(_scalar_to_string)]
-DnsLabel = Annotated[str, AfterValidator(_dns_label)]
+# One type per naming rule, each with one message: every setting that follows the rule uses the type.
+DnsLabel = Annotated[
+    str,
+    _matching(
+        DNS_LABEL,
+        "a DNS label (lowercase letters, digits and '-', at most 63, starting and ending with a letter or digit), "
+        "e.g. webapp",
+    ),
+]
 """Names Kubernetes holds to DNS labels: namespaces, Services (so every object this program names alike)."""
-DnsSubdomain = Annotated[str, AfterValidator(_dns_subdomain)]
+DnsSubdomain = Annotated[
+    str,
+    _matching(
+        _DNS_SUBDOMAIN,
+        "a DNS subdomain name (DNS labels joined by '.', at most 253), e.g. webapp-env or webapp.example.com-tls",
+    ),
+]
 """Names Kubernetes holds to DNS subdomains: Secrets, IngressClasses (dots allowed, as in webapp.example.com-tls)."""
 SecretName = DnsSubdomain
+HostName = Annotated[str, _matching(_HOSTNAME, "a DNS host name such as webapp.example.com")]
+ImageRepository = Annotated[
+    str, _matching(_REPOSITORY, "an image repository such as ghcr.io/example/webapp (no tag here)")
+]
+ImageDigest = Annotated[str, _matching(DIGEST, "a digest of the form sha256:<64 hex digits>")]
+_ENV_NAME_RULE = "an environment variable name (A-Z, 0-9, _)"
+EnvName = Annotated[str, _matching(_ENV_NAME, _ENV_NAME_RULE)]
+PrometheusDuration = Annotated[str, _matching(_PROMETHEUS_DURATION, "a Prometheus duration such as 30s or 1m")]
+UrlPath = Annotated[str, _matching(_URL_PATH, "a path starting with '/'")]
 
 
 @dataclass(frozen=True)
@@ -141,26 +158,12 @@ class _Model(BaseModel):
 class ImageSettings(_Model):
     """Which container image to run."""
 
-    repository: str
+    repository: ImageRepository
     """Registry and path, without tag: ghcr.io/example/webapp."""
     tag: Annotated[str, AfterValidator(_image_tag)]
     """Any valid OCI tag but `latest` (`1.4.2`, `sha-860c190`). Also becomes APP_VERSION."""
-    digest: str | None = None
+    digest: ImageDigest | None = None
     """`sha256:…` digest, written by tools/promote.py; the image is pinned to it. Required for prod."""
-
-    @field_validator("repository")
-    @classmethod
-    def _repository(cls, value: str) -> str:
-        if not _REPOSITORY.match(value):
-            raise ValueError(f"{value!r} is not an image repository such as ghcr.io/example/webapp (no tag here)")
-        return value
-
-    @field_validator("digest")
-    @classmethod
-    def _digest(cls, value: str | None) -> str | None:
-        if value is not None and not DIGEST.match(value):
-            raise ValueError(f"{value!r} is not a digest of the form sha256:<64 hex digits>")
-        return value
 
     @property
     def reference(self) -> str:
@@ -213,8 +216,8 @@ class IngressSettings(_Model):
     """An optional networking.k8s.io/v1 Ingress in front of the Service."""
 
     enabled: bool = False
-    host: str | None = None
-    path: str = "/"
+    host: HostName | None = None
+    path: UrlPath = "/"
     class_name: DnsSubdomain | None = None
     tls_secret_name: SecretName | None = None
     annotations: dict[str, EnvValue] = Field(default_factory=dict)
@@ -226,20 +229,6 @@ class IngressSettings(_Model):
         bad = sorted(key for key in value if len(key) > 316 or not _ANNOTATION_KEY.match(key))
         if bad:
             raise ValueError(f"{bad} are not annotation keys such as nginx.ingress.kubernetes.io/proxy-body-size")
-        return value
-
-    @field_validator("host")
-    @classmethod
-    def _host(cls, value: str | None) -> str | None:
-        if value is not None and not _HOSTNAME.match(value):
-            raise ValueError(f"{value!r} is not a DNS host name such as webapp.example.com")
-        return value
-
-    @field_validator("path")
-    @classmethod
-    def _path(cls, value: str) -> str:
-        if not value.startswith("/"):
-            raise ValueError(f"{value!r} must start with '/'")
         return value
 
     @model_validator(mode="after")
@@ -272,17 +261,10 @@ class MetricsSettings(_Model):
 
     service_monitor: bool = False
     """Create a monitoring.coreos.com/v1 ServiceMonitor (needs the Prometheus Operator's CRDs in the cluster)."""
-    interval: str = "30s"
+    interval: PrometheusDuration = "30s"
     """How often Prometheus scrapes, as a Prometheus duration."""
     scrape_namespace: DnsLabel = "monitoring"
     """The namespace Prometheus runs in: the NetworkPolicy admits the management port from there only."""
-
-    @field_validator("interval")
-    @classmethod
-    def _interval(cls, value: str) -> str:
-        if not _PROMETHEUS_DURATION.match(value):
-            raise ValueError(f"{value!r} is not a Prometheus duration such as 30s or 1m")
-        return value
 
 
 class DisruptionBudgetSettings(_Model):
@@ -304,7 +286,7 @@ class StackSettings(_Model):
     service: ServiceSettings = ServiceSettings()
     ingress: IngressSettings = IngressSettings()
     app_config: dict[str, EnvValue] = Field(default_factory=dict)
-    secret_keys: list[str] = Field(default_factory=list)
+    secret_keys: list[EnvName] = Field(default_factory=list)
     existing_secret: SecretName | None = None
     """A Secret that something else (External Secrets, sealed-secrets, Vault) writes into the namespace."""
     image_pull_secrets: list[SecretName] = Field(default_factory=list)
@@ -335,8 +317,8 @@ class StackSettings(_Model):
     def _app_config(cls, value: dict[str, str]) -> dict[str, str]:
         problems = []
         for name in value:
-            if not _ENV_NAME.match(name):
-                problems.append(f"{name!r} is not an environment variable name (A-Z, 0-9, _)")
+            if not _ENV_NAME.match(name):  # a key, so not the EnvName type (its error would point into the key)
+                problems.append(f"{name!r} is not {_ENV_NAME_RULE}")
             elif name == TEST_ROUTES_ENV:
                 problems.append(
                     f"{name} cannot be set through appConfig; the test routes are for test stacks only and are "
@@ -350,14 +332,6 @@ class StackSettings(_Model):
                 )
         if problems:
             raise ValueError("; ".join(problems))
-        return value
-
-    @field_validator("secret_keys")
-    @classmethod
-    def _secret_keys(cls, value: list[str]) -> list[str]:
-        bad = [name for name in value if not _ENV_NAME.match(name)]
-        if bad:
-            raise ValueError(f"{bad} are not environment variable names (A-Z, 0-9, _)")
         return value
 
     @model_validator(mode="after")

@@ -163,6 +163,24 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], dict[str, str] | str | None, str]] 
         "webapp:name: 'Web_App' is not a DNS label",
     ),
     (
+        "bad-ingress-path",
+        valid_config(ingress={"enabled": True, "host": "webapp.example.com", "path": "api"}),
+        TEST_SECRETS,
+        "webapp:ingress.path: 'api' is not a path starting with '/'",
+    ),
+    (
+        "bad-digest",
+        valid_config(image={"repository": "ghcr.io/example/webapp", "tag": "1.4.2", "digest": "sha256:abc"}),
+        TEST_SECRETS,
+        "webapp:image.digest: 'sha256:abc' is not a digest of the form sha256:<64 hex digits>",
+    ),
+    (
+        "bad-secret-key-name",
+        valid_config(secretKeys=["DATABASE_PASSWORD", "api-token"]),
+        {**TEST_SECRETS, "api-token": "x"},
+        "webapp:secretKeys.1: 'api-token' is not an environment variable name (A-Z, 0-9, _)",
+    ),
+    (
         "bad-namespace",
         valid_config(namespace="web.app"),
         TEST_SECRETS,
