@@ -7,19 +7,16 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from e2e.workflows import action_operation, cli_operation, run_command
-from tools.stack_config import REPO_ROOT
+from tools.stack_config import REPO_ROOT, stack_file_config
 
 SECRET_VALUE = f"e2e-{secrets.token_hex(12)}"
 """The value every e2e stack gets for its secrets: random, so finding it anywhere is a leak."""
 
 
 def stack_file(stack: str) -> dict[str, Any]:
-    """The `config` of Pulumi.<stack>.yaml as committed."""
-    loaded: dict[str, Any] = yaml.safe_load((REPO_ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
-    return loaded
+    """The `config` of Pulumi.<stack>.yaml as committed (the one stack-file reader, `tools.stack_config`'s)."""
+    return stack_file_config(stack)
 
 
 def expected_replicas(file: dict[str, Any]) -> int:

@@ -12,14 +12,14 @@ from harness.stack_values import TEST_SECRETS
 from tests.pulumi_helpers import container, kube, only, unwrap
 from tools.mocks import ProgramRun
 from tools.render import run_main_program
-from tools.stack_config import REPO_ROOT, load_stack_config, stack_names
+from tools.stack_config import REPO_ROOT, load_stack_config, stack_file_config, stack_names
 
 STACKS = stack_names()
 
 
 def _file(stack: str) -> dict[str, Any]:
-    config: dict[str, Any] = yaml.safe_load((REPO_ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
-    return {key.split(":", 1)[1]: value for key, value in config.items()}
+    """The stack file's settings by their key within the project (`replicas`, not `webapp:replicas`)."""
+    return {key.split(":", 1)[1]: value for key, value in stack_file_config(stack).items()}
 
 
 def _run(stack: str) -> tuple[ProgramRun, dict[str, Any]]:

@@ -122,17 +122,30 @@ def stack_names(root: Path = REPO_ROOT) -> list[str]:
     return sorted(path.name[len("Pulumi.") : -len(".yaml")] for path in root.glob("Pulumi.*.yaml"))
 
 
+def stack_file_config(stack: str, root: Path = REPO_ROOT) -> dict[str, Any]:
+    """The `config` mapping of Pulumi.<stack>.yaml exactly as written (keys as in the file, values as YAML gives them).
+
+    `load_stack_config` builds on it; the tests and the e2e read a stack's committed settings through it.
+    """
+    stack_path = root / f"Pulumi.{stack}.yaml"
+    if not stack_path.exists():
+        raise StackConfigError(
+            f"no stack file {stack_path.name}; stacks here: {', '.join(stack_names(root)) or 'none'}"
+        )
+    stack_config = _load_yaml(stack_path).get("config") or {}
+    if not isinstance(stack_config, dict):
+        raise StackConfigError(f"{stack_path.name}: 'config' must be a mapping")
+    return stack_config
+
+
 def load_stack_config(stack: str, root: Path = REPO_ROOT) -> StackConfig:
     """Merge project defaults and the stack file into the values the program will read."""
     project_file = _load_yaml(root / "Pulumi.yaml")
     project = project_file.get("name")
     if not isinstance(project, str):
         raise StackConfigError("Pulumi.yaml has no project name")
+    stack_config = stack_file_config(stack, root)
     stack_path = root / f"Pulumi.{stack}.yaml"
-    if not stack_path.exists():
-        raise StackConfigError(
-            f"no stack file {stack_path.name}; stacks here: {', '.join(stack_names(root)) or 'none'}"
-        )
 
     merged: dict[str, Any] = {}
     for key, declaration in (project_file.get("config") or {}).items():
@@ -143,9 +156,6 @@ def load_stack_config(stack: str, root: Path = REPO_ROOT) -> StackConfig:
                 merged[_full_key(project, key)] = declaration["default"]
         else:
             merged[_full_key(project, key)] = declaration
-    stack_config = _load_yaml(stack_path).get("config") or {}
-    if not isinstance(stack_config, dict):
-        raise StackConfigError(f"{stack_path.name}: 'config' must be a mapping")
     for key, value in stack_config.items():
         merged[_full_key(project, key)] = value
     _refuse_plain_secrets(stack_path.name, project, merged.get(f"{project}:secrets"))
