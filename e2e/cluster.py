@@ -96,15 +96,24 @@ class ControlPlane:
     def start(self) -> None:
         """Start every component and wait until the API server is ready and the nodes are Ready."""
         began = time.monotonic()
-        pki = self.pki = create_pki(self.directory / "pki", SERVICE_IP)
-        # `kubectl exec/logs` reach a real kubelet at its InternalIP, with a client certificate it trusts.
-        kubelet_client = issue(
-            pki, "apiserver-kubelet-client", "kube-apiserver-kubelet-client", organization="system:masters"
+        self.pki = create_pki(self.directory / "pki", SERVICE_IP)
+        self.api_port = free_port()
+        self.kubeconfig.write_text(yaml.safe_dump(_kubeconfig(self.pki, f"https://127.0.0.1:{self.api_port}")))
+        etcd_port = self._start_etcd()
+        self._start_api_server(etcd_port)
+        wait_until("kube-apiserver /readyz", self._api_ready, START_TIMEOUT_SECONDS, self.tails, self.alive)
+        self._start_controllers()
+        if self.with_kwok:
+            self._start_kwok()
+        self._install_service_monitor_crd()
+        wait_until(
+            "default ServiceAccount", self._service_accounts_ready, START_TIMEOUT_SECONDS, self.tails, self.alive
         )
-        etcd_port, peer_port, self.api_port = free_port(), free_port(), free_port()
-        self.kubeconfig.write_text(yaml.safe_dump(_kubeconfig(pki, f"https://127.0.0.1:{self.api_port}")))
-        kubeconfig = str(self.kubeconfig)
+        self.started_in = time.monotonic() - began
 
+    def _start_etcd(self) -> int:
+        """etcd on loopback, without fsync (a throwaway store); its client port."""
+        etcd_port, peer_port = free_port(), free_port()
         self._spawn(
             "etcd",
             "--name=e2e",
@@ -116,6 +125,15 @@ class ControlPlane:
             f"--initial-cluster=e2e=http://127.0.0.1:{peer_port}",
             "--unsafe-no-fsync",
             "--log-level=warn",
+        )
+        return etcd_port
+
+    def _start_api_server(self, etcd_port: int) -> None:
+        """kube-apiserver with its default admission plugins, RBAC, and a client certificate kubelets trust."""
+        pki = self.pki
+        # `kubectl exec/logs` reach a real kubelet at its InternalIP, with a client certificate it trusts.
+        kubelet_client = issue(
+            pki, "apiserver-kubelet-client", "kube-apiserver-kubelet-client", organization="system:masters"
         )
         self._spawn(
             "kube-apiserver",
@@ -139,7 +157,10 @@ class ControlPlane:
             f"--kubelet-client-certificate={kubelet_client.cert}",
             f"--kubelet-client-key={kubelet_client.key}",
         )
-        wait_until("kube-apiserver /readyz", self._api_ready, START_TIMEOUT_SECONDS, self.tails, self.alive)
+
+    def _start_controllers(self) -> None:
+        """The controller manager (Deployments, ReplicaSets, service accounts) and the scheduler."""
+        pki, kubeconfig = self.pki, str(self.kubeconfig)
         common = [
             f"--kubeconfig={kubeconfig}",
             f"--authentication-kubeconfig={kubeconfig}",
@@ -159,18 +180,14 @@ class ControlPlane:
             f"--service-cluster-ip-range={SERVICE_CIDR}",
         )
         self._spawn("kube-scheduler", *common, f"--secure-port={free_port()}")
-        if self.with_kwok:
-            self._start_kwok()
-        # The Prometheus Operator's own ServiceMonitor CRD (taken from its Go module by `make cluster`), as a
-        # cluster with the operator has it: stacks that enable metrics.serviceMonitor create one.
+
+    def _install_service_monitor_crd(self) -> None:
+        """The Prometheus Operator's own ServiceMonitor CRD (taken from its Go module by `make cluster`), as a
+        cluster with the operator has it: stacks that enable metrics.serviceMonitor create one."""
         self.kubectl("apply", "--server-side", "-f", str(CLUSTER_BIN / "servicemonitor-crd.yaml"))
         self.kubectl(
             "wait", "--for=condition=Established", "--timeout=60s", "crd/servicemonitors.monitoring.coreos.com"
         )
-        wait_until(
-            "default ServiceAccount", self._service_accounts_ready, START_TIMEOUT_SECONDS, self.tails, self.alive
-        )
-        self.started_in = time.monotonic() - began
 
     def _start_kwok(self) -> None:
         """kwok, and the simulated nodes it plays the kubelet of, Ready."""
