@@ -8,12 +8,13 @@ own PID, newest first, with bounded waits.
 from __future__ import annotations
 
 import contextlib
-import signal
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
+
+from harness.processes import stop
 
 STOP_TIMEOUT_SECONDS = 20
 
@@ -60,14 +61,7 @@ class Daemons:
 
     def stop(self, name: str) -> None:
         """Stop one process by its PID: SIGTERM, then SIGKILL after a bounded wait."""
-        process = self.processes[name]
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=STOP_TIMEOUT_SECONDS)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=STOP_TIMEOUT_SECONDS)
+        stop(self.processes[name], grace=STOP_TIMEOUT_SECONDS)
         self.logs[name].close()
 
     def stop_all(self) -> None:

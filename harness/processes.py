@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import signal
 import socket
 import subprocess
 import time
@@ -48,8 +49,13 @@ def wait_until(
     raise TimeoutError(f"{what}: not within {timeout:g} s{detail}\n{on_timeout()}")
 
 
-def stop(process: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT_SECONDS) -> None:
-    """Make sure a child process is gone: SIGKILL if it still runs, then a bounded wait."""
+def stop(process: subprocess.Popen[bytes], grace: float = 0.0, timeout: float = STOP_TIMEOUT_SECONDS) -> None:
+    """Make sure a child process is gone: SIGTERM and up to `grace` seconds to exit first if `grace` is given,
+    then SIGKILL, then a bounded wait."""
+    if process.poll() is None and grace > 0:
+        process.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=grace)
     if process.poll() is None:
         process.kill()
     with contextlib.suppress(subprocess.TimeoutExpired):
