@@ -33,6 +33,7 @@ from config.settings import (
     MetricsSettings,
     ResourceSettings,
     ServerTimings,
+    ServiceAccountSettings,
     ServiceSettings,
 )
 
@@ -88,6 +89,8 @@ class WebServiceArgs:
     """The disruption budget's maxUnavailable, when more than one pod runs."""
     metrics: MetricsSettings
     """Prometheus scraping: pod annotations always; a ServiceMonitor and a Service port when enabled."""
+    service_account: ServiceAccountSettings = field(default_factory=ServiceAccountSettings)
+    """The pods' own ServiceAccount (token never mounted); its annotations carry cloud workload identity."""
     config_map_name: pulumi.Input[str] | None = None
     """ConfigMap to load the environment from, if any."""
     secret_name: pulumi.Input[str] | None = None
@@ -159,7 +162,8 @@ class WebService(pulumi.ComponentResource):
         super().__init__("webapp:index:WebService", name, None, opts)
         _check(name, args)
         objects = _Objects(name, args, pulumi.ResourceOptions(parent=self))
-        deployment = _deployment(objects)
+        account = _service_account(objects)
+        deployment = _deployment(objects, account)
         service = _service(objects)
         _network_policy(objects)
         if args.metrics.service_monitor:
@@ -187,7 +191,18 @@ def _check(name: str, args: WebServiceArgs) -> None:
         raise ValueError(f"WebService {name!r}: {problem}")
 
 
-def _deployment(objects: _Objects) -> k8s.apps.v1.Deployment:
+def _service_account(objects: _Objects) -> k8s.core.v1.ServiceAccount:
+    # The stack's own identity instead of the namespace's `default`, so RBAC and cloud workload identity can be
+    # granted to this app alone; the pods still never mount its token (the app calls no Kubernetes API).
+    return k8s.core.v1.ServiceAccount(
+        f"{objects.name}-sa",
+        metadata=objects.metadata(annotations=dict(objects.args.service_account.annotations) or None),
+        automount_service_account_token=False,
+        opts=objects.opts,
+    )
+
+
+def _deployment(objects: _Objects, account: k8s.core.v1.ServiceAccount) -> k8s.apps.v1.Deployment:
     args = objects.args
     versioned = workload_labels(args.labels, args.image.tag)
     return k8s.apps.v1.Deployment(
@@ -211,7 +226,7 @@ def _deployment(objects: _Objects) -> k8s.apps.v1.Deployment:
                 metadata=k8s.meta.v1.ObjectMetaArgs(
                     labels=versioned, annotations=scrape_annotations(args.management_port)
                 ),
-                spec=_pod_spec(objects),
+                spec=_pod_spec(objects, account.metadata.name),
             ),
         ),
         # The autoscaler owns the replica count once it exists; `pulumi up` must not reset it.
@@ -301,10 +316,36 @@ def _disruption_budget(objects: _Objects) -> k8s.policy.v1.PodDisruptionBudget:
 
 def _autoscaler(objects: _Objects, deployment: k8s.apps.v1.Deployment) -> k8s.autoscaling.v2.HorizontalPodAutoscaler:
     scaling = objects.args.autoscaling
-    cpu = k8s.autoscaling.v2.ResourceMetricSourceArgs(
-        name="cpu",
-        target=k8s.autoscaling.v2.MetricTargetArgs(
-            type="Utilization", average_utilization=scaling.target_cpu_utilization
+    targets = {"cpu": scaling.target_cpu_utilization, "memory": scaling.target_memory_utilization}
+    metrics = [
+        k8s.autoscaling.v2.MetricSpecArgs(
+            type="Resource",
+            resource=k8s.autoscaling.v2.ResourceMetricSourceArgs(
+                name=resource,
+                target=k8s.autoscaling.v2.MetricTargetArgs(type="Utilization", average_utilization=percent),
+            ),
+        )
+        for resource, percent in targets.items()
+        if percent is not None
+    ]
+    # A bounded pace: removing pods waits for load to stay low (no flapping after a spike) and takes a share per
+    # minute; adding them takes a few pods per minute, each warming up before the next step.
+    behavior = k8s.autoscaling.v2.HorizontalPodAutoscalerBehaviorArgs(
+        scale_down=k8s.autoscaling.v2.HPAScalingRulesArgs(
+            stabilization_window_seconds=scaling.scale_down_stabilization_seconds,
+            policies=[
+                k8s.autoscaling.v2.HPAScalingPolicyArgs(
+                    type="Percent", value=scaling.scale_down_max_percent_per_minute, period_seconds=60
+                )
+            ],
+        ),
+        scale_up=k8s.autoscaling.v2.HPAScalingRulesArgs(
+            stabilization_window_seconds=0,
+            policies=[
+                k8s.autoscaling.v2.HPAScalingPolicyArgs(
+                    type="Pods", value=scaling.scale_up_max_pods_per_minute, period_seconds=60
+                )
+            ],
         ),
     )
     return k8s.autoscaling.v2.HorizontalPodAutoscaler(
@@ -316,15 +357,17 @@ def _autoscaler(objects: _Objects, deployment: k8s.apps.v1.Deployment) -> k8s.au
             ),
             min_replicas=scaling.min_replicas,
             max_replicas=scaling.max_replicas,
-            metrics=[k8s.autoscaling.v2.MetricSpecArgs(type="Resource", resource=cpu)],
+            metrics=metrics,
+            behavior=behavior,
         ),
         opts=objects.opts,
     )
 
 
-def _pod_spec(objects: _Objects) -> k8s.core.v1.PodSpecArgs:
+def _pod_spec(objects: _Objects, service_account_name: pulumi.Input[str]) -> k8s.core.v1.PodSpecArgs:
     args = objects.args
     return k8s.core.v1.PodSpecArgs(
+        service_account_name=service_account_name,
         automount_service_account_token=False,
         enable_service_links=False,
         image_pull_secrets=[k8s.core.v1.LocalObjectReferenceArgs(name=n) for n in args.image_pull_secrets] or None,

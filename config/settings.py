@@ -122,6 +122,17 @@ PrometheusDuration = Annotated[str, _matching(_PROMETHEUS_DURATION, "a Prometheu
 UrlPath = Annotated[str, _matching(_URL_PATH, "a path starting with '/'")]
 
 
+def _annotation_keys(value: dict[str, str]) -> dict[str, str]:
+    bad = sorted(key for key in value if len(key) > 316 or not _ANNOTATION_KEY.match(key))
+    if bad:
+        raise ValueError(f"{bad} are not annotation keys such as nginx.ingress.kubernetes.io/proxy-body-size")
+    return value
+
+
+Annotations = Annotated[dict[str, EnvValue], AfterValidator(_annotation_keys)]
+"""Kubernetes annotations: keys an optional DNS-subdomain prefix and a name, values text."""
+
+
 @dataclass(frozen=True)
 class ServerTimings:
     """The app's four server timings, which travel together from the stack file to the pod's env and grace period."""
@@ -220,16 +231,8 @@ class IngressSettings(_Model):
     path: UrlPath = "/"
     class_name: DnsSubdomain | None = None
     tls_secret_name: SecretName | None = None
-    annotations: dict[str, EnvValue] = Field(default_factory=dict)
+    annotations: Annotations = Field(default_factory=dict)
     """Annotations for the ingress controller (or cert-manager, or the provider's pulumi.com/skipAwait)."""
-
-    @field_validator("annotations")
-    @classmethod
-    def _annotation_keys(cls, value: dict[str, str]) -> dict[str, str]:
-        bad = sorted(key for key in value if len(key) > 316 or not _ANNOTATION_KEY.match(key))
-        if bad:
-            raise ValueError(f"{bad} are not annotation keys such as nginx.ingress.kubernetes.io/proxy-body-size")
-        return value
 
     @model_validator(mode="after")
     def _host_when_enabled(self) -> IngressSettings:
@@ -239,12 +242,20 @@ class IngressSettings(_Model):
 
 
 class AutoscalingSettings(_Model):
-    """An optional autoscaling/v2 HorizontalPodAutoscaler on CPU."""
+    """An optional autoscaling/v2 HorizontalPodAutoscaler on CPU (and memory), with a bounded pace."""
 
     enabled: bool = False
     min_replicas: int = Field(default=2, ge=1)
     max_replicas: int = Field(default=5, ge=1)
     target_cpu_utilization: int = Field(default=70, ge=10, le=100)
+    target_memory_utilization: int | None = Field(default=None, ge=10, le=100)
+    """Percent of the memory request; also scales on memory when set (the larger of the two wins)."""
+    scale_down_stabilization_seconds: int = Field(default=300, ge=0, le=3600)
+    """How long load must stay low before pods are removed (Kubernetes' own default): no flapping after a spike."""
+    scale_down_max_percent_per_minute: int = Field(default=50, ge=1, le=100)
+    """At most this share of the pods is removed per minute."""
+    scale_up_max_pods_per_minute: int = Field(default=4, ge=1, le=100)
+    """At most this many pods are added per minute (each new pod must warm up before the next step)."""
 
     @model_validator(mode="after")
     def _min_below_max(self) -> AutoscalingSettings:
@@ -265,6 +276,13 @@ class MetricsSettings(_Model):
     """How often Prometheus scrapes, as a Prometheus duration."""
     scrape_namespace: DnsLabel = "monitoring"
     """The namespace Prometheus runs in: the NetworkPolicy admits the management port from there only."""
+
+
+class ServiceAccountSettings(_Model):
+    """The ServiceAccount the pods run as: the stack's own, its token never mounted."""
+
+    annotations: Annotations = Field(default_factory=dict)
+    """For cloud workload identity, e.g. eks.amazonaws.com/role-arn or iam.gke.io/gcp-service-account."""
 
 
 class DisruptionBudgetSettings(_Model):
@@ -304,6 +322,7 @@ class StackSettings(_Model):
     metrics: MetricsSettings = MetricsSettings()
     autoscaling: AutoscalingSettings = AutoscalingSettings()
     disruption_budget: DisruptionBudgetSettings = DisruptionBudgetSettings()
+    service_account: ServiceAccountSettings = ServiceAccountSettings()
 
     @property
     def server_timings(self) -> ServerTimings:

@@ -83,6 +83,14 @@ def _check_objects(plane: ControlPlane, stack: str) -> None:
 
     pods = plane.kubectl_json("get", "pods", "-n", namespace)["items"]
     assert sum(1 for pod in pods if pod["status"].get("phase") == "Running") == replicas
+    # The stack's own ServiceAccount, as the pods see it: no token mounted, the stack's annotations on it.
+    account = plane.kubectl_json("get", "serviceaccount", deployment["metadata"]["name"], "-n", namespace)
+    assert account["automountServiceAccountToken"] is False
+    annotations = file.get("webapp:serviceAccount", {}).get("annotations", {})
+    assert annotations.items() <= account["metadata"].get("annotations", {}).items()
+    for pod in pods:
+        assert pod["spec"]["serviceAccountName"] == account["metadata"]["name"]
+        assert not any(volume.get("projected") for volume in pod["spec"].get("volumes", [])), "no token volume"
     namespace_labels = plane.kubectl_json("get", "namespace", namespace)["metadata"]["labels"]
     assert namespace_labels["pod-security.kubernetes.io/enforce"] == "restricted"
 
@@ -99,7 +107,15 @@ def _check_objects(plane: ControlPlane, stack: str) -> None:
     assert {"deployment.apps", "service", "networkpolicy.networking.k8s.io", "configmap", "secret"} <= kinds
     assert ("ingress.networking.k8s.io" in kinds) == bool(file.get("webapp:ingress", {}).get("enabled"))
     assert ("poddisruptionbudget.policy" in kinds) == (replicas > 1)
-    assert ("horizontalpodautoscaler.autoscaling" in kinds) == bool(file.get("webapp:autoscaling", {}).get("enabled"))
+    scaling = file.get("webapp:autoscaling", {})
+    assert ("horizontalpodautoscaler.autoscaling" in kinds) == bool(scaling.get("enabled"))
+    if scaling.get("enabled"):  # the API server kept the memory target and the pace as the stack file says
+        hpa = plane.kubectl_json("get", "hpa", deployment["metadata"]["name"], "-n", namespace)["spec"]
+        resources = {metric["resource"]["name"] for metric in hpa["metrics"]}
+        assert resources == {"cpu", *(["memory"] if scaling.get("targetMemoryUtilization") else [])}
+        assert hpa["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == scaling.get(
+            "scaleDownStabilizationSeconds", 300
+        )
 
     monitors = plane.kubectl_json("get", "servicemonitors", "-n", namespace)["items"]
     assert len(monitors) == int(bool(file.get("webapp:metrics", {}).get("serviceMonitor")))

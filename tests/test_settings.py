@@ -181,6 +181,18 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], dict[str, str] | str | None, str]] 
         "webapp:secretKeys.1: 'api-token' is not an environment variable name (A-Z, 0-9, _)",
     ),
     (
+        "bad-service-account-annotation",
+        valid_config(serviceAccount={"annotations": {"not a key": "x"}}),
+        TEST_SECRETS,
+        "webapp:serviceAccount.annotations: ['not a key'] are not annotation keys",
+    ),
+    (
+        "memory-target-too-low",
+        valid_config(autoscaling={"enabled": True, "targetMemoryUtilization": 5}),
+        TEST_SECRETS,
+        "webapp:autoscaling.targetMemoryUtilization: Input should be greater than or equal to 10",
+    ),
+    (
         "bad-namespace",
         valid_config(namespace="web.app"),
         TEST_SECRETS,

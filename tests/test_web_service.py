@@ -15,6 +15,7 @@ from config.settings import (
     MetricsSettings,
     ResourceSettings,
     ServerTimings,
+    ServiceAccountSettings,
     ServiceSettings,
 )
 from tests.pulumi_helpers import container, kube, only, run_components
@@ -70,7 +71,7 @@ def test_component_type_token_and_children_parented() -> None:
     run = _build()
     components = [r for r in run.resources if not r.custom]
     assert [(r.type, r.name) for r in components] == [("webapp:index:WebService", "shop")]
-    assert {r.name for r in run.resources if r.custom} == {"shop-deploy", "shop-svc", "shop-netpol"}
+    assert {r.name for r in run.resources if r.custom} == {"shop-sa", "shop-deploy", "shop-svc", "shop-netpol"}
 
 
 def test_probes_hit_ready_and_healthz_on_the_management_port(single: ProgramRun) -> None:
@@ -234,6 +235,46 @@ def test_autoscaler_targets_the_deployment(scaled: ProgramRun) -> None:
     assert metric == {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 65.0}}
     assert deployment.inputs["spec"]["replicas"] == 3
     assert only(scaled, "PodDisruptionBudget").inputs["spec"]["selector"]["matchLabels"] == SELECTOR
+    # Kubernetes' defaults, stated: five minutes of low load before removing pods, then half of them a minute.
+    assert hpa["spec"]["behavior"] == {
+        "scaleDown": {
+            "stabilizationWindowSeconds": 300,
+            "policies": [{"type": "Percent", "value": 50, "periodSeconds": 60}],
+        },
+        "scaleUp": {"stabilizationWindowSeconds": 0, "policies": [{"type": "Pods", "value": 4, "periodSeconds": 60}]},
+    }
+
+
+def test_the_autoscaler_also_scales_on_memory_when_asked_at_the_pace_asked() -> None:
+    scaling = AutoscalingSettings(
+        enabled=True,
+        min_replicas=2,
+        max_replicas=6,
+        target_memory_utilization=80,
+        scale_down_stabilization_seconds=600,
+        scale_down_max_percent_per_minute=20,
+        scale_up_max_pods_per_minute=2,
+    )
+    spec = only(_build(autoscaling=scaling), "HorizontalPodAutoscaler").inputs["spec"]
+    assert [(m["resource"]["name"], m["resource"]["target"]["averageUtilization"]) for m in spec["metrics"]] == [
+        ("cpu", 70),
+        ("memory", 80),
+    ]
+    assert spec["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 600
+    assert spec["behavior"]["scaleDown"]["policies"][0]["value"] == 20
+    assert spec["behavior"]["scaleUp"]["policies"][0]["value"] == 2
+
+
+def test_the_pods_run_as_their_own_service_account_with_no_token(single: ProgramRun) -> None:
+    account = only(single, "ServiceAccount").inputs
+    assert account["automountServiceAccountToken"] is False
+    assert account["metadata"]["name"] == "shop"
+    assert "annotations" not in account["metadata"]
+    pod = only(single, "Deployment").inputs["spec"]["template"]["spec"]
+    assert (pod["serviceAccountName"], pod["automountServiceAccountToken"]) == ("shop", False)
+    identity = {"iam.gke.io/gcp-service-account": "shop@project.iam.gserviceaccount.com"}
+    annotated = _build(service_account=ServiceAccountSettings(annotations=identity))
+    assert only(annotated, "ServiceAccount").inputs["metadata"]["annotations"] == identity
 
 
 def test_two_services_in_one_program_do_not_collide() -> None:
@@ -292,7 +333,8 @@ def test_every_object_but_the_config_has_the_stable_name() -> None:
     )
     names = {r.kind: r.inputs["metadata"].get("name") for r in run.resources if r.is_kubernetes}
     assert names == dict.fromkeys(
-        ["Deployment", "Service", "NetworkPolicy", "PodDisruptionBudget", "HorizontalPodAutoscaler"], "shop"
+        ["ServiceAccount", "Deployment", "Service", "NetworkPolicy", "PodDisruptionBudget", "HorizontalPodAutoscaler"],
+        "shop",
     )
 
 
