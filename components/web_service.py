@@ -32,12 +32,15 @@ from config.settings import (
     ImageSettings,
     MetricsSettings,
     ResourceSettings,
+    SchedulingSettings,
     ServerTimings,
     ServiceAccountSettings,
     ServiceSettings,
 )
 
 CONTAINER_PORT_NAME = "http"
+ZONE_LABEL = "topology.kubernetes.io/zone"
+HOSTNAME_LABEL = "kubernetes.io/hostname"
 RUN_AS_USER = 10001  # the numeric user of app/Dockerfile
 PROBE_TIMEOUT_SECONDS = 2
 """Every probe's timeoutSeconds: the app's management port answers in milliseconds however busy it is."""
@@ -91,6 +94,8 @@ class WebServiceArgs:
     """Prometheus scraping: pod annotations always; a ServiceMonitor and a Service port when enabled."""
     service_account: ServiceAccountSettings = field(default_factory=ServiceAccountSettings)
     """The pods' own ServiceAccount (token never mounted); its annotations carry cloud workload identity."""
+    scheduling: SchedulingSettings = field(default_factory=SchedulingSettings)
+    """Node selector, tolerations, and how strictly the pods spread over zones."""
     config_map_name: pulumi.Input[str] | None = None
     """ConfigMap to load the environment from, if any."""
     secret_name: pulumi.Input[str] | None = None
@@ -385,17 +390,31 @@ def _pod_spec(objects: _Objects, service_account_name: pulumi.Input[str]) -> k8s
                 name="tmp", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(medium="Memory", size_limit="64Mi")
             )
         ],
-        topology_spread_constraints=[
-            k8s.core.v1.TopologySpreadConstraintArgs(
-                max_skew=1,
-                topology_key="kubernetes.io/hostname",
-                when_unsatisfiable="ScheduleAnyway",
-                label_selector=objects.match(),
+        node_selector=dict(args.scheduling.node_selector) or None,
+        tolerations=[
+            k8s.core.v1.TolerationArgs(
+                key=toleration.key,
+                operator=toleration.operator,
+                value=toleration.value,
+                effect=toleration.effect,
+                toleration_seconds=toleration.toleration_seconds,
             )
+            for toleration in args.scheduling.tolerations
         ]
-        if args.several_pods
-        else None,
+        or None,
+        topology_spread_constraints=_spread(objects) if args.several_pods else None,
     )
+
+
+def _spread(objects: _Objects) -> list[k8s.core.v1.TopologySpreadConstraintArgs]:
+    """Pods spread over zones (required or preferred, as the stack says) and over nodes (preferred)."""
+    zone_rule = "DoNotSchedule" if objects.args.scheduling.zone_spread == "required" else "ScheduleAnyway"
+    return [
+        k8s.core.v1.TopologySpreadConstraintArgs(
+            max_skew=1, topology_key=key, when_unsatisfiable=rule, label_selector=objects.match()
+        )
+        for key, rule in ((ZONE_LABEL, zone_rule), (HOSTNAME_LABEL, "ScheduleAnyway"))
+    ]
 
 
 def _container(name: str, args: WebServiceArgs) -> k8s.core.v1.ContainerArgs:

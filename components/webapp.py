@@ -75,6 +75,7 @@ class WebApp(pulumi.ComponentResource):
                 max_unavailable=values.disruption_budget.max_unavailable,
                 metrics=values.metrics,
                 service_account=values.service_account,
+                scheduling=values.scheduling,
                 config_map_name=self.config.config_map_name,
                 secret_name=self.config.secret_name,
                 enable_test_routes=values.enable_test_routes,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -46,6 +46,7 @@ _DNS_SUBDOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z
 _HOSTNAME = re.compile(r"^(\*\.)?([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 _URL_PATH = re.compile(r"^/")
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$")
 _PROMETHEUS_DURATION = re.compile(r"^([0-9]+(ms|s|m|h))+$")
 # A Kubernetes annotation key: an optional DNS-subdomain prefix and "/", then a name of up to 63 characters.
 _ANNOTATION_KEY = re.compile(
@@ -131,6 +132,11 @@ def _annotation_keys(value: dict[str, str]) -> dict[str, str]:
 
 Annotations = Annotated[dict[str, EnvValue], AfterValidator(_annotation_keys)]
 """Kubernetes annotations: keys an optional DNS-subdomain prefix and a name, values text."""
+LabelKey = Annotated[str, _matching(_ANNOTATION_KEY, "a label key such as topology.kubernetes.io/zone or pool")]
+LabelValue = Annotated[
+    str,
+    _matching(_LABEL_VALUE, "a label value (at most 63 of letters, digits, '-', '_', '.', alphanumeric at the ends)"),
+]
 
 
 @dataclass(frozen=True)
@@ -278,6 +284,36 @@ class MetricsSettings(_Model):
     """The namespace Prometheus runs in: the NetworkPolicy admits the management port from there only."""
 
 
+class Toleration(_Model):
+    """One pod toleration, as Kubernetes takes it: lets the pods onto nodes with a matching taint."""
+
+    key: LabelKey | None = None
+    operator: Literal["Equal", "Exists"] = "Equal"
+    value: LabelValue | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    toleration_seconds: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Toleration:
+        if self.operator == "Exists" and self.value:
+            raise ValueError("operator Exists takes no value; leave value out or use operator Equal")
+        if self.toleration_seconds is not None and self.effect != "NoExecute":
+            raise ValueError("tolerationSeconds applies to effect NoExecute only")
+        return self
+
+
+class SchedulingSettings(_Model):
+    """Where the pods may run and how they spread: across zones and across nodes."""
+
+    node_selector: dict[LabelKey, LabelValue] = Field(default_factory=dict)
+    """Node labels every pod's node must carry, e.g. a node pool."""
+    tolerations: list[Toleration] = Field(default_factory=list)
+    """Taints the pods tolerate, e.g. a dedicated node pool's."""
+    zone_spread: Literal["preferred", "required"] = "preferred"
+    """`required`: two pods never share a zone while another zone has fewer (needs zone-labelled nodes, as every
+    cloud cluster has); `preferred`: spread when possible, and still schedule on nodes without zones."""
+
+
 class ServiceAccountSettings(_Model):
     """The ServiceAccount the pods run as: the stack's own, its token never mounted."""
 
@@ -323,6 +359,7 @@ class StackSettings(_Model):
     autoscaling: AutoscalingSettings = AutoscalingSettings()
     disruption_budget: DisruptionBudgetSettings = DisruptionBudgetSettings()
     service_account: ServiceAccountSettings = ServiceAccountSettings()
+    scheduling: SchedulingSettings = SchedulingSettings()
 
     @property
     def server_timings(self) -> ServerTimings:

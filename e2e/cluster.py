@@ -36,6 +36,8 @@ SERVICE_CIDR = "10.96.0.0/16"
 SERVICE_IP = "10.96.0.1"
 POD_CIDR = "10.244.0.0/16"
 NODES = ("kwok-node-0", "kwok-node-1", "kwok-node-2")
+ZONES = ("e2e-zone-a", "e2e-zone-b", "e2e-zone-c")
+"""One zone per kwok node, as a cloud cluster spread over three zones labels its nodes."""
 START_TIMEOUT_SECONDS = 90
 
 
@@ -52,7 +54,7 @@ def _kubeconfig(pki: Pki, server: str) -> dict[str, Any]:
     }
 
 
-def _node(name: str) -> dict[str, Any]:
+def _node(name: str, zone: str) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Node",
@@ -61,6 +63,7 @@ def _node(name: str) -> dict[str, Any]:
             "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
             "labels": {
                 "kubernetes.io/hostname": name,
+                "topology.kubernetes.io/zone": zone,
                 "kubernetes.io/os": "linux",
                 "kubernetes.io/arch": "amd64",
                 "type": "kwok",
@@ -201,8 +204,8 @@ class ControlPlane:
             "--node-ip=127.0.0.1",
             f"--server-address=127.0.0.1:{free_port()}",
         )
-        for name in NODES:
-            self.kubectl("apply", "-f", "-", stdin=json.dumps(_node(name)))
+        for name, zone in zip(NODES, ZONES, strict=True):
+            self.kubectl("apply", "-f", "-", stdin=json.dumps(_node(name, zone)))
         wait_until("kwok nodes Ready", self._nodes_ready, START_TIMEOUT_SECONDS, self.tails, self.alive)
 
     def _spawn(self, name: str, *args: str) -> None:

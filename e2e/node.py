@@ -39,6 +39,7 @@ from harness.http import get
 from harness.processes import free_port, wait_until
 
 NODE_NAME = "webapp-e2e-node"
+NODE_ZONE = "e2e-zone-a"
 NODE_IP = "10.250.0.1"
 NODE_GATEWAY = "10.250.0.2"
 NODE_POD_SUBNET = "10.244.0.0/24"
@@ -272,6 +273,8 @@ class Node:
             f"--cert-dir={self.directory / 'kubelet-pki'}",
             f"--hostname-override={NODE_NAME}",
             f"--node-ip={NODE_IP}",
+            # A zone, as every cloud node has: prod requires its pods to spread over zones (one zone here).
+            f"--node-labels=topology.kubernetes.io/zone={NODE_ZONE}",
             "--v=1",
         )
 

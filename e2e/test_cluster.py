@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from e2e.cluster import ControlPlane, running_control_plane
+from e2e.cluster import ZONES, ControlPlane, running_control_plane
 from e2e.engine import TIMINGS, CommandResult, Workspace
 from e2e.stacks import SECRET_VALUE, drift_command, expected_replicas, make_render, stack_file
 from harness.processes import wait_until
@@ -88,6 +88,14 @@ def _check_objects(plane: ControlPlane, stack: str) -> None:
     assert account["automountServiceAccountToken"] is False
     annotations = file.get("webapp:serviceAccount", {}).get("annotations", {})
     assert annotations.items() <= account["metadata"].get("annotations", {}).items()
+    # Spread over the kwok nodes' three zones; `zoneSpread: required` guarantees one pod per zone.
+    zone_of = {
+        node["metadata"]["name"]: node["metadata"]["labels"]["topology.kubernetes.io/zone"]
+        for node in plane.kubectl_json("get", "nodes")["items"]
+    }
+    zones = [zone_of[pod["spec"]["nodeName"]] for pod in pods]
+    if file.get("webapp:scheduling", {}).get("zoneSpread") == "required":
+        assert len(set(zones)) == min(replicas, len(ZONES)), zones
     for pod in pods:
         assert pod["spec"]["serviceAccountName"] == account["metadata"]["name"]
         assert not any(volume.get("projected") for volume in pod["spec"].get("volumes", [])), "no token volume"

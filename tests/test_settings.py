@@ -193,6 +193,30 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], dict[str, str] | str | None, str]] 
         "webapp:autoscaling.targetMemoryUtilization: Input should be greater than or equal to 10",
     ),
     (
+        "toleration-exists-with-a-value",
+        valid_config(scheduling={"tolerations": [{"key": "dedicated", "operator": "Exists", "value": "web"}]}),
+        TEST_SECRETS,
+        "webapp:scheduling.tolerations.0: operator Exists takes no value",
+    ),
+    (
+        "toleration-seconds-without-no-execute",
+        valid_config(scheduling={"tolerations": [{"key": "a", "effect": "NoSchedule", "tolerationSeconds": 30}]}),
+        TEST_SECRETS,
+        "webapp:scheduling.tolerations.0: tolerationSeconds applies to effect NoExecute only",
+    ),
+    (
+        "bad-node-selector-value",
+        valid_config(scheduling={"nodeSelector": {"pool": "web pool"}}),
+        TEST_SECRETS,
+        "webapp:scheduling.nodeSelector.pool: 'web pool' is not a label value",
+    ),
+    (
+        "bad-zone-spread",
+        valid_config(scheduling={"zoneSpread": "always"}),
+        TEST_SECRETS,
+        "webapp:scheduling.zoneSpread: Input should be 'preferred' or 'required'",
+    ),
+    (
         "bad-namespace",
         valid_config(namespace="web.app"),
         TEST_SECRETS,

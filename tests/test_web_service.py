@@ -14,6 +14,7 @@ from config.settings import (
     ImageSettings,
     MetricsSettings,
     ResourceSettings,
+    SchedulingSettings,
     ServerTimings,
     ServiceAccountSettings,
     ServiceSettings,
@@ -203,14 +204,33 @@ def test_single_replica_has_no_pdb_hpa_or_spread(single: ProgramRun) -> None:
     assert "topologySpreadConstraints" not in only(single, "Deployment").inputs["spec"]["template"]["spec"]
 
 
-def test_several_replicas_get_a_pdb_and_spread_across_nodes() -> None:
+def test_several_replicas_get_a_pdb_and_spread_across_zones_and_nodes() -> None:
     run = _build(replicas=2)
     pdb = only(run, "PodDisruptionBudget").inputs["spec"]
     assert pdb["selector"]["matchLabels"] == SELECTOR
     assert pdb["maxUnavailable"] == 1
     spread = only(run, "Deployment").inputs["spec"]["template"]["spec"]["topologySpreadConstraints"]
-    assert spread[0]["topologyKey"] == "kubernetes.io/hostname"
-    assert spread[0]["labelSelector"]["matchLabels"] == SELECTOR
+    assert [(s["topologyKey"], s["whenUnsatisfiable"]) for s in spread] == [
+        ("topology.kubernetes.io/zone", "ScheduleAnyway"),
+        ("kubernetes.io/hostname", "ScheduleAnyway"),
+    ]
+    assert all(s["labelSelector"]["matchLabels"] == SELECTOR and s["maxSkew"] == 1 for s in spread)
+    required = _build(replicas=3, scheduling=SchedulingSettings(zone_spread="required"))
+    zone = only(required, "Deployment").inputs["spec"]["template"]["spec"]["topologySpreadConstraints"][0]
+    assert (zone["topologyKey"], zone["whenUnsatisfiable"]) == ("topology.kubernetes.io/zone", "DoNotSchedule")
+
+
+def test_node_selector_and_tolerations_reach_the_pods(single: ProgramRun) -> None:
+    assert "nodeSelector" not in only(single, "Deployment").inputs["spec"]["template"]["spec"]
+    scheduling = SchedulingSettings.model_validate(
+        {
+            "nodeSelector": {"pool": "web"},
+            "tolerations": [{"key": "dedicated", "value": "web", "effect": "NoSchedule"}],
+        }
+    )
+    pod = only(_build(scheduling=scheduling), "Deployment").inputs["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"pool": "web"}
+    assert pod["tolerations"] == [{"key": "dedicated", "operator": "Equal", "value": "web", "effect": "NoSchedule"}]
 
 
 def test_autoscaling_from_one_pod_still_gets_a_pdb_and_spread() -> None:
