@@ -83,22 +83,7 @@ def _check_objects(plane: ControlPlane, stack: str) -> None:
 
     pods = plane.kubectl_json("get", "pods", "-n", namespace)["items"]
     assert sum(1 for pod in pods if pod["status"].get("phase") == "Running") == replicas
-    # The stack's own ServiceAccount, as the pods see it: no token mounted, the stack's annotations on it.
-    account = plane.kubectl_json("get", "serviceaccount", deployment["metadata"]["name"], "-n", namespace)
-    assert account["automountServiceAccountToken"] is False
-    annotations = file.get("webapp:serviceAccount", {}).get("annotations", {})
-    assert annotations.items() <= account["metadata"].get("annotations", {}).items()
-    # Spread over the kwok nodes' three zones; `zoneSpread: required` guarantees one pod per zone.
-    zone_of = {
-        node["metadata"]["name"]: node["metadata"]["labels"]["topology.kubernetes.io/zone"]
-        for node in plane.kubectl_json("get", "nodes")["items"]
-    }
-    zones = [zone_of[pod["spec"]["nodeName"]] for pod in pods]
-    if file.get("webapp:scheduling", {}).get("zoneSpread") == "required":
-        assert len(set(zones)) == min(replicas, len(ZONES)), zones
-    for pod in pods:
-        assert pod["spec"]["serviceAccountName"] == account["metadata"]["name"]
-        assert not any(volume.get("projected") for volume in pod["spec"].get("volumes", [])), "no token volume"
+    _check_identity_and_placement(plane, file, deployment, pods)
     namespace_labels = plane.kubectl_json("get", "namespace", namespace)["metadata"]["labels"]
     assert namespace_labels["pod-security.kubernetes.io/enforce"] == "restricted"
 
@@ -132,6 +117,29 @@ def _check_objects(plane: ControlPlane, stack: str) -> None:
         assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
         [endpoint] = monitor["spec"]["endpoints"]
         assert endpoint["port"] in {port["name"] for port in service["spec"]["ports"]}
+
+
+def _check_identity_and_placement(
+    plane: ControlPlane, file: dict[str, Any], deployment: dict[str, Any], pods: list[dict[str, Any]]
+) -> None:
+    """The pods run as the stack's own ServiceAccount, with no token, and spread over zones as the stack says."""
+    namespace, replicas = file["webapp:namespace"], expected_replicas(file)
+    # The stack's own ServiceAccount, as the pods see it: no token mounted, the stack's annotations on it.
+    account = plane.kubectl_json("get", "serviceaccount", deployment["metadata"]["name"], "-n", namespace)
+    assert account["automountServiceAccountToken"] is False
+    annotations = file.get("webapp:serviceAccount", {}).get("annotations", {})
+    assert annotations.items() <= account["metadata"].get("annotations", {}).items()
+    # Spread over the kwok nodes' three zones; `zoneSpread: required` guarantees one pod per zone.
+    zone_of = {
+        node["metadata"]["name"]: node["metadata"]["labels"]["topology.kubernetes.io/zone"]
+        for node in plane.kubectl_json("get", "nodes")["items"]
+    }
+    zones = [zone_of[pod["spec"]["nodeName"]] for pod in pods if pod["spec"].get("nodeName")]
+    if file.get("webapp:scheduling", {}).get("zoneSpread") == "required":
+        assert len(set(zones)) == min(replicas, len(ZONES)), zones
+    for pod in pods:
+        assert pod["spec"]["serviceAccountName"] == account["metadata"]["name"]
+        assert not any(volume.get("projected") for volume in pod["spec"].get("volumes", [])), "no token volume"
 
 
 def _check_pod_security_refuses_an_unhardened_pod(plane: ControlPlane, namespace: str) -> None:
