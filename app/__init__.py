@@ -9,10 +9,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.errors import register_error_handlers
 from app.probes import Probes, serve_probes_in_front
 from app.progress import ProgressTable, WSGIApp
+from app.request_id import with_request_ids
 from app.settings import AppSettings
 from app.shutdown_state import ShutdownState
 from app.views import main, test_routes
@@ -59,5 +61,11 @@ def create_app(
     if progress is not None:
         wsgi = progress.track(wsgi)
     probes = Probes(app.config["SETTINGS"].version, app.config["SHUTDOWN"], progress)
-    app.wsgi_app = serve_probes_in_front(wsgi, probes)  # type: ignore[method-assign,assignment]
+    wsgi = serve_probes_in_front(wsgi, probes)
+    trusted = app.config["SETTINGS"].trusted_proxies
+    if trusted:
+        # The client's address, scheme and host as the trusted proxies in front report them: the access line
+        # shows the client, not the ingress controller.
+        wsgi = ProxyFix(wsgi, x_for=trusted, x_proto=trusted, x_host=trusted)
+    app.wsgi_app = with_request_ids(wsgi)  # type: ignore[method-assign,assignment]
     return app

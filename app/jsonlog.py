@@ -22,6 +22,8 @@ from typing import Any
 from gunicorn import glogging
 
 from app.probes import PROBE_PATHS
+from app.request_id import ENVIRON_KEY as REQUEST_ID_KEY
+from app.request_id import current_request_id
 
 _ENCODER = json.JSONEncoder(default=str)  # built once: json.dumps(..., default=str) rebuilds it per call
 
@@ -51,6 +53,9 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         """Render time, level, logger, pid, message, structured fields and any traceback."""
         fields = dict(getattr(record, "fields", {}))
+        request_id = current_request_id.get()
+        if request_id is not None:
+            fields.setdefault("request_id", request_id)
         if record.exc_info:
             fields["traceback"] = self.formatException(record.exc_info)
         return json_line(
@@ -118,6 +123,7 @@ class GunicornJsonLogger(glogging.Logger):
             "status": int(status) if status is not None else None,
             "duration_ms": round(request_time.total_seconds() * 1000, 3),
             "remote_addr": environ.get("REMOTE_ADDR"),
+            "request_id": environ.get(REQUEST_ID_KEY),
         }
         name = "debug" if level == logging.DEBUG else "info"
         line = json_line(time.time(), name, self.access_log.name, "request", pid=os.getpid(), fields=fields)

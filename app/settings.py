@@ -67,6 +67,8 @@ class AppSettings:
     """HEAD_TIMEOUT_SECONDS: a request head not complete this long after the connection (or its first byte) gets 408."""
     max_requests: int = 0
     """MAX_REQUESTS: restart a worker after this many requests (plus up to 10% jitter); 0 never does."""
+    trusted_proxies: int = 0
+    """TRUSTED_PROXIES: proxies in front whose X-Forwarded-For/-Proto/-Host are believed (0: none, the default)."""
     log_level: str = "info"
     """LOG_LEVEL: debug, info, warning or error."""
     enable_test_routes: bool = False
@@ -95,6 +97,7 @@ class AppSettings:
             stall_seconds=_integer(env, "STALL_SECONDS", 30, 1, 3600),
             head_timeout_seconds=_integer(env, "HEAD_TIMEOUT_SECONDS", 10, 1, 300),
             max_requests=_integer(env, "MAX_REQUESTS", 0, 0, 10_000_000),
+            trusted_proxies=_integer(env, "TRUSTED_PROXIES", 0, 0, 5),
             log_level=log_level,
             enable_test_routes=_strict_boolean(env, "ENABLE_TEST_ROUTES", False),
         )

@@ -104,6 +104,8 @@ class WebServiceArgs:
     """Port the app serves traffic on (its PORT)."""
     management_port: int = MANAGEMENT_PORT
     """Port of the app's probes and /metrics (its MANAGEMENT_PORT), answered by its master process."""
+    trusted_proxies: int = 0
+    """The app's TRUSTED_PROXIES: proxies in front whose X-Forwarded-* headers it believes."""
     enable_test_routes: bool = False
     """Set the app's ENABLE_TEST_ROUTES=true (test stacks only; the policy pack refuses it)."""
     image_pull_secrets: tuple[str, ...] = ()
@@ -424,6 +426,8 @@ def _container(name: str, args: WebServiceArgs) -> k8s.core.v1.ContainerArgs:
         "MANAGEMENT_PORT": str(args.management_port),
         **args.timings.env(),
     }
+    if args.trusted_proxies:
+        env["TRUSTED_PROXIES"] = str(args.trusted_proxies)
     if args.enable_test_routes:
         env[TEST_ROUTES_ENV] = "true"
     env_from = []

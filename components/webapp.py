@@ -78,6 +78,7 @@ class WebApp(pulumi.ComponentResource):
                 scheduling=values.scheduling,
                 config_map_name=self.config.config_map_name,
                 secret_name=self.config.secret_name,
+                trusted_proxies=values.trusted_proxies,
                 enable_test_routes=values.enable_test_routes,
                 image_pull_secrets=tuple(values.image_pull_secrets),
                 rollout_timeout_seconds=values.rollout_timeout_seconds,

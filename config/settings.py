@@ -33,6 +33,7 @@ from config.rules import (
     STALL_SECONDS,
     TERMINATION_MARGIN_SECONDS,
     TEST_ROUTES_ENV,
+    TRUSTED_PROXIES,
     looks_secret,
     published_metrics_problem,
     service_type_problem,
@@ -351,6 +352,9 @@ class StackSettings(_Model):
     """The app's idle keep-alive: keep it above the idle timeout of the proxies in front (60 s for most)."""
     stall_seconds: int = Field(default=STALL_SECONDS, ge=1, le=3600)
     """Liveness fails once a worker has had every thread busy, finishing nothing, for this long."""
+    trusted_proxies: int = Field(default=TRUSTED_PROXIES, ge=0, le=5)
+    """Proxies in front (an ingress controller: 1) whose X-Forwarded-For/-Proto/-Host the app believes, so its logs
+    show the client's address; 0 believes none (a client could claim any address)."""
     enable_test_routes: bool = False
     """Mount the app's /debug test routes: for test stacks only; the policy pack refuses it and appConfig cannot."""
     rollout_timeout_seconds: int = Field(default=ROLLOUT_TIMEOUT_SECONDS, ge=30, le=3600)

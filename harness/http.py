@@ -19,11 +19,24 @@ class Outcome:
     seconds: float = 0.0
 
 
-def get(port: int, path: str, timeout: float = 10.0, *, host: str = "127.0.0.1", host_header: str = "") -> Outcome:
-    """GET `path` from `host`:`port` on a fresh connection (`Connection: close`), with an optional Host header."""
+def get(
+    port: int,
+    path: str,
+    timeout: float = 10.0,
+    *,
+    host: str = "127.0.0.1",
+    host_header: str = "",
+    forwarded_for: str = "",
+) -> Outcome:
+    """GET `path` from `host`:`port` on a fresh connection (`Connection: close`), with an optional Host header and
+    X-Forwarded-For (as a proxy in front would send them)."""
     started = time.monotonic()
     connection = http.client.HTTPConnection(host, port, timeout=timeout)
-    headers = {"Connection": "close", **({"Host": host_header} if host_header else {})}
+    headers = {"Connection": "close"}
+    if host_header:
+        headers["Host"] = host_header
+    if forwarded_for:
+        headers["X-Forwarded-For"] = forwarded_for
     try:
         connection.request("GET", path, headers=headers)
         response = connection.getresponse()

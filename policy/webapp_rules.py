@@ -24,6 +24,8 @@ LIVENESS_PATH = "/healthz"
 READINESS_PATH = "/ready"
 METRICS_PATH = "/metrics"
 """The management port's paths; the app serves the probes on its traffic port too, never /metrics."""
+TRUSTED_PROXIES = 0
+"""Default number of proxies in front whose X-Forwarded-* headers the app believes (the app's TRUSTED_PROXIES)."""
 TERMINATION_MARGIN_SECONDS = 5
 """Seconds the pod's terminationGracePeriodSeconds adds to the drain and the graceful timeout before SIGKILL."""
 KEEPALIVE_SECONDS = 75

@@ -63,6 +63,7 @@ def test_the_apps_defaults_are_the_stacks() -> None:
         rules.KEEPALIVE_SECONDS,
         rules.STALL_SECONDS,
     )
+    assert defaults.trusted_proxies == rules.TRUSTED_PROXIES
     assert (LIVENESS_PATH, READINESS_PATH, METRICS_PATH) == (
         rules.LIVENESS_PATH,
         rules.READINESS_PATH,

@@ -139,6 +139,12 @@ def test_termination_grace_covers_drain_and_in_flight_requests() -> None:
     assert env["GRACEFUL_TIMEOUT_SECONDS"] == "30"
 
 
+def test_the_trusted_proxies_reach_the_app_only_when_set(single: ProgramRun) -> None:
+    assert "TRUSTED_PROXIES" not in {item["name"] for item in container(only(single, "Deployment"))["env"]}
+    env = {item["name"]: item["value"] for item in container(only(_build(trusted_proxies=1), "Deployment"))["env"]}
+    assert env["TRUSTED_PROXIES"] == "1"
+
+
 def test_the_test_routes_are_on_only_when_asked_for_by_name(single: ProgramRun) -> None:
     assert "ENABLE_TEST_ROUTES" not in {item["name"] for item in container(only(single, "Deployment"))["env"]}
     run = _build(enable_test_routes=True)
