@@ -29,6 +29,7 @@ from config.rules import (
     DRAIN_SECONDS,
     GRACEFUL_TIMEOUT_SECONDS,
     KEEPALIVE_SECONDS,
+    MANAGED_ENV,
     ROLLOUT_TIMEOUT_SECONDS,
     STALL_SECONDS,
     TERMINATION_MARGIN_SECONDS,
@@ -383,6 +384,11 @@ class StackSettings(_Model):
                 problems.append(
                     f"{name} cannot be set through appConfig; the test routes are for test stacks only and are "
                     "turned on by the setting enableTestRoutes, which the policy pack refuses"
+                )
+            elif name in MANAGED_ENV:
+                problems.append(
+                    f"{name} is set by the Deployment itself (from {MANAGED_ENV[name]}), which would override "
+                    "appConfig; use that setting instead"
                 )
             elif looks_secret(name):
                 problems.append(

@@ -40,6 +40,20 @@ TEST_ROUTES_ENV = "ENABLE_TEST_ROUTES"
 """The app's switch for its /debug routes, which let anonymous clients hold request threads for 30 s each: set only
 by a stack's `enableTestRoutes` (the e2e's test stacks), never through appConfig, and refused by the policy pack."""
 
+MANAGED_ENV = {
+    "APP_VERSION": "image.tag",
+    "PORT": "(fixed: the container port)",
+    "MANAGEMENT_PORT": "(fixed: the management port)",
+    "KEEPALIVE_SECONDS": "keepaliveSeconds",
+    "STALL_SECONDS": "stallSeconds",
+    "DRAIN_SECONDS": "drainSeconds",
+    "GRACEFUL_TIMEOUT_SECONDS": "gracefulTimeoutSeconds",
+    "TRUSTED_PROXIES": "trustedProxies",
+    TEST_ROUTES_ENV: "enableTestRoutes",
+}
+"""The app's variables the Deployment sets itself, each from the stack setting named here. The container's `env`
+wins over the ConfigMap it loads, so the same name in appConfig would be silently ignored: the settings refuse it."""
+
 SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer")
 """The Service types a stack may choose."""
 

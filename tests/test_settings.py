@@ -217,6 +217,13 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], dict[str, str] | str | None, str]] 
         "webapp:scheduling.zoneSpread: Input should be 'preferred' or 'required'",
     ),
     (
+        "managed-env-through-app-config",
+        valid_config(appConfig={"DRAIN_SECONDS": "9"}),
+        TEST_SECRETS,
+        "webapp:appConfig: DRAIN_SECONDS is set by the Deployment itself (from drainSeconds), which would override "
+        "appConfig; use that setting instead",
+    ),
+    (
         "bad-namespace",
         valid_config(namespace="web.app"),
         TEST_SECRETS,

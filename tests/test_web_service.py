@@ -9,6 +9,7 @@ import pytest
 
 from components.labels import standard_labels
 from components.web_service import WebService, WebServiceArgs
+from config.rules import MANAGED_ENV
 from config.settings import (
     AutoscalingSettings,
     ImageSettings,
@@ -137,6 +138,14 @@ def test_termination_grace_covers_drain_and_in_flight_requests() -> None:
     env = {item["name"]: item["value"] for item in container(only(run, "Deployment"))["env"]}
     assert env["DRAIN_SECONDS"] == "7"
     assert env["GRACEFUL_TIMEOUT_SECONDS"] == "30"
+
+
+def test_every_variable_the_deployment_sets_is_one_appconfig_may_not() -> None:
+    # appConfig reaches the pod through envFrom, which the container's own env overrides: each name the component
+    # sets must be in MANAGED_ENV, so the settings refuse it in appConfig instead of ignoring it.
+    full = _build(trusted_proxies=1, enable_test_routes=True)
+    names = {item["name"] for item in container(only(full, "Deployment"))["env"]}
+    assert names == set(MANAGED_ENV)
 
 
 def test_the_trusted_proxies_reach_the_app_only_when_set(single: ProgramRun) -> None:
