@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import io
 import json
@@ -11,7 +12,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import pytest
-from werkzeug.test import Client
+from werkzeug.test import Client, TestResponse
 
 from app import create_app
 from app.jsonlog import JsonFormatter
@@ -59,8 +60,14 @@ def test_every_line_logged_during_a_request_carries_its_id() -> None:
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b"ok"]
 
-    response = Client(with_request_ids(inner)).get("/", headers={"X-Request-ID": "order-42"}, buffered=True)
-    logger.info("between requests")
+    def serve_then_log() -> TestResponse:
+        served = Client(with_request_ids(inner)).get("/", headers={"X-Request-ID": "order-42"}, buffered=True)
+        logger.info("between requests")
+        return served
+
+    # A context of its own, as each gunicorn request thread has: another module's test client that never closed its
+    # response would otherwise leave its own ID behind in this thread's context.
+    response = contextvars.Context().run(serve_then_log)
     logger.removeHandler(handler)
     during, after = (json.loads(line) for line in stream.getvalue().splitlines())
     assert response.headers["X-Request-ID"] == "order-42"
