@@ -36,6 +36,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from app.probes import Probes, method_not_allowed, serve_probes_in_front
 from app.progress import WSGIApp
+from app.request_head import read_head_bytes
 
 METRICS_PATH = "/metrics"
 
@@ -248,18 +249,11 @@ class ManagementServer:
             self._write(connection)
 
     def _read(self, connection: _Connection) -> None:
-        try:
-            data = connection.sock.recv(MAX_HEAD_BYTES)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            data = b""
-        if not data:
+        ended = read_head_bytes(connection.sock, connection.received, MAX_HEAD_BYTES)
+        if ended is None:
             self._close(connection)
             return
-        searched_to = max(0, len(connection.received) - 3)  # the blank line may straddle two reads
-        connection.received += data
-        if connection.received.find(b"\r\n\r\n", searched_to) >= 0 or len(connection.received) > MAX_HEAD_BYTES:
+        if ended or len(connection.received) > MAX_HEAD_BYTES:
             head = bytes(connection.received)
             connection.unsent = _BufferedRequest(head, connection.address, self._app).answer()
             assert self._selector is not None

@@ -96,8 +96,8 @@ def reserve_before_mapping() -> None:
     values.MmapedDict = ReservedMmapedDict  # type: ignore[attr-defined]  # the name MultiProcessValue looks up per file
 
 
-class MetricFiles:
-    """The master's side of the metrics directory: the scrape's collector, and folding exited workers' files."""
+class MetricFiles(Collector):
+    """The master's side of the metrics directory: what a scrape collects, and folding exited workers' files."""
 
     def __init__(self, directory: str) -> None:
         self.directory = directory
@@ -105,9 +105,10 @@ class MetricFiles:
         self._archives: dict[str, ReservedMmapedDict] = {}
         self._unfolded: set[int] = set()
 
-    def collector(self) -> Collector:
-        """What the scrape reads: every worker's and archive file, never during a fold."""
-        return _FoldAwareCollector(self)
+    def collect(self) -> Any:
+        """Every worker's and archive file, summed; never during a fold."""
+        with self._lock:
+            return MultiProcessCollector.merge(self._files(), accumulate=True)  # type: ignore[no-untyped-call]
 
     def fold(self, pid: int) -> None:
         """Add an exited worker's counters and histograms to the archive files, then delete its files.
@@ -165,12 +166,3 @@ class MetricFiles:
             except OSError:
                 continue  # deleted by a fold since the listing
         return ready
-
-
-class _FoldAwareCollector(Collector):
-    def __init__(self, files: MetricFiles) -> None:
-        self._files = files
-
-    def collect(self) -> Any:
-        with self._files._lock:
-            return MultiProcessCollector.merge(self._files._files(), accumulate=True)  # type: ignore[no-untyped-call]

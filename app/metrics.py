@@ -174,6 +174,6 @@ class ServerCollector(Collector):
 def management_registry(files: MetricFiles, server: ServerCollector) -> CollectorRegistry:
     """The registry the master scrapes: every worker's and exited workers' samples, plus the server's own."""
     registry = CollectorRegistry()
-    registry.register(files.collector())
+    registry.register(files)
     registry.register(server)
     return registry

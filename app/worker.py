@@ -40,11 +40,11 @@ from typing import Any
 from gunicorn import util
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
+from app.request_head import head_ended, read_head_bytes
 from app.shutdown_state import ShutdownState
 
 MAX_HEAD_BYTES = 64 * 1024
 """The largest request head (request line and header fields) a worker buffers; nginx allows 32 KiB by default."""
-_HEAD_END = b"\r\n\r\n"
 _RECV_BYTES = 16 * 1024
 _SILENT_CONNECTION_LINGER_SECONDS = 2.0
 """Once stopping, how long a connection that has sent nothing may still start a request."""
@@ -159,32 +159,21 @@ class DrainingThreadWorker(ThreadWorker):
         self._heads[conn] = None
         self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._read_head, conn))
         if received:
-            self._check_head(conn)
+            self._check_head(conn, head_ended(conn.head))
 
     def _read_head(self, conn: TConn, client: Any) -> None:
-        try:
-            data = conn.sock.recv(_RECV_BYTES)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            data = b""
-        if not data:  # the client closed (or reset) before its head was complete
+        ended = read_head_bytes(conn.sock, conn.head, _RECV_BYTES)
+        if ended is None:  # the client closed (or reset) before its head was complete
             self._drop_head(conn)
             return
-        searched_to = max(0, len(conn.head) - len(_HEAD_END) + 1)  # the end may straddle two reads
-        conn.head += data
-        self._check_head(conn, searched_to)
+        self._check_head(conn, ended)
 
-    def _check_head(self, conn: TConn, start: int = 0) -> None:
-        """Hand the connection to a thread once its head is complete; refuse a head over MAX_HEAD_BYTES.
-
-        Only the bytes from `start` on are searched: what came before was searched when it arrived.
-        """
-        head: bytearray = conn.head
-        if head.find(_HEAD_END, start) >= 0:
+    def _check_head(self, conn: TConn, ended: bool) -> None:
+        """Hand the connection to a thread once its head has `ended`; refuse a head over MAX_HEAD_BYTES."""
+        if ended:
             self._forget_head(conn)
             self.enqueue_req(conn)
-        elif len(head) > MAX_HEAD_BYTES:
+        elif len(conn.head) > MAX_HEAD_BYTES:
             message = f"The request head exceeds {MAX_HEAD_BYTES} bytes."
             self._refuse(conn, 431, "Request Header Fields Too Large", message)
 

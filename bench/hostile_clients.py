@@ -18,29 +18,19 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import statistics
 import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.app_server import rss_mib, start, stop, wrk
-from harness.clients import HALF_A_HEAD, odd_methods, send_methods
+from harness.clients import HALF_A_HEAD, odd_methods, send_methods, stalled_connections
 
 APP = ("-m", "app")
-
-
-def stalled_connections(stack: ExitStack, port: int, count: int) -> None:
-    """Open `count` connections, half of them sending half a request head, that then stay silent."""
-    for n in range(count):
-        client = stack.enter_context(socket.create_connection(("127.0.0.1", port), timeout=10))
-        if n % 2:
-            client.sendall(HALF_A_HEAD)
 
 
 def slow_clients(duration: int, rounds: int, workdir: Path) -> None:
@@ -50,8 +40,8 @@ def slow_clients(duration: int, rounds: int, workdir: Path) -> None:
     try:
         for _ in range(rounds):
             rows["without"].append(wrk(server.port, "/", duration, 16))
-            with ExitStack() as stack:
-                stalled_connections(stack, server.port, 1000)
+            # Half of them sent half a request head, half sent nothing; then all stay silent.
+            with stalled_connections(server.port, 500, HALF_A_HEAD), stalled_connections(server.port, 500, b""):
                 rows["with 1,000 stalled"].append(wrk(server.port, "/", duration, 16))
     finally:
         stop(server)

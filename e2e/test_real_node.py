@@ -43,6 +43,7 @@ from e2e.node import (
 from e2e.pki import issue
 from e2e.registry import Login, Registry, running_registry
 from e2e.stacks import SECRET_VALUE, expected_replicas, stack_file
+from harness.clients import read_until_closed
 from harness.http import get
 from harness.processes import wait_until
 from tools.stack_config import stack_names
@@ -186,10 +187,7 @@ def _get_tls(real: RealCluster, host_name: str, path: str) -> tuple[int, bytes]:
         context.wrap_socket(raw, server_hostname=host_name) as tls,
     ):
         tls.sendall(f"GET {path} HTTP/1.1\r\nHost: {host_name}\r\nConnection: close\r\n\r\n".encode())
-        data = b""
-        while chunk := tls.recv(65536):
-            data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
+        head, _, body = read_until_closed(tls).partition(b"\r\n\r\n")
     return int(head.split()[1]), body
 
 

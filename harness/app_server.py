@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.http import Outcome, get
-from harness.processes import free_port, stop
+from harness.processes import free_port, stop, wait_until
 from tools.stack_config import REPO_ROOT
 
 
@@ -35,15 +35,20 @@ class RunningServer:
         return get(self.management_port, path, timeout)
 
     def wait_until_ready(self, timeout: float = 15.0) -> float:
-        """Poll /ready on the management port until it answers 200; return the seconds that took."""
+        """Poll /ready on the management port until it answers 200; return the seconds that took.
+
+        Fails at once, with the exit code and the end of stderr, if the server exits first.
+        """
         started = time.monotonic()
-        while time.monotonic() - started < timeout:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited with {self.process.returncode} before becoming ready")
-            if self.probe("/ready", timeout=1.0).status == 200:
-                return time.monotonic() - started
-            time.sleep(0.01)
-        raise TimeoutError(f"server on port {self.port} not ready within {timeout}s")
+        wait_until(
+            f"the server on port {self.port} ready",
+            lambda: self.probe("/ready", timeout=1.0).status == 200,
+            timeout,
+            lambda: f"exit code {self.process.poll()}; stderr: {self.stderr()[-2000:]}",
+            lambda: self.process.poll() is None,
+            interval=0.01,
+        )
+        return time.monotonic() - started
 
     def terminate(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 30.0) -> int:
         """Send `sig` and wait (bounded) for the exit code."""

@@ -25,6 +25,14 @@ def stalled_connections(port: int, count: int, first_bytes: bytes) -> Iterator[l
         yield sockets
 
 
+def read_until_closed(client: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection (an answer with `Connection: close`)."""
+    data = b""
+    while chunk := client.recv(65536):
+        data += chunk
+    return data
+
+
 def odd_methods(count: int) -> list[str]:
     """`count` distinct methods no server knows: X followed by four capital letters."""
     letters = string.ascii_uppercase

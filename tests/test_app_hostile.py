@@ -17,18 +17,11 @@ import pytest
 from app.metrics import OTHER_METHOD, STANDARD_METHODS
 from app.worker import MAX_HEAD_BYTES
 from harness.app_server import RunningServer
-from harness.clients import HALF_A_HEAD, odd_methods, send_methods, stalled_connections
+from harness.clients import HALF_A_HEAD, odd_methods, read_until_closed, send_methods, stalled_connections
 from harness.processes import wait_until
 from tests.conftest import StartServer
 
 pytestmark = pytest.mark.slow
-
-
-def _read_until_closed(client: socket.socket) -> bytes:
-    data = b""
-    while chunk := client.recv(65536):
-        data += chunk
-    return data
 
 
 def _json_error(answer: bytes) -> tuple[int, dict[str, str]]:
@@ -58,10 +51,10 @@ def test_a_late_head_gets_408_and_a_silent_connection_is_closed(start_app: Start
         stalled_connections(server.port, 1, HALF_A_HEAD) as [partial],
         stalled_connections(server.port, 1, b"") as [silent],
     ):
-        status, error = _json_error(_read_until_closed(partial))
+        status, error = _json_error(read_until_closed(partial))
         assert (status, error["error"]) == (408, "request_timeout")
         assert "did not arrive within 1 s" in error["message"]
-        assert _read_until_closed(silent) == b"", "nothing was asked, so nothing is answered"
+        assert read_until_closed(silent) == b"", "nothing was asked, so nothing is answered"
     assert '"status": 408' in server.stdout()
 
 
@@ -74,7 +67,7 @@ def test_a_head_sent_a_byte_at_a_time_is_answered(start_app: StartServer) -> Non
         for byte in b"GET / HTTP/1.1\r\nHost: webapp\r\nConnection: close\r\n\r\n":
             client.sendall(bytes([byte]))
             time.sleep(0.002)
-        answer = _read_until_closed(client)
+        answer = read_until_closed(client)
     assert answer.startswith(b"HTTP/1.1 200 OK"), answer[:200]
 
 
@@ -83,7 +76,7 @@ def test_an_oversized_head_gets_431_without_waiting_for_its_end(start_app: Start
     server.wait_until_ready()
     big_field = b"X-Filler: " + b"a" * (MAX_HEAD_BYTES + 1) + b"\r\n"
     with stalled_connections(server.port, 1, HALF_A_HEAD + b"\r\n" + big_field) as [client]:
-        status, error = _json_error(_read_until_closed(client))
+        status, error = _json_error(read_until_closed(client))
     assert (status, error["error"]) == (431, "request_header_fields_too_large")
 
 
@@ -100,7 +93,7 @@ def test_the_servers_own_errors_are_the_apps_json(
     draining_server: RunningServer, request_bytes: bytes, status: int
 ) -> None:
     with stalled_connections(draining_server.port, 1, request_bytes) as [client]:
-        answered, error = _json_error(_read_until_closed(client))
+        answered, error = _json_error(read_until_closed(client))
     assert answered == status
     assert set(error) == {"error", "message"}
     assert error["message"]

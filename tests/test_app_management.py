@@ -17,6 +17,7 @@ from app.management import ManagementServer, management_app
 from app.probes import Probes
 from app.progress import ProgressTable, WSGIApp, slots_for
 from app.shutdown_state import ShutdownState
+from harness.clients import read_until_closed
 from harness.http import get
 from harness.processes import free_port
 
@@ -92,7 +93,7 @@ def test_malformed_requests_and_failures_are_answered_in_json(
     server = serving(failing)
     with socket.create_connection(("127.0.0.1", _port(server)), timeout=5) as client:
         client.sendall(b"NOT HTTP AT ALL\r\n\r\n")
-        head, _, body = b"".join(iter(lambda: client.recv(4096), b"")).partition(b"\r\n\r\n")
+        head, _, body = read_until_closed(client).partition(b"\r\n\r\n")
     assert head.split(b" ")[1] == b"400"
     assert json.loads(body)["error"] == "bad_request"
     broken = get(_port(server), "/metrics")
