@@ -13,7 +13,7 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter
 from werkzeug.test import Client
 
-from app.management import ManagementServer, management_app
+from app.management import MAX_CONNECTIONS, ManagementServer, management_app
 from app.probes import Probes
 from app.progress import ProgressTable, WSGIApp, slots_for
 from app.shutdown_state import ShutdownState
@@ -82,6 +82,21 @@ def test_idle_connections_cost_no_thread_and_never_delay_a_probe(
         answers = [get(_port(server), "/ready", timeout=1.0) for _ in range(20)]
         assert [a.status for a in answers] == [200] * 20
         assert threading.active_count() == threads_before, "one selector thread, whatever the connections"
+
+
+def test_beyond_its_bound_a_new_connection_evicts_the_oldest_idle_one(
+    serving: Callable[[WSGIApp], ManagementServer],
+) -> None:
+    _, progress = _client()
+    server = serving(management_app(Probes("1.2.3", ShutdownState(), progress), CollectorRegistry()))
+    with ExitStack() as stack:
+        idle = [
+            stack.enter_context(socket.create_connection(("127.0.0.1", _port(server)), timeout=5))
+            for _ in range(MAX_CONNECTIONS + 10)
+        ]
+        # The server closes the ten oldest (they read an end of stream) and keeps the rest open.
+        assert [read_until_closed(client) for client in idle[:10]] == [b""] * 10
+        assert get(_port(server), "/healthz", timeout=1.0).status == 200
 
 
 def test_malformed_requests_and_failures_are_answered_in_json(
