@@ -15,6 +15,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.labels import selector_of, workload_labels
+from config.monitoring import MetricsSettings
 from config.rules import (
     APP_PORT,
     DNS_LABEL,
@@ -27,12 +28,11 @@ from config.rules import (
     TEST_ROUTES_ENV,
     published_metrics_problem,
 )
+from config.scheduling import SchedulingSettings
 from config.settings import (
     AutoscalingSettings,
     ImageSettings,
-    MetricsSettings,
     ResourceSettings,
-    SchedulingSettings,
     ServerTimings,
     ServiceAccountSettings,
     ServiceSettings,

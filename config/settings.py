@@ -7,25 +7,14 @@ settings reference mirrors them (a test holds the two together).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    field_validator,
-    model_validator,
-)
-from pydantic.alias_generators import to_camel
+from pydantic import Field, field_validator, model_validator
 
+from config.monitoring import MetricsSettings
 from config.quantity import parse_cpu, parse_memory
+from config.routing import IngressSettings
 from config.rules import (
-    DIGEST,
-    DNS_LABEL,
     DRAIN_SECONDS,
     GRACEFUL_TIMEOUT_SECONDS,
     KEEPALIVE_SECONDS,
@@ -38,107 +27,25 @@ from config.rules import (
     looks_secret,
     published_metrics_problem,
     service_type_problem,
-    unpinned_tag_problem,
+)
+from config.scheduling import SchedulingSettings
+from config.types import (
+    ENV_NAME,
+    ENV_NAME_RULE,
+    Annotations,
+    Cpu,
+    DnsLabel,
+    EnvName,
+    EnvValue,
+    ImageDigest,
+    ImageRepository,
+    ImageTag,
+    Memory,
+    SecretName,
+    SettingsModel,
 )
 
 PROJECT = "webapp"
-
-_REPOSITORY = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::\d+)?(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
-_DNS_SUBDOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_HOSTNAME = re.compile(r"^(\*\.)?([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
-_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
-_URL_PATH = re.compile(r"^/")
-_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$")
-_PROMETHEUS_DURATION = re.compile(r"^([0-9]+(ms|s|m|h))+$")
-# A Kubernetes annotation key: an optional DNS-subdomain prefix and "/", then a name of up to 63 characters.
-_ANNOTATION_KEY = re.compile(
-    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
-)
-
-
-def _image_tag(tag: str) -> str:
-    problem = unpinned_tag_problem(tag)
-    if problem:
-        raise ValueError(problem)
-    return tag
-
-
-def _matching(pattern: re.Pattern[str], what: str) -> AfterValidator:
-    """A check that a string matches `pattern`, refusing it as "'<value>' is not <what>"."""
-
-    def check(value: str) -> str:
-        if not pattern.match(value):
-            raise ValueError(f"{value!r} is not {what}")
-        return value
-
-    return AfterValidator(check)
-
-
-def _cpu(value: str) -> str:
-    parse_cpu(value)
-    return value
-
-
-def _memory(value: str) -> str:
-    parse_memory(value)
-    return value
-
-
-def _scalar_to_string(value: Any) -> Any:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    return value
-
-
-Cpu = Annotated[str, AfterValidator(_cpu)]
-Memory = Annotated[str, AfterValidator(_memory)]
-EnvValue = Annotated[str, BeforeValidator(_scalar_to_string)]
-# One type per naming rule, each with one message: every setting that follows the rule uses the type.
-DnsLabel = Annotated[
-    str,
-    _matching(
-        DNS_LABEL,
-        "a DNS label (lowercase letters, digits and '-', at most 63, starting and ending with a letter or digit), "
-        "e.g. webapp",
-    ),
-]
-"""Names Kubernetes holds to DNS labels: namespaces, Services (so every object this program names alike)."""
-DnsSubdomain = Annotated[
-    str,
-    _matching(
-        _DNS_SUBDOMAIN,
-        "a DNS subdomain name (DNS labels joined by '.', at most 253), e.g. webapp-env or webapp.example.com-tls",
-    ),
-]
-"""Names Kubernetes holds to DNS subdomains: Secrets, IngressClasses (dots allowed, as in webapp.example.com-tls)."""
-SecretName = DnsSubdomain
-HostName = Annotated[str, _matching(_HOSTNAME, "a DNS host name such as webapp.example.com")]
-ImageRepository = Annotated[
-    str, _matching(_REPOSITORY, "an image repository such as ghcr.io/example/webapp (no tag here)")
-]
-ImageDigest = Annotated[str, _matching(DIGEST, "a digest of the form sha256:<64 hex digits>")]
-_ENV_NAME_RULE = "an environment variable name (A-Z, 0-9, _)"
-EnvName = Annotated[str, _matching(_ENV_NAME, _ENV_NAME_RULE)]
-PrometheusDuration = Annotated[str, _matching(_PROMETHEUS_DURATION, "a Prometheus duration such as 30s or 1m")]
-UrlPath = Annotated[str, _matching(_URL_PATH, "a path starting with '/'")]
-
-
-def _annotation_keys(value: dict[str, str]) -> dict[str, str]:
-    bad = sorted(key for key in value if len(key) > 316 or not _ANNOTATION_KEY.match(key))
-    if bad:
-        raise ValueError(f"{bad} are not annotation keys such as nginx.ingress.kubernetes.io/proxy-body-size")
-    return value
-
-
-Annotations = Annotated[dict[str, EnvValue], AfterValidator(_annotation_keys)]
-"""Kubernetes annotations: keys an optional DNS-subdomain prefix and a name, values text."""
-LabelKey = Annotated[str, _matching(_ANNOTATION_KEY, "a label key such as topology.kubernetes.io/zone or pool")]
-LabelValue = Annotated[
-    str,
-    _matching(_LABEL_VALUE, "a label value (at most 63 of letters, digits, '-', '_', '.', alphanumeric at the ends)"),
-]
 
 
 @dataclass(frozen=True)
@@ -168,18 +75,12 @@ class ServerTimings:
         return self.drain_seconds + self.graceful_timeout_seconds + TERMINATION_MARGIN_SECONDS
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(
-        frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True, strict=False
-    )
-
-
-class ImageSettings(_Model):
+class ImageSettings(SettingsModel):
     """Which container image to run."""
 
     repository: ImageRepository
     """Registry and path, without tag: ghcr.io/example/webapp."""
-    tag: Annotated[str, AfterValidator(_image_tag)]
+    tag: ImageTag
     """Any valid OCI tag but `latest` (`1.4.2`, `sha-860c190`). Also becomes APP_VERSION."""
     digest: ImageDigest | None = None
     """`sha256:…` digest, written by tools/promote.py; the image is pinned to it. Required for prod."""
@@ -191,14 +92,14 @@ class ImageSettings(_Model):
         return f"{pinned}@{self.digest}" if self.digest else pinned
 
 
-class ComputeResources(_Model):
+class ComputeResources(SettingsModel):
     """CPU and memory, both required."""
 
     cpu: Cpu
     memory: Memory
 
 
-class ResourceSettings(_Model):
+class ResourceSettings(SettingsModel):
     """Container requests and limits; limits must not be below requests."""
 
     requests: ComputeResources
@@ -216,7 +117,7 @@ class ResourceSettings(_Model):
         return self
 
 
-class ServiceSettings(_Model):
+class ServiceSettings(SettingsModel):
     """How the Service exposes the pods."""
 
     type: str = "ClusterIP"
@@ -231,25 +132,7 @@ class ServiceSettings(_Model):
         return value
 
 
-class IngressSettings(_Model):
-    """An optional networking.k8s.io/v1 Ingress in front of the Service."""
-
-    enabled: bool = False
-    host: HostName | None = None
-    path: UrlPath = "/"
-    class_name: DnsSubdomain | None = None
-    tls_secret_name: SecretName | None = None
-    annotations: Annotations = Field(default_factory=dict)
-    """Annotations for the ingress controller (or cert-manager, or the provider's pulumi.com/skipAwait)."""
-
-    @model_validator(mode="after")
-    def _host_when_enabled(self) -> IngressSettings:
-        if self.enabled and not self.host:
-            raise ValueError("an enabled ingress needs a host, e.g. host: webapp.example.com")
-        return self
-
-
-class AutoscalingSettings(_Model):
+class AutoscalingSettings(SettingsModel):
     """An optional autoscaling/v2 HorizontalPodAutoscaler on CPU (and memory), with a bounded pace."""
 
     enabled: bool = False
@@ -275,61 +158,20 @@ class AutoscalingSettings(_Model):
         return self
 
 
-class MetricsSettings(_Model):
-    """Prometheus scraping of the management port's /metrics."""
-
-    service_monitor: bool = False
-    """Create a monitoring.coreos.com/v1 ServiceMonitor (needs the Prometheus Operator's CRDs in the cluster)."""
-    interval: PrometheusDuration = "30s"
-    """How often Prometheus scrapes, as a Prometheus duration."""
-    scrape_namespace: DnsLabel = "monitoring"
-    """The namespace Prometheus runs in: the NetworkPolicy admits the management port from there only."""
-
-
-class Toleration(_Model):
-    """One pod toleration, as Kubernetes takes it: lets the pods onto nodes with a matching taint."""
-
-    key: LabelKey | None = None
-    operator: Literal["Equal", "Exists"] = "Equal"
-    value: LabelValue | None = None
-    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
-    toleration_seconds: int | None = Field(default=None, ge=0)
-
-    @model_validator(mode="after")
-    def _consistent(self) -> Toleration:
-        if self.operator == "Exists" and self.value:
-            raise ValueError("operator Exists takes no value; leave value out or use operator Equal")
-        if self.toleration_seconds is not None and self.effect != "NoExecute":
-            raise ValueError("tolerationSeconds applies to effect NoExecute only")
-        return self
-
-
-class SchedulingSettings(_Model):
-    """Where the pods may run and how they spread: across zones and across nodes."""
-
-    node_selector: dict[LabelKey, LabelValue] = Field(default_factory=dict)
-    """Node labels every pod's node must carry, e.g. a node pool."""
-    tolerations: list[Toleration] = Field(default_factory=list)
-    """Taints the pods tolerate, e.g. a dedicated node pool's."""
-    zone_spread: Literal["preferred", "required"] = "preferred"
-    """`required`: two pods never share a zone while another zone has fewer (needs zone-labelled nodes, as every
-    cloud cluster has); `preferred`: spread when possible, and still schedule on nodes without zones."""
-
-
-class ServiceAccountSettings(_Model):
+class ServiceAccountSettings(SettingsModel):
     """The ServiceAccount the pods run as: the stack's own, its token never mounted."""
 
     annotations: Annotations = Field(default_factory=dict)
     """For cloud workload identity, e.g. eks.amazonaws.com/role-arn or iam.gke.io/gcp-service-account."""
 
 
-class DisruptionBudgetSettings(_Model):
+class DisruptionBudgetSettings(SettingsModel):
     """The PodDisruptionBudget made whenever more than one replica runs."""
 
     max_unavailable: int = Field(default=1, ge=1)
 
 
-class StackSettings(_Model):
+class StackSettings(SettingsModel):
     """Everything one stack configures, validated; built by `load_settings()`."""
 
     image: ImageSettings
@@ -378,8 +220,8 @@ class StackSettings(_Model):
     def _app_config(cls, value: dict[str, str]) -> dict[str, str]:
         problems = []
         for name in value:
-            if not _ENV_NAME.match(name):  # a key, so not the EnvName type (its error would point into the key)
-                problems.append(f"{name!r} is not {_ENV_NAME_RULE}")
+            if not ENV_NAME.match(name):  # a key, so not the EnvName type (its error would point into the key)
+                problems.append(f"{name!r} is not {ENV_NAME_RULE}")
             elif name == TEST_ROUTES_ENV:
                 problems.append(
                     f"{name} cannot be set through appConfig; the test routes are for test stacks only and are "

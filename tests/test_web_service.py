@@ -9,13 +9,13 @@ import pytest
 
 from components.labels import standard_labels
 from components.web_service import WebService, WebServiceArgs
+from config.monitoring import MetricsSettings
 from config.rules import MANAGED_ENV
+from config.scheduling import SchedulingSettings
 from config.settings import (
     AutoscalingSettings,
     ImageSettings,
-    MetricsSettings,
     ResourceSettings,
-    SchedulingSettings,
     ServerTimings,
     ServiceAccountSettings,
     ServiceSettings,
