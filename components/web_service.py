@@ -10,6 +10,7 @@ builder of its own below; `WebService.__init__` lists what it creates.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import cast
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -404,6 +405,11 @@ def _pod_spec(objects: _Objects, service_account_name: pulumi.Input[str]) -> k8s
             for toleration in args.scheduling.tolerations
         ]
         or None,
+        # The settings' model mirrors the API's Affinity field by field, so its camelCase form is the manifest's; the
+        # SDK passes a dict in the API's shape through wherever it takes an Args object.
+        affinity=cast(k8s.core.v1.AffinityArgs, args.scheduling.affinity.manifest())
+        if args.scheduling.affinity
+        else None,
         topology_spread_constraints=_spread(objects) if args.several_pods else None,
     )
 

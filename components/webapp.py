@@ -7,8 +7,10 @@ from dataclasses import dataclass
 import pulumi
 
 from components.app_config import AppConfig, AppConfigArgs
+from components.backend import Backend
 from components.labels import standard_labels
 from components.web_ingress import WebIngress, WebIngressArgs
+from components.web_route import WebRoute, WebRouteArgs
 from components.web_service import WebService, WebServiceArgs, rollout_await
 from config.loading import Settings
 
@@ -29,7 +31,8 @@ class WebAppArgs:
 
 
 class WebApp(pulumi.ComponentResource):
-    """One service, as one tree in `pulumi preview`: its config, its workload and (if enabled) its ingress."""
+    """One service, as one tree in `pulumi preview`: its config, its workload and (if enabled) its Ingress or
+    HTTPRoute."""
 
     config: AppConfig
     """The ConfigMap and Secret."""
@@ -37,6 +40,8 @@ class WebApp(pulumi.ComponentResource):
     """The Deployment, Service and what protects them."""
     ingress: WebIngress | None
     """The Ingress, when enabled."""
+    route: WebRoute | None
+    """The Gateway API HTTPRoute, when enabled (instead of the Ingress)."""
     url: pulumi.Output[str]
     """The public URL when there is an ingress, else the in-cluster one."""
 
@@ -85,28 +90,30 @@ class WebApp(pulumi.ComponentResource):
             ),
             opts=child,
         )
+        backend = Backend(
+            namespace=namespace,
+            service_name=self.service.service_name,
+            service_port=values.service.port,
+            object_name=values.name,
+            labels=labels,
+        )
         self.ingress = None
-        if values.ingress.enabled and values.ingress.host:
+        if values.ingress.enabled:
             self.ingress = WebIngress(
                 name,
-                WebIngressArgs(
-                    namespace=namespace,
-                    host=values.ingress.host,
-                    path=values.ingress.path,
-                    class_name=values.ingress.class_name,
-                    tls_secret_name=values.ingress.tls_secret_name,
-                    # The provider awaits the Ingress's address (and its backends) like the Deployment; the stack's
-                    # own annotations win.
-                    annotations={**rollout_await(values.rollout_timeout_seconds), **values.ingress.annotations},
-                    service_name=self.service.service_name,
-                    service_port=values.service.port,
-                    labels=labels,
-                    object_name=values.name,
-                ),
+                # The provider awaits the Ingress's address (and its backends) like the Deployment.
+                WebIngressArgs(backend, values.ingress, base_annotations=rollout_await(values.rollout_timeout_seconds)),
                 opts=child,
             )
-        if self.ingress is not None:
-            self.url = self.ingress.url
+        self.route = None
+        if values.http_route.enabled:
+            # New with WebApp, so no alias to an older parent.
+            self.route = WebRoute(
+                name, WebRouteArgs(backend, values.http_route), opts=pulumi.ResourceOptions(parent=self)
+            )
+        public = self.ingress or self.route
+        if public is not None:
+            self.url = public.url
         else:
             self.url = pulumi.Output.concat(
                 "http://",

@@ -13,7 +13,7 @@ from pydantic import Field, field_validator, model_validator
 
 from config.monitoring import MetricsSettings
 from config.quantity import parse_cpu, parse_memory
-from config.routing import IngressSettings
+from config.routing import HttpRouteSettings, IngressSettings
 from config.rules import (
     DRAIN_SECONDS,
     GRACEFUL_TIMEOUT_SECONDS,
@@ -183,6 +183,8 @@ class StackSettings(SettingsModel):
     create_namespace: bool = True
     service: ServiceSettings = ServiceSettings()
     ingress: IngressSettings = IngressSettings()
+    http_route: HttpRouteSettings = HttpRouteSettings()
+    """A Gateway API HTTPRoute instead of the Ingress (needs the Gateway API CRDs and a Gateway in the cluster)."""
     app_config: dict[str, EnvValue] = Field(default_factory=dict)
     secret_keys: list[EnvName] = Field(default_factory=list)
     existing_secret: SecretName | None = None
@@ -247,6 +249,10 @@ class StackSettings(SettingsModel):
         clash = sorted(set(self.app_config) & set(self.secret_keys))
         if clash:
             raise ValueError(f"{clash} are both in appConfig and secretKeys; keep each in one place")
+        if self.ingress.enabled and self.http_route.enabled:
+            raise ValueError(
+                "ingress and httpRoute are both enabled; route through one of them (an HTTPRoute replaces the Ingress)"
+            )
         published = published_metrics_problem(self.service.type, self.metrics.service_monitor)
         if published:
             raise ValueError(published)

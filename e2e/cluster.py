@@ -32,6 +32,17 @@ from harness.processes import free_port, wait_until
 from tools.stack_config import REPO_ROOT
 
 CLUSTER_BIN = REPO_ROOT / ".engine" / "cluster"
+CRD_BUNDLES = ("monitoring-crds.yaml", "gateway-api-crds.yaml")
+"""What `make cluster` writes from the CRD modules (engine/build-cluster.sh)."""
+CRDS = (
+    "servicemonitors.monitoring.coreos.com",
+    "prometheusrules.monitoring.coreos.com",
+    "gatewayclasses.gateway.networking.k8s.io",
+    "gateways.gateway.networking.k8s.io",
+    "httproutes.gateway.networking.k8s.io",
+    "referencegrants.gateway.networking.k8s.io",
+)
+"""The CRDs the stacks and the e2e use, which must be established before a stack is deployed."""
 SERVICE_CIDR = "10.96.0.0/16"
 SERVICE_IP = "10.96.0.1"
 POD_CIDR = "10.244.0.0/16"
@@ -108,7 +119,7 @@ class ControlPlane:
         self._start_controllers()
         if self.with_kwok:
             self._start_kwok()
-        self._install_service_monitor_crd()
+        self._install_crds()
         wait_until(
             "default ServiceAccount", self._service_accounts_ready, START_TIMEOUT_SECONDS, self.tails, self.alive
         )
@@ -184,13 +195,13 @@ class ControlPlane:
         )
         self._spawn("kube-scheduler", *common, f"--secure-port={free_port()}")
 
-    def _install_service_monitor_crd(self) -> None:
-        """The Prometheus Operator's own ServiceMonitor CRD (taken from its Go module by `make cluster`), as a
-        cluster with the operator has it: stacks that enable metrics.serviceMonitor create one."""
-        self.kubectl("apply", "--server-side", "-f", str(CLUSTER_BIN / "servicemonitor-crd.yaml"))
-        self.kubectl(
-            "wait", "--for=condition=Established", "--timeout=60s", "crd/servicemonitors.monitoring.coreos.com"
-        )
+    def _install_crds(self) -> None:
+        """The CRDs a platform team installs, as their projects publish them (taken from their Go modules by `make
+        cluster`): the Prometheus Operator's ServiceMonitor and PrometheusRule, and the Gateway API's standard
+        channel. The API server then holds the stacks' custom resources to the real schemas."""
+        for bundle in CRD_BUNDLES:
+            self.kubectl("apply", "--server-side", "-f", str(CLUSTER_BIN / bundle))
+        self.kubectl("wait", "--for=condition=Established", "--timeout=60s", *(f"crd/{crd}" for crd in CRDS))
 
     def _start_kwok(self) -> None:
         """kwok, and the simulated nodes it plays the kubelet of, Ready."""

@@ -50,6 +50,9 @@ NAMESPACE_VARIABLE = "WEBAPP_E2E_NETNS"
 INGRESS_CLASSES = ("nginx",)
 """The ingressClassName the stacks use; Traefik implements it here."""
 INGRESS_HTTP_PORT = 8000
+GATEWAY_CONTROLLER = "traefik.io/gateway-controller"
+GATEWAY = {"name": "shared", "namespace": "gateway", "listener": "http"}
+"""The platform team's shared Gateway the dev stack's HTTPRoute names; Traefik implements it on INGRESS_HTTP_PORT."""
 INGRESS_HTTPS_PORT = 8443
 INGRESS_PING_PORT = 8082
 START_TIMEOUT_SECONDS = 120
@@ -298,11 +301,13 @@ class Node:
         )
 
     def _start_ingress_controller(self) -> None:
-        """Traefik on the node's address: the Ingress API for real, routing to the ready pods EndpointSlices list.
+        """Traefik on the node's address: the Ingress API and the Gateway API for real, routing to the ready pods
+        EndpointSlices list.
 
         The stacks name the class `nginx`; here an IngressClass of that name is implemented by Traefik (a cluster
         decides which controller implements a class). Traefik writes the node's address into each Ingress's
-        status, so the provider's await for an address completes as it does in a cluster.
+        status, so the provider's await for an address completes as it does in a cluster. The Gateway the dev
+        stack's HTTPRoute names is Traefik's too, its listener on Traefik's HTTP entry point.
         """
         for name in INGRESS_CLASSES:
             ingress_class = {
@@ -312,6 +317,7 @@ class Node:
                 "spec": {"controller": "traefik.io/ingress-controller"},
             }
             self.plane.kubectl("apply", "-f", "-", stdin=json.dumps(ingress_class))
+        self._install_gateway()
         self._spawn(
             "traefik",
             "--log.level=INFO",
@@ -323,6 +329,7 @@ class Node:
             "--entryPoints.websecure.http.tls=true",
             "--providers.kubernetesingress=true",
             f"--providers.kubernetesingress.ingressendpoint.ip={NODE_IP}",
+            "--providers.kubernetesgateway=true",
             "--global.checknewversion=false",
             "--global.sendanonymoususage=false",
             env={**self._env(), "KUBECONFIG": str(self.plane.kubeconfig)},
@@ -334,6 +341,34 @@ class Node:
             self.tails,
             self.daemons.alive,
         )
+
+    def _install_gateway(self) -> None:
+        """The GatewayClass Traefik implements and the shared Gateway, admitting routes from every namespace."""
+        gateway_class = {
+            "apiVersion": "gateway.networking.k8s.io/v1",
+            "kind": "GatewayClass",
+            "metadata": {"name": "traefik"},
+            "spec": {"controllerName": GATEWAY_CONTROLLER},
+        }
+        gateway = {
+            "apiVersion": "gateway.networking.k8s.io/v1",
+            "kind": "Gateway",
+            "metadata": {"name": GATEWAY["name"], "namespace": GATEWAY["namespace"]},
+            "spec": {
+                "gatewayClassName": "traefik",
+                "listeners": [
+                    {
+                        "name": GATEWAY["listener"],
+                        "port": INGRESS_HTTP_PORT,
+                        "protocol": "HTTP",
+                        "allowedRoutes": {"namespaces": {"from": "All"}},
+                    }
+                ],
+            },
+        }
+        self.plane.kubectl("create", "namespace", GATEWAY["namespace"])
+        for manifest in (gateway_class, gateway):
+            self.plane.kubectl("apply", "-f", "-", stdin=json.dumps(manifest))
 
     def _ready(self) -> bool:
         node = self.plane.kubectl_json("get", "node", NODE_NAME)

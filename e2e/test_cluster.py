@@ -110,6 +110,7 @@ def _check_objects(plane: ControlPlane, stack: str) -> None:
             "scaleDownStabilizationSeconds", 300
         )
 
+    _check_routing(plane, file, namespace)
     monitors = plane.kubectl_json("get", "servicemonitors", "-n", namespace)["items"]
     assert len(monitors) == int(bool(file.get("webapp:metrics", {}).get("serviceMonitor")))
     for monitor in monitors:
@@ -117,6 +118,26 @@ def _check_objects(plane: ControlPlane, stack: str) -> None:
         assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
         [endpoint] = monitor["spec"]["endpoints"]
         assert endpoint["port"] in {port["name"] for port in service["spec"]["ports"]}
+
+
+def _check_routing(plane: ControlPlane, file: dict[str, Any], namespace: str) -> None:
+    """The Ingress's hosts and certificates, or the HTTPRoute (held to the Gateway API's own CRD), as the stack says."""
+    ingress = file.get("webapp:ingress", {})
+    for found in plane.kubectl_json("get", "ingress", "-n", namespace)["items"]:
+        assert [rule["host"] for rule in found["spec"]["rules"]] == ingress["hosts"]
+        assert [entry["hosts"] for entry in found["spec"].get("tls", [])] == [
+            e["hosts"] for e in ingress.get("tls", [])
+        ]
+    route = file.get("webapp:httpRoute", {})
+    routes = plane.kubectl_json("get", "httproutes.gateway.networking.k8s.io", "-n", namespace)["items"]
+    assert len(routes) == int(bool(route.get("enabled")))
+    for found in routes:
+        assert found["spec"]["hostnames"] == route["hostnames"]
+        [parent] = found["spec"]["parentRefs"]
+        assert (parent["name"], parent["namespace"]) == (route["gateway"]["name"], route["gateway"]["namespace"])
+        [rule] = found["spec"]["rules"]
+        service = plane.kubectl_json("get", "service", rule["backendRefs"][0]["name"], "-n", namespace)
+        assert rule["backendRefs"][0]["port"] == service["spec"]["ports"][0]["port"]
 
 
 def _check_identity_and_placement(
@@ -135,6 +156,8 @@ def _check_identity_and_placement(
         for node in plane.kubectl_json("get", "nodes")["items"]
     }
     zones = [zone_of[pod["spec"]["nodeName"]] for pod in pods if pod["spec"].get("nodeName")]
+    affinity = file.get("webapp:scheduling", {}).get("affinity")
+    assert deployment["spec"]["template"]["spec"].get("affinity") == affinity, "the API server kept it as written"
     if file.get("webapp:scheduling", {}).get("zoneSpread") == "required":
         assert len(set(zones)) == min(replicas, len(ZONES)), zones
     for pod in pods:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import functools
 import http.client
 import json
 import socket
@@ -114,14 +115,14 @@ def _prepare_namespace(real: RealCluster, stack: str, namespace: str, *, pull_se
             "--from-file=.dockerconfigjson=/dev/stdin",
             stdin=config,
         )
-    ingress = stack_file(stack).get("webapp:ingress", {})
-    if ingress.get("tlsSecretName"):
-        pair = issue(plane.pki, f"{namespace}-ingress", ingress["host"], dns_names=(ingress["host"],))
+    for entry in stack_file(stack).get("webapp:ingress", {}).get("tls", []):
+        hosts = tuple(entry["hosts"])
+        pair = issue(plane.pki, f"{namespace}-{entry['secretName']}", hosts[0], dns_names=hosts)
         plane.kubectl(
             "create",
             "secret",
             "tls",
-            ingress["tlsSecretName"],
+            entry["secretName"],
             "-n",
             namespace,
             f"--cert={pair.cert}",
@@ -236,13 +237,49 @@ def _check_routes(real: RealCluster, stack: str, namespace: str) -> None:
     answer = json.loads(index.body)
     assert answer["version"] == real.image.tag
     assert answer["database_password_configured"] is True
-    ingress = stack_file(stack)["webapp:ingress"]
-    assert get(INGRESS_HTTP_PORT, "/", 5, host=NODE_IP, host_header=ingress["host"]).status == 200
+    file = stack_file(stack)
+    if file.get("webapp:httpRoute", {}).get("enabled"):
+        _check_route_accepted(real, namespace)
+    for host_name in _public_hosts(stack):
+        # Traefik applies a new HTTPRoute a moment after the API server has it (`pulumi up` awaits no route).
+        wait_until(f"{host_name} routed by Traefik", functools.partial(_routed, host_name), 30)
     assert get(INGRESS_HTTP_PORT, "/", 5, host=NODE_IP, host_header="not-this-host.example.com").status == 404
-    if ingress.get("tlsSecretName"):
-        status_code, body = _get_tls(real, ingress["host"], "/")
-        assert status_code == 200
-        assert json.loads(body)["version"] == real.image.tag
+    for entry in file.get("webapp:ingress", {}).get("tls", []):
+        for host_name in entry["hosts"]:
+            status_code, body = _get_tls(real, host_name, "/")
+            assert status_code == 200, host_name
+            assert json.loads(body)["version"] == real.image.tag
+
+
+def _routed(host_name: str) -> bool:
+    """Whether Traefik's HTTP entry point sends `host_name` to a pod that answers 200."""
+    return get(INGRESS_HTTP_PORT, "/", 5, host=NODE_IP, host_header=host_name).status == 200
+
+
+def _public_hosts(stack: str) -> list[str]:
+    """The host names the stack is reachable by from outside: its Ingress hosts or its HTTPRoute hostnames."""
+    file = stack_file(stack)
+    ingress, route = file.get("webapp:ingress", {}), file.get("webapp:httpRoute", {})
+    hosts: list[str] = ingress["hosts"] if ingress.get("enabled") else route.get("hostnames", [])
+    assert hosts, f"{stack} is not reachable from outside the cluster"
+    return hosts
+
+
+def _check_route_accepted(real: RealCluster, namespace: str) -> None:
+    """Traefik has accepted the stack's HTTPRoute on the shared Gateway's listener and resolved its Service."""
+
+    def conditions() -> dict[str, str]:
+        [route] = real.plane.kubectl_json("get", "httproutes", "-n", namespace)["items"]
+        parents = route.get("status", {}).get("parents", [])
+        return {c["type"]: c["status"] for parent in parents for c in parent.get("conditions", [])}
+
+    wait_until(
+        "the HTTPRoute accepted by Traefik",
+        lambda: conditions().get("Accepted") == "True",
+        30,
+        lambda: f"route conditions: {conditions()}",
+    )
+    assert conditions().get("ResolvedRefs") == "True", conditions()
 
 
 @pytest.mark.parametrize("stack", stack_names())
@@ -275,7 +312,7 @@ def test_a_stack_without_the_pull_secret_cannot_pull_the_image(cluster: RealClus
 
 def _under_load(stack: str) -> LoadClient:
     """Load through the Ingress (Traefik, by the stack's Host rule), on keep-alive and fresh connections."""
-    return LoadClient(NODE_IP, INGRESS_HTTP_PORT, host_header=stack_file(stack)["webapp:ingress"]["host"])
+    return LoadClient(NODE_IP, INGRESS_HTTP_PORT, host_header=_public_hosts(stack)[0])
 
 
 def _rollout(real: RealCluster, tmp_path: Path, *, drain_seconds: int) -> dict[str, LoadReport]:

@@ -41,12 +41,21 @@ for stage in "$kwok_dir"/node/fast/*.yaml "$kwok_dir"/node/heartbeat/*.yaml "$kw
   echo "---"; cat "$stage"
 done > "$out/kwok-stages.yaml"
 
-# The Prometheus Operator's ServiceMonitor CRD, from its module zip (engine/crds pins the version).
+# The Prometheus Operator's ServiceMonitor and PrometheusRule CRDs, from its module zip (engine/crds pins the version).
 operator="$(module_version crds github.com/prometheus-operator/prometheus-operator)"
-step "ServiceMonitor CRD (prometheus-operator $operator)"
-crds="$(module_dir crds github.com/prometheus-operator/prometheus-operator)"
-cp "$crds/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml" "$out/servicemonitor-crd.yaml"
-chmod u+w "$out/servicemonitor-crd.yaml"
+step "Prometheus Operator CRDs ($operator)"
+crds="$(module_dir crds github.com/prometheus-operator/prometheus-operator)/example/prometheus-operator-crd"
+cat "$crds/monitoring.coreos.com_servicemonitors.yaml" "$crds/monitoring.coreos.com_prometheusrules.yaml" \
+  > "$out/monitoring-crds.yaml"
+took
+
+# The Gateway API's standard channel (what its standard-install.yaml holds: the CRDs and the policy that keeps
+# experimental ones out), from the sigs.k8s.io/gateway-api module zip.
+gateway_api="$(module_version crds sigs.k8s.io/gateway-api)"
+step "Gateway API CRDs ($gateway_api)"
+for manifest in "$(module_dir crds sigs.k8s.io/gateway-api)"/config/crd/standard/*.yaml; do
+  echo "---"; cat "$manifest"
+done > "$out/gateway-api-crds.yaml"
 took
 
 "$out/kubectl" version --client

@@ -42,7 +42,8 @@ def test_without_ingress_the_url_is_the_in_cluster_one() -> None:
 
 
 def test_exports_what_an_operator_needs() -> None:
-    run = run_main(valid_config(ingress={"enabled": True, "host": "shop.example.com", "tlsSecretName": "shop-tls"}))
+    tls = [{"secretName": "shop-tls", "hosts": ["shop.example.com"]}]
+    run = run_main(valid_config(ingress={"enabled": True, "hosts": ["shop.example.com"], "tls": tls}))
     assert run.outputs == {
         "namespace": "webapp-test",
         "deployment_name": only(run, "Deployment").object_name,
@@ -64,7 +65,7 @@ def test_render_reports_a_bad_stack_file_by_key(tmp_path: Path) -> None:
 def test_every_object_a_rollout_waits_on_gives_up_after_the_rollout_timeout() -> None:
     # On a create the provider waits for the Service's endpoints and the Ingress's address too: without the
     # same bound there, `pulumi up` of a new stack whose image cannot be pulled would wait 10 minutes.
-    ingress = {"enabled": True, "host": "a.example.com", "annotations": {"example.com/keep": "yes"}}
+    ingress = {"enabled": True, "hosts": ["a.example.com"], "annotations": {"example.com/keep": "yes"}}
     run = run_main(valid_config(rolloutTimeoutSeconds=45, ingress=ingress))
     for kind in ("Deployment", "Service", "Ingress"):
         assert only(run, kind).inputs["metadata"]["annotations"]["pulumi.com/timeoutSeconds"] == "45", kind

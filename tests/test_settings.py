@@ -103,7 +103,89 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], dict[str, str] | str | None, str]] 
         "ingress-without-host",
         valid_config(ingress={"enabled": True}),
         TEST_SECRETS,
-        "webapp:ingress: an enabled ingress needs a host",
+        "webapp:ingress: an enabled ingress needs hosts",
+    ),
+    (
+        "ingress-single-host-key",
+        valid_config(ingress={"enabled": True, "host": "a.example.com", "tlsSecretName": "a-tls"}),
+        TEST_SECRETS,
+        "webapp:ingress: host became hosts, a list: hosts: [webapp.example.com]; tlsSecretName became tls",
+    ),
+    (
+        "ingress-repeated-host",
+        valid_config(ingress={"enabled": True, "hosts": ["a.example.com", "a.example.com"]}),
+        TEST_SECRETS,
+        "webapp:ingress: ['a.example.com'] appear more than once in hosts",
+    ),
+    (
+        "ingress-tls-for-a-stranger",
+        valid_config(
+            ingress={
+                "enabled": True,
+                "hosts": ["a.example.com"],
+                "tls": [{"secretName": "b-tls", "hosts": ["b.example.com"]}],
+            }
+        ),
+        TEST_SECRETS,
+        "webapp:ingress: tls names ['b.example.com'], which are not in hosts ['a.example.com']",
+    ),
+    (
+        "ingress-host-in-two-certificates",
+        valid_config(
+            ingress={
+                "enabled": True,
+                "hosts": ["a.example.com"],
+                "tls": [
+                    {"secretName": "a-tls", "hosts": ["a.example.com"]},
+                    {"secretName": "b-tls", "hosts": ["a.example.com"]},
+                ],
+            }
+        ),
+        TEST_SECRETS,
+        "webapp:ingress: ['a.example.com'] appear more than once in the tls entries' hosts",
+    ),
+    (
+        "tls-entry-without-hosts",
+        valid_config(ingress={"enabled": True, "hosts": ["a.example.com"], "tls": [{"secretName": "a-tls"}]}),
+        TEST_SECRETS,
+        "webapp:ingress.tls.0.hosts is required but not set",
+    ),
+    (
+        "route-without-gateway",
+        valid_config(httpRoute={"enabled": True, "hostnames": ["a.example.com"]}),
+        TEST_SECRETS,
+        "webapp:httpRoute: an enabled httpRoute needs a gateway",
+    ),
+    (
+        "route-without-hostnames",
+        valid_config(httpRoute={"enabled": True, "gateway": {"name": "public"}}),
+        TEST_SECRETS,
+        "webapp:httpRoute: an enabled httpRoute needs hostnames",
+    ),
+    (
+        "route-bad-gateway-namespace",
+        valid_config(
+            httpRoute={"enabled": True, "gateway": {"name": "public", "namespace": "Gate"}, "hostnames": ["a.io"]}
+        ),
+        TEST_SECRETS,
+        "webapp:httpRoute.gateway.namespace: 'Gate' is not a DNS label",
+    ),
+    (
+        "route-bad-scheme",
+        valid_config(
+            httpRoute={"enabled": True, "gateway": {"name": "public"}, "hostnames": ["a.io"], "scheme": "ftp"}
+        ),
+        TEST_SECRETS,
+        "webapp:httpRoute.scheme: Input should be 'http' or 'https'",
+    ),
+    (
+        "ingress-and-route",
+        valid_config(
+            ingress={"enabled": True, "hosts": ["a.example.com"]},
+            httpRoute={"enabled": True, "gateway": {"name": "public"}, "hostnames": ["a.example.com"]},
+        ),
+        TEST_SECRETS,
+        "webapp: ingress and httpRoute are both enabled; route through one of them",
     ),
     (
         "secret-looking-key-in-configmap",
@@ -146,13 +228,13 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], dict[str, str] | str | None, str]] 
     ),
     (
         "bad-host",
-        valid_config(ingress={"enabled": True, "host": "not a host"}),
+        valid_config(ingress={"enabled": True, "hosts": ["a.example.com", "not a host"]}),
         TEST_SECRETS,
-        "webapp:ingress.host: 'not a host' is not a DNS host name",
+        "webapp:ingress.hosts.1: 'not a host' is not a DNS host name",
     ),
     (
         "bad-annotation-key",
-        valid_config(ingress={"enabled": True, "host": "a.example.com", "annotations": {"not a key": "x"}}),
+        valid_config(ingress={"enabled": True, "hosts": ["a.example.com"], "annotations": {"not a key": "x"}}),
         TEST_SECRETS,
         "webapp:ingress.annotations: ['not a key'] are not annotation keys",
     ),
@@ -164,7 +246,7 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], dict[str, str] | str | None, str]] 
     ),
     (
         "bad-ingress-path",
-        valid_config(ingress={"enabled": True, "host": "webapp.example.com", "path": "api"}),
+        valid_config(ingress={"enabled": True, "hosts": ["webapp.example.com"], "path": "api"}),
         TEST_SECRETS,
         "webapp:ingress.path: 'api' is not a path starting with '/'",
     ),
@@ -205,6 +287,88 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], dict[str, str] | str | None, str]] 
         "webapp:scheduling.tolerations.0: tolerationSeconds applies to effect NoExecute only",
     ),
     (
+        "affinity-in-without-values",
+        valid_config(
+            scheduling={
+                "affinity": {
+                    "nodeAffinity": {
+                        "requiredDuringSchedulingIgnoredDuringExecution": {
+                            "nodeSelectorTerms": [{"matchExpressions": [{"key": "pool", "operator": "In"}]}]
+                        }
+                    }
+                }
+            }
+        ),
+        TEST_SECRETS,
+        "webapp:scheduling.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms.0"
+        ".matchExpressions.0: operator In needs values",
+    ),
+    (
+        "affinity-gt-not-an-integer",
+        valid_config(
+            scheduling={
+                "affinity": {
+                    "nodeAffinity": {
+                        "preferredDuringSchedulingIgnoredDuringExecution": [
+                            {
+                                "weight": 10,
+                                "preference": {"matchExpressions": [{"key": "gen", "operator": "Gt", "values": ["x"]}]},
+                            }
+                        ]
+                    }
+                }
+            }
+        ),
+        TEST_SECRETS,
+        "preference.matchExpressions.0: operator Gt needs exactly one integer value",
+    ),
+    (
+        "affinity-weight-out-of-range",
+        valid_config(
+            scheduling={
+                "affinity": {
+                    "podAntiAffinity": {
+                        "preferredDuringSchedulingIgnoredDuringExecution": [
+                            {
+                                "weight": 0,
+                                "podAffinityTerm": {
+                                    "labelSelector": {"matchLabels": {"a": "b"}},
+                                    "topologyKey": "kubernetes.io/hostname",
+                                },
+                            }
+                        ]
+                    }
+                }
+            }
+        ),
+        TEST_SECRETS,
+        "webapp:scheduling.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution.0.weight: "
+        "Input should be greater than or equal to 1",
+    ),
+    (
+        "affinity-empty-label-selector",
+        valid_config(
+            scheduling={
+                "affinity": {
+                    "podAffinity": {
+                        "requiredDuringSchedulingIgnoredDuringExecution": [
+                            {"labelSelector": {}, "topologyKey": "topology.kubernetes.io/zone"}
+                        ]
+                    }
+                }
+            }
+        ),
+        TEST_SECRETS,
+        "webapp:scheduling.affinity.podAffinity.requiredDuringSchedulingIgnoredDuringExecution.0.labelSelector: "
+        "an empty labelSelector selects every pod",
+    ),
+    (
+        "affinity-unknown-field",
+        valid_config(scheduling={"affinity": {"nodeAffinity": {"requiredDuringScheduling": {}}}}),
+        TEST_SECRETS,
+        "webapp:scheduling.affinity.nodeAffinity.requiredDuringScheduling is not a known field here",
+    ),
+    (
         "bad-node-selector-value",
         valid_config(scheduling={"nodeSelector": {"pool": "web pool"}}),
         TEST_SECRETS,
@@ -231,9 +395,15 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], dict[str, str] | str | None, str]] 
     ),
     (
         "bad-tls-secret-name",
-        valid_config(ingress={"enabled": True, "host": "webapp.example.com", "tlsSecretName": "Webapp TLS"}),
+        valid_config(
+            ingress={
+                "enabled": True,
+                "hosts": ["webapp.example.com"],
+                "tls": [{"secretName": "Webapp TLS", "hosts": ["webapp.example.com"]}],
+            }
+        ),
         TEST_SECRETS,
-        "webapp:ingress.tlsSecretName: 'Webapp TLS' is not a DNS subdomain name",
+        "webapp:ingress.tls.0.secretName: 'Webapp TLS' is not a DNS subdomain name",
     ),
     (
         "existing-secret-and-values",
@@ -388,10 +558,14 @@ def test_prod_never_deploys_without_a_digest() -> None:
 
 
 def test_secret_and_ingress_class_names_may_hold_dots_as_kubernetes_allows() -> None:
-    ingress = {"enabled": True, "host": "webapp.example.com", "tlsSecretName": "webapp.example.com-tls"}
+    tls = [{"secretName": "webapp.example.com-tls", "hosts": ["webapp.example.com"]}]
+    ingress = {"enabled": True, "hosts": ["webapp.example.com"], "tls": tls}
     raw = valid_config(ingress={**ingress, "className": "nginx.internal"}, secretKeys=[])
     values = parse_settings("dev", raw, set()).values
-    assert (values.ingress.tls_secret_name, values.ingress.class_name) == ("webapp.example.com-tls", "nginx.internal")
+    assert (values.ingress.tls[0].secret_name, values.ingress.class_name) == (
+        "webapp.example.com-tls",
+        "nginx.internal",
+    )
 
 
 def test_settings_are_frozen() -> None:

@@ -51,11 +51,19 @@ def test_stack_creates_what_its_file_says(stack: str) -> None:
 
     ingress = declared.get("ingress", {})
     if ingress.get("enabled"):
-        rule = only(run, "Ingress").inputs["spec"]["rules"][0]
-        assert rule["host"] == ingress["host"]
-        assert outputs["url"].endswith(f"://{ingress['host']}/")
+        rules = only(run, "Ingress").inputs["spec"]["rules"]
+        assert [rule["host"] for rule in rules] == ingress["hosts"]
+        assert outputs["url"].endswith(f"://{ingress['hosts'][0]}/")
     else:
         assert kube(run, "Ingress") == []
+    route = declared.get("httpRoute", {})
+    if route.get("enabled"):
+        spec = only(run, "HTTPRoute").inputs["spec"]
+        assert spec["hostnames"] == route["hostnames"]
+        assert spec["parentRefs"][0]["name"] == route["gateway"]["name"]
+        assert outputs["url"] == f"{route['scheme']}://{route['hostnames'][0]}/"
+    else:
+        assert kube(run, "HTTPRoute") == []
 
     config_map = only(run, "ConfigMap").inputs["data"]
     assert config_map == {key: str(value) for key, value in declared.get("appConfig", {}).items()}

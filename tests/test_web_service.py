@@ -248,6 +248,40 @@ def test_node_selector_and_tolerations_reach_the_pods(single: ProgramRun) -> Non
     assert pod["tolerations"] == [{"key": "dedicated", "operator": "Equal", "value": "web", "effect": "NoSchedule"}]
 
 
+AFFINITY = {
+    "nodeAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{"matchExpressions": [{"key": "pool", "operator": "In", "values": ["web", "mixed"]}]}]
+        },
+        "preferredDuringSchedulingIgnoredDuringExecution": [
+            {
+                "weight": 20,
+                "preference": {"matchExpressions": [{"key": "cpu-generation", "operator": "Gt", "values": ["5"]}]},
+            }
+        ],
+    },
+    "podAntiAffinity": {
+        "preferredDuringSchedulingIgnoredDuringExecution": [
+            {
+                "weight": 50,
+                "podAffinityTerm": {
+                    "labelSelector": {"matchExpressions": [{"key": "tier", "operator": "Exists"}]},
+                    "topologyKey": "kubernetes.io/hostname",
+                    "namespaces": ["batch"],
+                },
+            }
+        ]
+    },
+}
+
+
+def test_affinity_reaches_the_pods_as_the_api_spells_it(single: ProgramRun) -> None:
+    assert "affinity" not in only(single, "Deployment").inputs["spec"]["template"]["spec"]
+    scheduling = SchedulingSettings.model_validate({"affinity": AFFINITY})
+    pod = only(_build(scheduling=scheduling), "Deployment").inputs["spec"]["template"]["spec"]
+    assert pod["affinity"] == AFFINITY
+
+
 def test_autoscaling_from_one_pod_still_gets_a_pdb_and_spread() -> None:
     run = _build(autoscaling=AutoscalingSettings(enabled=True, min_replicas=1, max_replicas=4))
     assert only(run, "Deployment").inputs["spec"]["replicas"] == 1

@@ -1,7 +1,10 @@
-// The Prometheus Operator's CRDs, for the cluster e2e: the module zip carries the
-// CRD manifests under example/prometheus-operator-crd (no Go code is built from it).
+// CRDs for the cluster e2e, from module zips (no Go code is built from them): the Prometheus Operator's
+// under example/prometheus-operator-crd, the Gateway API's standard channel under config/crd/standard.
 module webapp.local/engine/crds
 
 go 1.24
 
-require github.com/prometheus-operator/prometheus-operator v0.85.0
+require (
+	github.com/prometheus-operator/prometheus-operator v0.85.0
+	sigs.k8s.io/gateway-api v1.6.3
+)
