@@ -300,7 +300,7 @@ def _service_monitor(objects: _Objects) -> k8s.apiextensions.CustomResource:
         f"{objects.name}-servicemonitor",
         api_version="monitoring.coreos.com/v1",
         kind="ServiceMonitor",
-        metadata=objects.metadata(),
+        metadata=objects.metadata({**objects.args.labels, **objects.args.metrics.labels}),
         spec={
             "selector": {"matchLabels": objects.selector},
             "endpoints": [

@@ -6,10 +6,12 @@ from dataclasses import dataclass
 
 import pulumi
 
+from components.alert_rules import Scope
 from components.app_config import AppConfig, AppConfigArgs
 from components.backend import Backend
 from components.labels import standard_labels
 from components.web_ingress import WebIngress, WebIngressArgs
+from components.web_monitoring import WebMonitoring, WebMonitoringArgs
 from components.web_route import WebRoute, WebRouteArgs
 from components.web_service import WebService, WebServiceArgs, rollout_await
 from config.loading import Settings
@@ -42,6 +44,8 @@ class WebApp(pulumi.ComponentResource):
     """The Ingress, when enabled."""
     route: WebRoute | None
     """The Gateway API HTTPRoute, when enabled (instead of the Ingress)."""
+    monitoring: WebMonitoring | None
+    """The PrometheusRule and the Grafana dashboard, when either is enabled."""
     url: pulumi.Output[str]
     """The public URL when there is an ingress, else the in-cluster one."""
 
@@ -110,6 +114,20 @@ class WebApp(pulumi.ComponentResource):
             # New with WebApp, so no alias to an older parent.
             self.route = WebRoute(
                 name, WebRouteArgs(backend, values.http_route), opts=pulumi.ResourceOptions(parent=self)
+            )
+        self.monitoring = None
+        if values.metrics.alerts or values.metrics.dashboard:
+            self.monitoring = WebMonitoring(
+                name,
+                WebMonitoringArgs(
+                    namespace=namespace,
+                    scope=Scope(namespace=values.namespace_name(settings.stack), name=values.name),
+                    stack=settings.stack,
+                    metrics=values.metrics,
+                    labels=labels,
+                    object_name=values.name,
+                ),
+                opts=pulumi.ResourceOptions(parent=self),
             )
         public = self.ingress or self.route
         if public is not None:

@@ -111,8 +111,22 @@ def _check_objects(plane: ControlPlane, stack: str) -> None:
         )
 
     _check_routing(plane, file, namespace)
+    _check_monitoring(plane, file, namespace)
+
+
+def _check_monitoring(plane: ControlPlane, file: dict[str, Any], namespace: str) -> None:
+    """The ServiceMonitor, the PrometheusRule (held to the operator's own CRD) and the dashboard, as the stack says."""
+    metrics = file.get("webapp:metrics", {})
+    # The operator's own PrometheusRule CRD holds the rules' shape (groups, rules, for, labels) on the API server.
+    rules = plane.kubectl_json("get", "prometheusrules", "-n", namespace)["items"]
+    assert len(rules) == int(bool(metrics.get("alerts")))
+    for rule in rules:
+        assert metrics.get("labels", {}).items() <= rule["metadata"]["labels"].items()
+        assert any(r.get("alert") == "WebappWorkersStalled" for g in rule["spec"]["groups"] for r in g["rules"])
+    dashboards = plane.kubectl_json("get", "configmaps", "-n", namespace, "-l", "grafana_dashboard=1")["items"]
+    assert len(dashboards) == int(bool(metrics.get("dashboard")))
     monitors = plane.kubectl_json("get", "servicemonitors", "-n", namespace)["items"]
-    assert len(monitors) == int(bool(file.get("webapp:metrics", {}).get("serviceMonitor")))
+    assert len(monitors) == int(bool(metrics.get("serviceMonitor")))
     for monitor in monitors:
         service = plane.kubectl_json("get", "service", monitor["metadata"]["name"], "-n", namespace)
         assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()

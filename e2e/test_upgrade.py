@@ -66,13 +66,16 @@ def test_the_webapp_tree_replaces_nothing_in_a_deployed_stack(workspace: Workspa
     _copy_current(ws.root)
     steps = ws.run("pulumi preview --json").json()["steps"]
     changed = {(step["op"], urn_type(step["urn"])) for step in steps if step["op"] != "same"}
-    # New: the WebApp node, the ServiceMonitor that prod's metrics setting has asked for since, and the pods' own
-    # ServiceAccount. Whatever else changed since that commit (pod spec fields) updates in place. Nothing is created
-    # twice, replaced or deleted.
+    # New: the WebApp node, the ServiceMonitor that prod's metrics setting has asked for since, the pods' own
+    # ServiceAccount, and the alerts and dashboard (WebMonitoring). Whatever else changed since that commit (pod spec
+    # fields) updates in place. Nothing is created twice, replaced or deleted.
     assert {change for change in changed if change[0] != "update"} == {
         ("create", "webapp:index:WebApp"),
         ("create", "kubernetes:monitoring.coreos.com/v1:ServiceMonitor"),
         ("create", "kubernetes:core/v1:ServiceAccount"),
+        ("create", "webapp:index:WebMonitoring"),
+        ("create", "kubernetes:monitoring.coreos.com/v1:PrometheusRule"),
+        ("create", "kubernetes:core/v1:ConfigMap"),
     }, changed
 
     ws.run("pulumi up --yes")

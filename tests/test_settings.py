@@ -233,6 +233,31 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], dict[str, str] | str | None, str]] 
         "webapp:ingress.hosts.1: 'not a host' is not a DNS host name",
     ),
     (
+        "alerts-without-service-monitor",
+        valid_config(metrics={"alerts": True, "dashboard": True}),
+        TEST_SECRETS,
+        "webapp:metrics: alerts and dashboard need serviceMonitor: true",
+    ),
+    (
+        "latency-objective-between-buckets",
+        valid_config(metrics={"serviceMonitor": True, "alerts": True, "latencyObjectiveSeconds": 0.3}),
+        TEST_SECRETS,
+        "webapp:metrics.latencyObjectiveSeconds: 0.3 is not a bound of the app's latency histogram, so no series "
+        "counts it; use one of 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30",
+    ),
+    (
+        "availability-objective-of-100",
+        valid_config(metrics={"serviceMonitor": True, "alerts": True, "availabilityObjective": 100}),
+        TEST_SECRETS,
+        "webapp:metrics.availabilityObjective: Input should be less than or equal to 99.99",
+    ),
+    (
+        "bad-metrics-label",
+        valid_config(metrics={"serviceMonitor": True, "labels": {"release": "kube prometheus"}}),
+        TEST_SECRETS,
+        "webapp:metrics.labels.release: 'kube prometheus' is not a label value",
+    ),
+    (
         "bad-annotation-key",
         valid_config(ingress={"enabled": True, "hosts": ["a.example.com"], "annotations": {"not a key": "x"}}),
         TEST_SECRETS,

@@ -65,8 +65,12 @@ def test_stack_creates_what_its_file_says(stack: str) -> None:
     else:
         assert kube(run, "HTTPRoute") == []
 
-    config_map = only(run, "ConfigMap").inputs["data"]
-    assert config_map == {key: str(value) for key, value in declared.get("appConfig", {}).items()}
+    metrics = declared.get("metrics", {})
+    dashboards = [c for c in kube(run, "ConfigMap") if c.object_name.endswith("-dashboard")]
+    assert len(dashboards) == int(bool(metrics.get("dashboard")))
+    assert len(kube(run, "PrometheusRule")) == int(bool(metrics.get("alerts")))
+    (app_config,) = [c for c in kube(run, "ConfigMap") if c not in dashboards]
+    assert app_config.inputs["data"] == {key: str(value) for key, value in declared.get("appConfig", {}).items()}
     secret = only(run, "Secret").inputs["stringData"]
     assert unwrap(secret) == TEST_SECRETS
     assert TEST_SECRETS["DATABASE_PASSWORD"] not in repr(outputs)
