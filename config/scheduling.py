@@ -41,19 +41,25 @@ def _requirement_problem(operator: str, values: list[str]) -> str | None:
     return None
 
 
-class NodeSelectorRequirement(SettingsModel):
-    """One condition on a node's labels."""
+class _Requirement(SettingsModel):
+    """One condition on labels: a key, an operator and the values the operator needs."""
 
     key: LabelKey
-    operator: Literal["In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt"]
+    operator: str
     values: list[LabelValue] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _values_fit_the_operator(self) -> NodeSelectorRequirement:
+    def _values_fit_the_operator(self) -> _Requirement:
         problem = _requirement_problem(self.operator, self.values)
         if problem:
             raise ValueError(problem)
         return self
+
+
+class NodeSelectorRequirement(_Requirement):
+    """One condition on a node's labels (Gt and Lt compare integers)."""
+
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt"]
 
 
 class NodeSelectorTerm(SettingsModel):
@@ -82,19 +88,10 @@ class NodeAffinity(SettingsModel):
     preferred_during_scheduling_ignored_during_execution: list[PreferredSchedulingTerm] = Field(default_factory=list)
 
 
-class LabelSelectorRequirement(SettingsModel):
+class LabelSelectorRequirement(_Requirement):
     """One condition on a pod's labels."""
 
-    key: LabelKey
     operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
-    values: list[LabelValue] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _values_fit_the_operator(self) -> LabelSelectorRequirement:
-        problem = _requirement_problem(self.operator, self.values)
-        if problem:
-            raise ValueError(problem)
-        return self
 
 
 class LabelSelector(SettingsModel):
