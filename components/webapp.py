@@ -1,4 +1,4 @@
-"""WebApp: one service composed from validated settings: its config, workload and optional ingress."""
+"""WebApp: one service composed from validated settings: its config, workload, routing and monitoring."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ class WebApp(pulumi.ComponentResource):
     monitoring: WebMonitoring | None
     """The PrometheusRule and the Grafana dashboard, when either is enabled."""
     url: pulumi.Output[str]
-    """The public URL when there is an ingress, else the in-cluster one."""
+    """The public URL when there is an Ingress or an HTTPRoute, else the in-cluster one."""
 
     def __init__(self, name: str, args: WebAppArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("webapp:index:WebApp", name, None, opts)
