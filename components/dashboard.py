@@ -3,7 +3,8 @@ server's own state (in flight, workers, stalls, crashes, draining, dropped sampl
 
 One dashboard per stack (its uid and title name the stack), every query scoped to
 the stack's series like the alerts (`components.alert_rules.Scope`). Grafana's
-sidecar loads it from a ConfigMap labelled `grafana_dashboard: "1"`.
+sidecar loads it from a ConfigMap labelled `grafana_dashboard: "1"`. The tests hold
+it to Grafana's own schema (engine/grafanacheck) and its queries to Prometheus's parser.
 """
 
 from __future__ import annotations
@@ -36,7 +37,10 @@ def _panel(index: int, title: str, unit: str, targets: list[tuple[str, str]], de
             "h": PANEL_HEIGHT,
         },
         "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
-        "options": {"legend": {"displayMode": "list", "placement": "bottom"}},
+        "options": {
+            "legend": {"displayMode": "list", "placement": "bottom", "showLegend": True, "calcs": []},
+            "tooltip": {"mode": "multi", "sort": "desc"},
+        },
         "targets": [
             {"refId": chr(ord("A") + number), "expr": expr, "legendFormat": legend}
             for number, (expr, legend) in enumerate(targets)
@@ -124,6 +128,7 @@ def dashboard(scope: Scope, stack: str, metrics: MetricsSettings) -> dict[str, A
         "schemaVersion": SCHEMA_VERSION,
         "refresh": "30s",
         "time": {"from": "now-6h", "to": "now"},
+        "annotations": {"list": []},
         "templating": {
             "list": [
                 {"name": "datasource", "type": "datasource", "query": "prometheus", "label": "Prometheus"},

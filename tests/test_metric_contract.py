@@ -4,11 +4,13 @@ A real server is scraped for the series names and the latency histogram's bounds
 that `config.app_metrics` promises; the prod stack's PrometheusRule goes through
 Prometheus's rule loader and its dashboard's queries through the PromQL parser
 (engine/promcheck), and every series they read must be exported by the app, written
-by a recording rule beside them, or come from the cluster's own exporters.
+by a recording rule beside them, or come from the cluster's own exporters. The
+dashboard itself must decode under Grafana's schema (engine/grafanacheck).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from typing import Any
@@ -20,7 +22,7 @@ from harness.app_server import RunningServer
 from harness.processes import wait_until
 from tests.conftest import StartServer
 from tests.pulumi_helpers import committed_stack, kube, only
-from tools.promcheck import PromCheck, check_expressions, check_rule_groups, recorded_names
+from tools.monitoring_checks import PromCheck, check_dashboard, check_expressions, check_rule_groups, recorded_names
 
 pytestmark = pytest.mark.slow
 
@@ -56,10 +58,14 @@ def _prod_rules() -> list[dict[str, Any]]:
     return groups
 
 
-def _prod_dashboard_queries() -> list[str]:
+def _prod_dashboard() -> dict[str, Any]:
     (config_map,) = [c for c in kube(committed_stack("prod").run, "ConfigMap") if c.object_name.endswith("-dashboard")]
     (model,) = (json.loads(text) for text in config_map.inputs["data"].values())
-    return [target["expr"] for panel in model["panels"] for target in panel["targets"]]
+    return dict(model)
+
+
+def _prod_dashboard_queries() -> list[str]:
+    return [target["expr"] for panel in _prod_dashboard()["panels"] for target in panel["targets"]]
 
 
 def test_the_app_exports_every_series_the_program_relies_on(start_app: StartServer) -> None:
@@ -104,3 +110,16 @@ def test_the_checks_fail_on_what_prometheus_would_refuse() -> None:
     unknown = check_expressions(["sum(rate(webapp_http_requets_total[$__rate_interval]))"])
     assert unknown.errors == ()
     assert unknown.metrics == {"webapp_http_requets_total"}, "a typo is a metric the app does not export"
+
+
+def test_grafana_decodes_the_dashboard_strictly_and_refuses_a_broken_one() -> None:
+    model = _prod_dashboard()
+    assert check_dashboard(model) == ()
+    broken = copy.deepcopy(model)
+    broken["panels"][0]["gridPos"]["w"] = "wide"
+    del broken["panels"][1]["options"]["tooltip"]
+    broken["refersh"] = "30s"
+    errors = "\n".join(check_dashboard(broken))
+    assert "panels[0].gridPos.w" in errors
+    assert "panels[1].options.tooltip" in errors
+    assert "refersh" in errors

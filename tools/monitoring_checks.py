@@ -1,9 +1,11 @@
-"""Prometheus's own rule and PromQL parser (engine/promcheck, built by `make promcheck`), called from Python.
+"""Prometheus's own rule and PromQL parser and Grafana's dashboard schema, called from Python (the Go programs
+engine/promcheck and engine/grafanacheck, built by `make promcheck`).
 
 Rule files are checked as Prometheus loads them (rulefmt: groups, rule names,
 `for`, label and annotation templates, and every expression); a dashboard's
 queries as PromQL once Grafana's variables are replaced. Both answers name the
 metrics the expressions read, so the tests can hold them to what is exported.
+A dashboard's JSON model is decoded strictly by the Grafana Foundation SDK.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import yaml
 from tools.stack_config import REPO_ROOT
 
 PROMCHECK = REPO_ROOT / ".engine" / "promcheck" / "promcheck"
+GRAFANACHECK = REPO_ROOT / ".engine" / "grafanacheck" / "grafanacheck"
 GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$__interval": "1m", "$__range": "1h"}
 """Grafana's built-in range variables, replaced by a duration as Grafana does before sending a query."""
 
@@ -32,13 +35,19 @@ class PromCheck:
     metrics: frozenset[str]
 
 
-def _run(arguments: list[str], stdin: str | None = None) -> PromCheck:
-    if not PROMCHECK.exists():
-        raise FileNotFoundError(f"{PROMCHECK} is missing: run `make promcheck` (Go builds it from engine/promcheck)")
-    done = subprocess.run([str(PROMCHECK), *arguments], input=stdin, capture_output=True, text=True, check=False)
+def _answer(program: Path, arguments: list[str], stdin: str | None = None) -> dict[str, Any]:
+    """Run one of the checkers; its JSON answer (exit 1 means it found errors, which the answer lists)."""
+    if not program.exists():
+        raise FileNotFoundError(f"{program} is missing: run `make promcheck` (Go builds it from engine/)")
+    done = subprocess.run([str(program), *arguments], input=stdin, capture_output=True, text=True, check=False)
     if done.returncode not in (0, 1) or not done.stdout.strip():
-        raise RuntimeError(f"promcheck {arguments[0]} exited {done.returncode}: {done.stderr}")
-    answer = json.loads(done.stdout)
+        raise RuntimeError(f"{program.name} {arguments[0]} exited {done.returncode}: {done.stderr}")
+    answer: dict[str, Any] = json.loads(done.stdout)
+    return answer
+
+
+def _run(arguments: list[str], stdin: str | None = None) -> PromCheck:
+    answer = _answer(PROMCHECK, arguments, stdin)
     return PromCheck(tuple(answer["errors"]), frozenset(answer["metrics"]))
 
 
@@ -64,3 +73,11 @@ def _without_grafana_variables(expression: str) -> str:
 def recorded_names(groups: list[dict[str, Any]]) -> frozenset[str]:
     """The series the groups' recording rules write (which their alerts may read)."""
     return frozenset(rule["record"] for group in groups for rule in group["rules"] if "record" in rule)
+
+
+def check_dashboard(model: dict[str, Any]) -> tuple[str, ...]:
+    """What Grafana's dashboard schema refuses in `model` (unknown or missing fields, wrong types); none if valid."""
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "dashboard.json"
+        path.write_text(json.dumps(model))
+        return tuple(_answer(GRAFANACHECK, [str(path)])["errors"])
