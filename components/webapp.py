@@ -33,8 +33,8 @@ class WebAppArgs:
 
 
 class WebApp(pulumi.ComponentResource):
-    """One service, as one tree in `pulumi preview`: its config, its workload and (if enabled) its Ingress or
-    HTTPRoute."""
+    """One service, as one tree in `pulumi preview`: its config and workload, and (when enabled) its Ingress or
+    HTTPRoute, its alerts and its dashboard."""
 
     config: AppConfig
     """The ConfigMap and Secret."""
@@ -51,94 +51,88 @@ class WebApp(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: WebAppArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("webapp:index:WebApp", name, None, opts)
-        settings, namespace = args.settings, args.namespace
-        values = settings.values
+        values, namespace = args.settings.values, args.namespace
         # AppConfig, WebService and WebIngress were top-level before WebApp existed. The alias names their old
-        # parent (the stack), so stacks deployed then keep every URN below them: nothing is replaced.
-        child = pulumi.ResourceOptions(parent=self, aliases=[pulumi.Alias(parent=pulumi.ROOT_STACK_RESOURCE)])
-        instance = f"{name}-{settings.stack}"
-        labels = standard_labels(name, instance, COMPONENT, PART_OF)
-        self.config = AppConfig(
-            name,
-            AppConfigArgs(
-                namespace=namespace,
-                labels=labels,
-                data=values.app_config,
-                secret_data=settings.secrets,
-                existing_secret=values.existing_secret,
-            ),
-            opts=child,
+        # parent (the stack), so stacks deployed then keep every URN below them: nothing is replaced. The
+        # components added since have no older parent to name.
+        aliased = pulumi.ResourceOptions(parent=self, aliases=[pulumi.Alias(parent=pulumi.ROOT_STACK_RESOURCE)])
+        newer = pulumi.ResourceOptions(parent=self)
+        labels = standard_labels(name, f"{name}-{args.settings.stack}", COMPONENT, PART_OF)
+
+        self.config = AppConfig(name, _config_args(args, labels), opts=aliased)
+        self.service = WebService(name, _service_args(args, labels, self.config), opts=aliased)
+        backend = Backend(namespace, self.service.service_name, values.service.port, values.name, labels)
+        # The provider awaits the Ingress's address (and its backends) like the Deployment.
+        await_rollout = rollout_await(values.rollout_timeout_seconds)
+        self.ingress = (
+            WebIngress(name, WebIngressArgs(backend, values.ingress, base_annotations=await_rollout), opts=aliased)
+            if values.ingress.enabled
+            else None
         )
-        self.service = WebService(
-            name,
-            WebServiceArgs(
-                namespace=namespace,
-                image=values.image,
-                labels=labels,
-                object_name=values.name,
-                replicas=values.replicas,
-                resources=values.resources,
-                service=values.service,
-                timings=values.server_timings,
-                autoscaling=values.autoscaling,
-                max_unavailable=values.disruption_budget.max_unavailable,
-                metrics=values.metrics,
-                service_account=values.service_account,
-                scheduling=values.scheduling,
-                config_map_name=self.config.config_map_name,
-                secret_name=self.config.secret_name,
-                trusted_proxies=values.trusted_proxies,
-                enable_test_routes=values.enable_test_routes,
-                image_pull_secrets=tuple(values.image_pull_secrets),
-                rollout_timeout_seconds=values.rollout_timeout_seconds,
-            ),
-            opts=child,
+        self.route = (
+            WebRoute(name, WebRouteArgs(backend, values.http_route), opts=newer) if values.http_route.enabled else None
         )
-        backend = Backend(
-            namespace=namespace,
-            service_name=self.service.service_name,
-            service_port=values.service.port,
-            object_name=values.name,
-            labels=labels,
+        self.monitoring = (
+            WebMonitoring(name, _monitoring_args(args, labels), opts=newer)
+            if values.metrics.alerts or values.metrics.dashboard
+            else None
         )
-        self.ingress = None
-        if values.ingress.enabled:
-            self.ingress = WebIngress(
-                name,
-                # The provider awaits the Ingress's address (and its backends) like the Deployment.
-                WebIngressArgs(backend, values.ingress, base_annotations=rollout_await(values.rollout_timeout_seconds)),
-                opts=child,
-            )
-        self.route = None
-        if values.http_route.enabled:
-            # New with WebApp, so no alias to an older parent.
-            self.route = WebRoute(
-                name, WebRouteArgs(backend, values.http_route), opts=pulumi.ResourceOptions(parent=self)
-            )
-        self.monitoring = None
-        if values.metrics.alerts or values.metrics.dashboard:
-            self.monitoring = WebMonitoring(
-                name,
-                WebMonitoringArgs(
-                    namespace=namespace,
-                    scope=Scope(namespace=values.namespace_name(settings.stack), name=values.name),
-                    stack=settings.stack,
-                    metrics=values.metrics,
-                    labels=labels,
-                    object_name=values.name,
-                ),
-                opts=pulumi.ResourceOptions(parent=self),
-            )
         public = self.ingress or self.route
-        if public is not None:
-            self.url = public.url
-        else:
-            self.url = pulumi.Output.concat(
-                "http://",
-                self.service.service_name,
-                ".",
-                namespace,
-                ".svc.cluster.local:",
-                str(values.service.port),
+        self.url = (
+            public.url
+            if public is not None
+            else pulumi.Output.concat(
+                "http://", self.service.service_name, ".", namespace, ".svc.cluster.local:", str(values.service.port)
             )
+        )
         self.register_outputs({"url": self.url})
+
+
+def _config_args(args: WebAppArgs, labels: dict[str, str]) -> AppConfigArgs:
+    values = args.settings.values
+    return AppConfigArgs(
+        namespace=args.namespace,
+        labels=labels,
+        data=values.app_config,
+        secret_data=args.settings.secrets,
+        existing_secret=values.existing_secret,
+    )
+
+
+def _service_args(args: WebAppArgs, labels: dict[str, str], config: AppConfig) -> WebServiceArgs:
+    values = args.settings.values
+    return WebServiceArgs(
+        namespace=args.namespace,
+        image=values.image,
+        labels=labels,
+        object_name=values.name,
+        replicas=values.replicas,
+        resources=values.resources,
+        service=values.service,
+        timings=values.server_timings,
+        autoscaling=values.autoscaling,
+        max_unavailable=values.disruption_budget.max_unavailable,
+        metrics=values.metrics,
+        service_account=values.service_account,
+        scheduling=values.scheduling,
+        config_map_name=config.config_map_name,
+        secret_name=config.secret_name,
+        trusted_proxies=values.trusted_proxies,
+        enable_test_routes=values.enable_test_routes,
+        image_pull_secrets=tuple(values.image_pull_secrets),
+        rollout_timeout_seconds=values.rollout_timeout_seconds,
+    )
+
+
+def _monitoring_args(args: WebAppArgs, labels: dict[str, str]) -> WebMonitoringArgs:
+    settings = args.settings
+    values = settings.values
+    return WebMonitoringArgs(
+        namespace=args.namespace,
+        # The series' namespace label is the namespace's name, known before it exists.
+        scope=Scope(namespace=values.namespace_name(settings.stack), name=values.name),
+        stack=settings.stack,
+        metrics=values.metrics,
+        labels=labels,
+        object_name=values.name,
+    )
