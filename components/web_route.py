@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -12,6 +13,16 @@ from config.routing import HttpRouteSettings
 
 GATEWAY_API_GROUP = "gateway.networking.k8s.io"
 """The Gateway API's group: HTTPRoute's API version is <group>/v1, and its parentRefs name a Gateway of it."""
+ACCEPTED = {
+    "pulumi.com/waitFor": json.dumps(
+        [
+            f'jsonpath={{.status.parents[0].conditions[?(@.type=="{condition}")].status}}=True'
+            for condition in ("Accepted", "ResolvedRefs")
+        ]
+    )
+}
+"""The provider's await for a route: the Gateway's controller has accepted it and resolved its Service. Without it
+`pulumi up` would succeed with a route the Gateway refuses (a listener that does not admit the namespace)."""
 
 
 @dataclass(frozen=True)
@@ -22,6 +33,9 @@ class WebRouteArgs:
     """The Service to route to, and the HTTPRoute's name, namespace and labels."""
     route: HttpRouteSettings
     """The Gateway, hostnames, path prefix and the listener's scheme."""
+    base_annotations: dict[str, str] = field(default_factory=dict)
+    """Annotations the program sets (the provider's await timeout); the await for acceptance and then the
+    settings' own annotations win over them."""
 
 
 class WebRoute(pulumi.ComponentResource):
@@ -44,7 +58,7 @@ class WebRoute(pulumi.ComponentResource):
             f"{name}-route",
             api_version=f"{GATEWAY_API_GROUP}/v1",
             kind="HTTPRoute",
-            metadata=args.backend.metadata(),
+            metadata=args.backend.metadata({**args.base_annotations, **ACCEPTED, **route.annotations}),
             spec={
                 "parentRefs": [parent],
                 "hostnames": list(route.hostnames),

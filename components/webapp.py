@@ -62,7 +62,7 @@ class WebApp(pulumi.ComponentResource):
         self.config = AppConfig(name, _config_args(args, labels), opts=aliased)
         self.service = WebService(name, _service_args(args, labels, self.config), opts=aliased)
         backend = Backend(namespace, self.service.service_name, values.service.port, values.name, labels)
-        # The provider awaits the Ingress's address (and its backends) like the Deployment.
+        # The provider awaits the Ingress's address or the route's acceptance as long as the Deployment's rollout.
         await_rollout = rollout_await(values.rollout_timeout_seconds)
         self.ingress = (
             WebIngress(name, WebIngressArgs(backend, values.ingress, base_annotations=await_rollout), opts=aliased)
@@ -70,7 +70,9 @@ class WebApp(pulumi.ComponentResource):
             else None
         )
         self.route = (
-            WebRoute(name, WebRouteArgs(backend, values.http_route), opts=newer) if values.http_route.enabled else None
+            WebRoute(name, WebRouteArgs(backend, values.http_route, base_annotations=await_rollout), opts=newer)
+            if values.http_route.enabled
+            else None
         )
         self.monitoring = (
             WebMonitoring(name, _monitoring_args(args, labels), opts=newer)

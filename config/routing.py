@@ -91,6 +91,9 @@ class HttpRouteSettings(SettingsModel):
     """Path prefix routed to the Service."""
     scheme: Literal["http", "https"] = "https"
     """What the Gateway's listener speaks (it terminates TLS, not the route): the scheme of the `url` output."""
+    annotations: Annotations = Field(default_factory=dict)
+    """Annotations for the Gateway's controller, or the provider's `pulumi.com/skipAwait` where no controller will
+    ever accept the route."""
 
     @model_validator(mode="after")
     def _complete_when_enabled(self) -> HttpRouteSettings:

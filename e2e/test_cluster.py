@@ -23,8 +23,18 @@ from e2e.stacks import SECRET_VALUE, drift_command, expected_replicas, make_rend
 from harness.processes import wait_until
 from tools.stack_config import REPO_ROOT, stack_names
 
-# Nothing fills in an Ingress's address without an ingress controller; the provider would wait for one.
+# Nothing fills in an Ingress's address, or accepts an HTTPRoute, without a controller; the provider would wait for one.
 SKIP_INGRESS_AWAIT = "pulumi config set --path 'webapp:ingress.annotations[\"pulumi.com/skipAwait\"]' true"
+SKIP_ROUTE_AWAIT = "pulumi config set --path 'webapp:httpRoute.annotations[\"pulumi.com/skipAwait\"]' true"
+
+
+def _skip_awaits_no_controller_ends(ws: Workspace, stack: str) -> None:
+    """Skip the provider's await on the Ingress or HTTPRoute a stack has: here no controller would complete it."""
+    file = stack_file(stack)
+    if file.get("webapp:ingress", {}).get("enabled"):
+        ws.run(SKIP_INGRESS_AWAIT)
+    if file.get("webapp:httpRoute", {}).get("enabled"):
+        ws.run(SKIP_ROUTE_AWAIT)
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +60,7 @@ def _deployed(plane: ControlPlane, tmp_path: Path, stack: str) -> Workspace:
     ws = _cluster_workspace(plane, tmp_path, stack)
     for name in stack_file(stack).get("webapp:secretKeys", []):
         ws.run(f"pulumi config set --secret --path 'webapp:secrets.{name}' '{SECRET_VALUE}'")
-    if stack_file(stack).get("webapp:ingress", {}).get("enabled"):
-        ws.run(SKIP_INGRESS_AWAIT)
+    _skip_awaits_no_controller_ends(ws, stack)
     ws.run("pulumi up --yes")
     return ws
 
@@ -367,7 +376,7 @@ def test_an_existing_secret_is_read_and_not_managed(plane: ControlPlane, tmp_pat
     ws = _cluster_workspace(plane, tmp_path, stack)
     # The name is not secret, but the CLI guesses so from "Secret" in the key: --plaintext says otherwise.
     ws.run("pulumi config set --plaintext webapp:existingSecret webapp-env")
-    ws.run(SKIP_INGRESS_AWAIT)
+    _skip_awaits_no_controller_ends(ws, stack)
     ws.run("pulumi up --yes")
     plane.kubectl(
         "create", "secret", "generic", "webapp-env", "-n", namespace, f"--from-literal=DATABASE_PASSWORD={SECRET_VALUE}"
@@ -379,6 +388,23 @@ def test_an_existing_secret_is_read_and_not_managed(plane: ControlPlane, tmp_pat
     secrets = [item["metadata"]["name"] for item in plane.kubectl_json("get", "secrets", "-n", namespace)["items"]]
     assert secrets == ["webapp-env"]
     assert "kubernetes:core/v1:Secret" not in ws.run("pulumi stack export").stdout
+    ws.run("pulumi destroy --yes")
+
+
+def test_a_route_no_gateway_accepts_fails_the_update_within_the_rollout_timeout(
+    plane: ControlPlane, tmp_path: Path
+) -> None:
+    # No Gateway controller runs here, so nothing ever accepts dev's HTTPRoute: as with a Gateway whose listener
+    # does not admit the namespace, `pulumi up` must fail naming what it waited for, not report success.
+    stack = "dev"
+    ws = _cluster_workspace(plane, tmp_path, stack)
+    for name in stack_file(stack).get("webapp:secretKeys", []):
+        ws.run(f"pulumi config set --secret --path 'webapp:secrets.{name}' '{SECRET_VALUE}'")
+    ws.run("pulumi config set webapp:rolloutTimeoutSeconds 30")
+    refused = ws.run("pulumi up --yes", check=False)
+    assert refused.returncode != 0
+    assert "HTTPRoute" in refused.output, refused.output[-3000:]
+    assert "Accepted" in refused.output, refused.output[-3000:]
     ws.run("pulumi destroy --yes")
 
 
@@ -414,8 +440,7 @@ def test_one_digest_travels_from_the_build_through_dev_and_staging_to_prod(plane
         ws.run(f"pulumi config set webapp:namespace promote-{stack}")
         for name in stack_file(stack).get("webapp:secretKeys", []):
             ws.run(f"pulumi config set --secret --path 'webapp:secrets.{name}' '{SECRET_VALUE}'")
-        if stack_file(stack).get("webapp:ingress", {}).get("enabled"):
-            ws.run(SKIP_INGRESS_AWAIT)
+        _skip_awaits_no_controller_ends(ws, stack)
 
     refused = _promote(ws, "--from", "staging", "--to", "prod", check=False)
     assert refused.returncode == 1

@@ -70,6 +70,9 @@ def test_every_object_a_rollout_waits_on_gives_up_after_the_rollout_timeout() ->
     for kind in ("Deployment", "Service", "Ingress"):
         assert only(run, kind).inputs["metadata"]["annotations"]["pulumi.com/timeoutSeconds"] == "45", kind
     assert only(run, "Ingress").inputs["metadata"]["annotations"]["example.com/keep"] == "yes"
+    route = {"enabled": True, "gateway": {"name": "shared"}, "hostnames": ["a.example.com"]}
+    routed = run_main(valid_config(rolloutTimeoutSeconds=45, httpRoute=route))
+    assert only(routed, "HTTPRoute").inputs["metadata"]["annotations"]["pulumi.com/timeoutSeconds"] == "45"
 
 
 def test_image_pull_secrets_reach_the_pod_spec() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pulumi
@@ -33,13 +34,13 @@ def _ingress(seen: dict[str, Any], base_annotations: dict[str, str] | None = Non
     return run_components(build)
 
 
-def _route(seen: dict[str, Any], **settings: Any) -> Any:
+def _route(seen: dict[str, Any], base_annotations: dict[str, str] | None = None, **settings: Any) -> Any:
     route = HttpRouteSettings.model_validate(
         {"enabled": True, "gateway": {"name": "public"}, "hostnames": ["shop.example.com"], **settings}
     )
 
     def build() -> pulumi.Output[Any]:
-        component = WebRoute("shop", WebRouteArgs(BACKEND, route))
+        component = WebRoute("shop", WebRouteArgs(BACKEND, route, base_annotations=base_annotations or {}))
         return component.url.apply(lambda url: seen.update(url=url))
 
     return run_components(build)
@@ -134,3 +135,15 @@ def test_a_route_to_a_gateway_of_its_own_namespace_names_none_and_says_its_schem
         {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "public"}
     ]
     assert seen["url"] == "http://shop.example.com/"
+
+
+def test_up_waits_until_the_gateway_accepts_the_route_unless_the_stack_says_skip() -> None:
+    base = {"pulumi.com/timeoutSeconds": "60"}
+    annotations = only(_route({}, base_annotations=base), "HTTPRoute").inputs["metadata"]["annotations"]
+    assert annotations["pulumi.com/timeoutSeconds"] == "60"
+    assert json.loads(annotations["pulumi.com/waitFor"]) == [
+        'jsonpath={.status.parents[0].conditions[?(@.type=="Accepted")].status}=True',
+        'jsonpath={.status.parents[0].conditions[?(@.type=="ResolvedRefs")].status}=True',
+    ]
+    skipped = only(_route({}, annotations={"pulumi.com/skipAwait": "true"}), "HTTPRoute").inputs["metadata"]
+    assert skipped["annotations"]["pulumi.com/skipAwait"] == "true"
