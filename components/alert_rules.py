@@ -32,8 +32,14 @@ BURN_RATES = (
     BurnRate("6h", "30m", 6.0, "critical"),
     BurnRate("1d", "2h", 3.0, "warning"),
 )
-WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d")
-"""Every window a burn rate reads: one recording rule per window and objective."""
+_UNIT_SECONDS = {"m": 60, "h": 3600, "d": 86400}
+WINDOWS = tuple(
+    sorted(
+        {window for rate in BURN_RATES for window in (rate.long_window, rate.short_window)},
+        key=lambda window: int(window[:-1]) * _UNIT_SECONDS[window[-1]],
+    )
+)
+"""Every window a burn rate reads, shortest first: one recording rule per window and objective."""
 SLOW_REQUEST = "webapp:http_requests_slow:ratio_rate"
 FAILED_REQUEST = "webapp:http_requests_failed:ratio_rate"
 """Recorded ratios (level:metric:operations), suffixed with their window: the share of slow or failed requests."""

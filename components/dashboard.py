@@ -2,7 +2,8 @@
 server's own state (in flight, workers, stalls, crashes, draining, dropped samples, running version).
 
 One dashboard per stack (its uid and title name the stack), every query scoped to
-the stack's series like the alerts (`components.alert_rules.Scope`). Grafana's
+the stack's series like the alerts (`components.alert_rules.Scope`); the failed and
+slow shares are the alerts' own ratios, over Grafana's range instead of the burn windows. Grafana's
 sidecar loads it from a ConfigMap labelled `grafana_dashboard: "1"`. The tests hold
 it to Grafana's own schema (engine/grafanacheck) and its queries to Prometheus's parser.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from components.alert_rules import SERVER_ERROR, Scope
+from components.alert_rules import Scope, failed_ratio, slow_ratio
 from config import app_metrics
 from config.monitoring import MetricsSettings
 
@@ -51,9 +52,7 @@ def _panel(index: int, title: str, unit: str, targets: list[tuple[str, str]], de
 def dashboard(scope: Scope, stack: str, metrics: MetricsSettings) -> dict[str, Any]:
     """The dashboard's JSON model for one stack."""
     app = scope.app()
-    requests = f"sum(rate({app_metrics.REQUESTS}{app}[{RATE}]))"
     seconds = metrics.latency_objective_seconds
-    bucket = 'le="' + app_metrics.bucket_label(seconds) + '"'
     buckets = f"sum by (le) (rate({app_metrics.DURATION_BUCKET}{app}[{RATE}]))"
     panels = [
         (
@@ -65,7 +64,7 @@ def dashboard(scope: Scope, stack: str, metrics: MetricsSettings) -> dict[str, A
         (
             f"Failed requests (objective: {100 - metrics.availability_objective:.3g} % or less)",
             "percentunit",
-            [(f"sum(rate({app_metrics.REQUESTS}{scope.app(SERVER_ERROR)}[{RATE}])) / {requests}", "5xx share")],
+            [(failed_ratio(scope, RATE), "5xx share")],
             "The share of requests answered with a 5xx: what the availability alert burns its budget on.",
         ),
         (
@@ -77,13 +76,7 @@ def dashboard(scope: Scope, stack: str, metrics: MetricsSettings) -> dict[str, A
         (
             f"Requests slower than {seconds:g} s (objective: {100 - metrics.latency_objective_percent:.3g} % or less)",
             "percentunit",
-            [
-                (
-                    f"1 - sum(rate({app_metrics.DURATION_BUCKET}{scope.app(bucket)}[{RATE}]))"
-                    f" / sum(rate({app_metrics.DURATION_COUNT}{app}[{RATE}]))",
-                    "slow share",
-                )
-            ],
+            [(slow_ratio(scope, RATE, seconds), "slow share")],
             "What the latency alert burns its budget on.",
         ),
         (
