@@ -55,11 +55,16 @@ def _cluster_workspace(plane: ControlPlane, tmp_path: Path, stack: str) -> Works
     return ws
 
 
+def _set_secrets(ws: Workspace, stack: str) -> None:
+    """Every secret the stack lists, set as the README says (the e2e's random value)."""
+    for name in stack_file(stack).get("webapp:secretKeys", []):
+        ws.run(f"pulumi config set --secret --path 'webapp:secrets.{name}' '{SECRET_VALUE}'")
+
+
 def _deployed(plane: ControlPlane, tmp_path: Path, stack: str) -> Workspace:
     """A workspace whose stack is up on `plane`, its secrets set as the README says."""
     ws = _cluster_workspace(plane, tmp_path, stack)
-    for name in stack_file(stack).get("webapp:secretKeys", []):
-        ws.run(f"pulumi config set --secret --path 'webapp:secrets.{name}' '{SECRET_VALUE}'")
+    _set_secrets(ws, stack)
     _skip_awaits_no_controller_ends(ws, stack)
     ws.run("pulumi up --yes")
     return ws
@@ -398,8 +403,7 @@ def test_a_route_no_gateway_accepts_fails_the_update_within_the_rollout_timeout(
     # does not admit the namespace, `pulumi up` must fail naming what it waited for, not report success.
     stack = "dev"
     ws = _cluster_workspace(plane, tmp_path, stack)
-    for name in stack_file(stack).get("webapp:secretKeys", []):
-        ws.run(f"pulumi config set --secret --path 'webapp:secrets.{name}' '{SECRET_VALUE}'")
+    _set_secrets(ws, stack)
     ws.run("pulumi config set webapp:rolloutTimeoutSeconds 30")
     refused = ws.run("pulumi up --yes", check=False)
     assert refused.returncode != 0
@@ -438,8 +442,7 @@ def test_one_digest_travels_from_the_build_through_dev_and_staging_to_prod(plane
     for stack in ("dev", "staging", "prod"):
         ws.run(f"pulumi stack select --create {stack}")
         ws.run(f"pulumi config set webapp:namespace promote-{stack}")
-        for name in stack_file(stack).get("webapp:secretKeys", []):
-            ws.run(f"pulumi config set --secret --path 'webapp:secrets.{name}' '{SECRET_VALUE}'")
+        _set_secrets(ws, stack)
         _skip_awaits_no_controller_ends(ws, stack)
 
     refused = _promote(ws, "--from", "staging", "--to", "prod", check=False)
