@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 CHECKOV_VENV := .venv-checkov
 STACK ?= dev
 
-.PHONY: setup render render-all test stress lint snapshots bench clean engine cluster node image e2e help policy-rules promcheck
+.PHONY: up status down setup render render-all test stress lint snapshots bench clean engine cluster node image e2e help policy-rules promcheck
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt app/requirements.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,30 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 setup: $(VENV)/.installed $(CHECKOV_VENV)/.installed node_modules/.installed ## Create the virtualenvs and node_modules from the pinned lists
+
+# The app on a cluster from one command. As root: build what is missing (a line per step with its time), start
+# a local cluster (control plane, one real node, Traefik, registry) in a network namespace of its own, push the
+# image, `pulumi up` STACK with a backend under .local/, print the URL and a curl line. Again after a change:
+# rebuild what changed and roll the stack under load. `make up KUBECONFIG=path` deploys to that cluster instead
+# (only a KUBECONFIG given on make's command line counts: an exported one never redirects `make up`).
+ifeq ($(origin KUBECONFIG),command line)
+up: $(VENV)/.installed .engine/.built ## Deploy STACK (dev) to a local cluster, as root; or to yours: make up KUBECONFIG=path
+	$(PY) -m localcluster up --stack $(STACK) --kubeconfig $(KUBECONFIG)
+else
+up: ## Deploy STACK (dev) to a local cluster, as root; or to yours: make up KUBECONFIG=path
+	@$(PYTHON) -m localcluster check-root
+	@engine/debian-packages.sh
+	@$(MAKE) --no-print-directory $(VENV)/.installed
+	@$(PY) -m localcluster plan
+	@$(MAKE) --no-print-directory .engine/.built .engine/cluster/.built .engine/node/.built .engine/image/webapp.json policy/venv/.installed
+	$(PY) -m localcluster up --stack $(STACK)
+endif
+
+status: $(VENV)/.installed ## What the local cluster of `make up` runs, where, and how to reach the app
+	@$(PY) -m localcluster status
+
+down: $(VENV)/.installed ## Stop the local cluster and remove everything `make up` made (as root)
+	$(PY) -m localcluster down
 
 # Rendering needs only the two virtualenvs (no Node.js).
 RENDER_DEPS := $(VENV)/.installed $(CHECKOV_VENV)/.installed
@@ -104,12 +128,12 @@ node: .engine/node/.built ## Build the real node's parts and BuildKit and the re
 
 # app/Dockerfile built by BuildKit on a stand-in base and pushed by digest to a registry on loopback (as root);
 # rebuilt when the app changes. `make image` builds again whatever changed (a warm build).
-IMAGE_SOURCES := app/Dockerfile app/requirements.txt $(wildcard app/*.py) e2e/image.py e2e/registry.py
+IMAGE_SOURCES := app/Dockerfile app/requirements.txt $(wildcard app/*.py) localcluster/image.py localcluster/registry.py
 .engine/image/webapp.json: $(VENV)/.installed .engine/node/.built $(IMAGE_SOURCES)
-	$(PY) -m e2e.image
+	$(PY) -m localcluster.image
 
-image: $(VENV)/.installed .engine/node/.built ## Build and push the app's image (see e2e/image.py)
-	$(PY) -m e2e.image
+image: $(VENV)/.installed .engine/node/.built ## Build and push the app's image (see localcluster/image.py)
+	$(PY) -m localcluster.image
 
 # The policy pack runs in its own virtualenv, as the README tells users to create it.
 policy/venv/.installed: policy/requirements.txt constraints.txt
@@ -117,14 +141,15 @@ policy/venv/.installed: policy/requirements.txt constraints.txt
 	policy/venv/bin/python -m pip install --quiet --disable-pip-version-check -r policy/requirements.txt -c constraints.txt
 	touch $@
 
-# Three suites: the engine in render mode, the control plane with kwok's simulated nodes, and the real
-# node running the built image (inside network and mount namespaces of its own, as root).
+# Four suites: the engine in render mode, the control plane with kwok's simulated nodes, the real node running
+# the built image (inside network and mount namespaces of its own, as root), and `make up`/`make down` from a clone.
 E2E_DEPS := $(VENV)/.installed $(CHECKOV_VENV)/.installed policy/venv/.installed .engine/.built .engine/cluster/.built \
 	.engine/image/webapp.json
 e2e: $(E2E_DEPS) stress ## The app's stress tests, the program under the real engine, every stack, the image on a real node
-	$(PY) -m pytest e2e --ignore=e2e/test_cluster.py --ignore=e2e/test_real_node.py
+	$(PY) -m pytest e2e --ignore=e2e/test_cluster.py --ignore=e2e/test_real_node.py --ignore=e2e/test_local_cluster.py
 	$(PY) -m pytest e2e/test_cluster.py
 	e2e/in-namespaces $(PY) -m pytest e2e/test_real_node.py
+	$(PY) -m pytest e2e/test_local_cluster.py
 
 policy-rules: ## Copy config/rules.py into the policy pack (it runs in its own virtualenv)
 	cp config/rules.py policy/webapp_rules.py

@@ -1,7 +1,8 @@
 """Deploy the bundled web service to the cluster of the current kubeconfig context.
 
 Read the stack's settings once (all problems reported together, before any
-resource exists), build the components, export what an operator needs.
+resource exists), check the cluster holds what they expect of it, build the
+components, export what an operator needs.
 """
 
 import pulumi
@@ -9,8 +10,12 @@ import pulumi_kubernetes as k8s
 
 from components.webapp import WebApp, WebAppArgs
 from config.loading import load_settings
+from prerequisites.cluster import no_cluster, verify
+from prerequisites.expected import expected
 
 settings = load_settings()
+if not no_cluster():  # what the cluster must hold already, checked before any resource exists
+    verify(expected(settings.values, settings.stack))
 namespace_name = settings.values.namespace_name(settings.stack)
 
 namespace: pulumi.Input[str] = namespace_name

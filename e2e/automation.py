@@ -26,6 +26,14 @@ from pathlib import Path
 import yaml
 from pulumi import automation as auto
 
+from localcluster.pulumi_cli import CommandResult, Workspace
+
+
+def automation(ws: Workspace, stack: str, operation: str, *options: str, check: bool = True) -> CommandResult:
+    """Run `preview` or `up` of `stack` in `ws` with `options` through the Automation API, as pulumi/actions does."""
+    label = f"automation {operation} {' '.join(options)}".strip()
+    return ws.run_python_module(label, "e2e.automation", str(ws.root), stack, operation, *options, check=check)
+
 
 def _program(workdir: Path) -> auto.PulumiFn:
     def run() -> None:

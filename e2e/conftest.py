@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from e2e.engine import PULUMI_HOME, TIMINGS, Workspace, pinned_version, pulumi_binary
+from e2e.readme import readme_sourced_file
+from localcluster.paths import ENGINE_ENV_FILE, PULUMI_HOME
+from localcluster.pulumi_cli import TIMINGS, Workspace, pinned_version, pulumi_binary
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -15,6 +17,8 @@ def engine() -> Path:
     cli = pulumi_binary()
     plugin = PULUMI_HOME / "plugins" / f"resource-kubernetes-v{pinned_version('pulumi-kubernetes')}"
     assert plugin.is_dir(), f"no Kubernetes provider plugin at {plugin}: run `make engine`"
+    # Every workspace's commands source the file the README's "Using it for real" block sources.
+    assert readme_sourced_file() == ENGINE_ENV_FILE, readme_sourced_file()
     return cli
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from e2e.engine import Workspace
+from e2e.automation import automation
+from localcluster.pulumi_cli import Workspace
 from tools.preview_report import report
 
 HERE = Path(__file__).resolve().parent
@@ -68,7 +69,7 @@ def test_policy_violation_stops_preview_with_the_policy_name(tmp_path: Path) -> 
     _render_into(ws, tmp_path)
 
     # As the workflows run it (pulumi/actions = the Automation API), the pack in its own virtualenv.
-    preview = ws.automation("policy-check", "preview", "--policy-pack=policy", check=False)
+    preview = automation(ws, "policy-check", "preview", "--policy-pack=policy", check=False)
     assert preview.returncode != 0
     for policy in ("images-are-pinned", "containers-set-requests-and-limits", "deployments-have-readiness-probes"):
         assert policy in preview.output, preview.output[-4000:]
@@ -76,8 +77,13 @@ def test_policy_violation_stops_preview_with_the_policy_name(tmp_path: Path) -> 
     assert "images-by-digest" not in preview.output, "off unless the deploy config turns it on"
 
     # As the deploy workflow runs it: the pack's deploy config makes the digest rule mandatory.
-    deploy = ws.automation(
-        "policy-check", "preview", "--policy-pack=policy", "--policy-pack-config=policy/deploy-config.json", check=False
+    deploy = automation(
+        ws,
+        "policy-check",
+        "preview",
+        "--policy-pack=policy",
+        "--policy-pack-config=policy/deploy-config.json",
+        check=False,
     )
     assert deploy.returncode != 0
     assert "images-by-digest" in deploy.output, deploy.output[-4000:]

@@ -1,6 +1,6 @@
 """Every stack against a real API server on 127.0.0.1: up, what Kubernetes made of it, changes, drift, destroy.
 
-The control plane (e2e/cluster.py) runs the API server with its default
+The control plane (localcluster/control_plane.py) runs the API server with its default
 admission plugins, so Pod Security `restricted`, defaulting, server-side
 validation and the provider's await logic all act as in a cluster; kwok's
 simulated kubelets make the pods Running and Ready. No render mode here.
@@ -17,14 +17,18 @@ from typing import Any
 
 import pytest
 
-from e2e.cluster import ZONES, ControlPlane, running_control_plane
-from e2e.engine import TIMINGS, CommandResult, Workspace
 from e2e.stacks import SECRET_VALUE, drift_command, expected_replicas, make_render, stack_file
 from harness.processes import wait_until
+from localcluster.control_plane import ZONES, ControlPlane, running_control_plane
+from localcluster.kubectl import Kubectl
+from localcluster.platform import install_routing
+from localcluster.pulumi_cli import TIMINGS, CommandResult, Workspace
 from tools.stack_config import REPO_ROOT, stack_names
 
 # Nothing fills in an Ingress's address, or accepts an HTTPRoute, without a controller; the provider would wait for one.
 SKIP_INGRESS_AWAIT = "pulumi config set --path 'webapp:ingress.annotations[\"pulumi.com/skipAwait\"]' true"
+NO_INGRESS_CONTROLLER = "e2e.example/no-ingress-controller"
+NO_GATEWAY_CONTROLLER = "e2e.example/no-gateway-controller"
 SKIP_ROUTE_AWAIT = "pulumi config set --path 'webapp:httpRoute.annotations[\"pulumi.com/skipAwait\"]' true"
 
 
@@ -42,6 +46,8 @@ def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
     """One control plane for the module, stopped at its end."""
     with running_control_plane(tmp_path_factory.mktemp("cluster")) as started:
         TIMINGS.append(("control plane", "start: etcd, apiserver, controllers, scheduler, kwok", started.started_in))
+        # The platform's part the stacks expect (their prerequisites): no controller implements them here.
+        install_routing(Kubectl(started.kubeconfig), NO_INGRESS_CONTROLLER, NO_GATEWAY_CONTROLLER, 80)
         yield started
 
 
@@ -425,6 +431,50 @@ def test_refused_settings_change_nothing_in_the_cluster(plane: ControlPlane, tmp
     assert plane.kubectl("get", "all,cm,secret,ingress,netpol", "-n", namespace, "-o", "name").stdout == before
     assert _deployment(plane, namespace)["spec"]["replicas"] == 1
     ws.run("pulumi destroy --yes")
+
+
+def test_a_cluster_lacking_what_a_stack_needs_fails_preview_and_up_naming_each_piece_before_creating_anything(
+    plane: ControlPlane, tmp_path: Path
+) -> None:
+    """Each prerequisite missing at once (an IngressClass, a TLS Secret, a CRD; a Gateway for dev): `preview` and
+    `up` fail naming each with how to provide it, and nothing exists in the namespace afterwards."""
+    namespace = "webapp-lacking"
+    plane.kubectl("create", "namespace", namespace)
+    prod = _cluster_workspace(plane, tmp_path / "prod", "prod")
+    _set_secrets(prod, "prod")
+    for setting in (f"namespace {namespace}", "createNamespace false", "ingress.className absent-class"):
+        key, value = setting.split()
+        prod.run(f"pulumi config set --path 'webapp:{key}' {value}")
+    dev = _cluster_workspace(plane, tmp_path / "dev", "dev")
+    _set_secrets(dev, "dev")
+    dev.run("pulumi config set --path 'webapp:httpRoute.gateway.name' absent")
+    rule_crd = "prometheusrules.monitoring.coreos.com"
+    plane.kubectl("delete", "crd", rule_crd)
+    try:
+        for command in ("pulumi preview", "pulumi up --yes"):
+            refused = prod.run(command, check=False)
+            assert refused.returncode != 0
+            for piece in (
+                "IngressClass absent-class (needed by webapp:ingress.className)",
+                f"TLS Secret {namespace}/webapp-example-com-tls (needed by webapp:ingress.tls[0].secretName)",
+                f"CustomResourceDefinition {rule_crd} (needed by webapp:metrics.alerts)",
+            ):
+                assert piece in refused.output, refused.output[-3000:]
+            assert "lacks 3 thing(s)" in refused.output
+            refused = dev.run(command, check=False)
+            assert refused.returncode != 0
+            assert (
+                "Gateway gateway/absent (needed by webapp:httpRoute.gateway): ask the platform team" in refused.output
+            )
+    finally:
+        plane.install_crds()
+    assert plane.kubectl("get", "all,cm,secret,ingress,netpol,sa", "-n", namespace, "-o", "name").stdout.split() == [
+        "configmap/kube-root-ca.crt",
+        "serviceaccount/default",
+    ]
+    for ws in (prod, dev):
+        resources = ws.run("pulumi stack export").json()["deployment"].get("resources") or []
+        assert [r["type"] for r in resources if r["type"] != "pulumi:pulumi:Stack"] == [], resources
 
 
 def _promote(ws: Workspace, *args: str, check: bool = True) -> CommandResult:

@@ -2,7 +2,7 @@
 
 Runs inside network and mount namespaces of its own (`e2e/in-namespaces`, as
 `make e2e` starts it): a control plane on that namespace's loopback, one real
-node (containerd, runc, CNI bridge, kubelet, kube-proxy; e2e/node.py), and the
+node (containerd, runc, CNI bridge, kubelet, kube-proxy; localcluster/node.py), and the
 registry `make image` pushed to, serving the same storage with the same login.
 The stacks run the image by the digest the push printed, pulled with a
 `kubernetes.io/dockerconfigjson` Secret through the `imagePullSecrets` setting.
@@ -28,11 +28,15 @@ from typing import Any
 
 import pytest
 
-from e2e.cluster import ControlPlane, running_control_plane
-from e2e.engine import TIMINGS, Workspace
-from e2e.image import LOGIN_FILE, STORAGE, BuiltImage
-from e2e.load import LoadClient, LoadReport
-from e2e.node import (
+from e2e.stacks import SECRET_VALUE, expected_replicas, stack_file
+from harness.clients import read_until_closed
+from harness.http import get
+from harness.processes import wait_until
+from localcluster.control_plane import ControlPlane, running_control_plane
+from localcluster.image import LOGIN_FILE, STORAGE, BuiltImage
+from localcluster.kubectl import Kubectl
+from localcluster.load import LoadClient, LoadReport
+from localcluster.node import (
     INGRESS_HTTP_PORT,
     INGRESS_HTTPS_PORT,
     NODE_IP,
@@ -41,15 +45,11 @@ from e2e.node import (
     in_private_namespaces,
     running_node,
 )
-from e2e.pki import issue
-from e2e.registry import Login, Registry, running_registry
-from e2e.stacks import SECRET_VALUE, expected_replicas, stack_file
-from harness.clients import read_until_closed
-from harness.http import get
-from harness.processes import wait_until
+from localcluster.platform import ImageReference, configure_stack, prepare_namespace, public_hosts, set_image
+from localcluster.pulumi_cli import TIMINGS, Workspace
+from localcluster.registry import Login, Registry, running_registry
 from tools.stack_config import stack_names
 
-PULL_SECRET = "registry-login"
 REGISTRY_PORT = 5000
 # What runs inside the app's container to report how it runs: uid, gid, capabilities, what it can write.
 INSIDE_PROBE = """
@@ -98,36 +98,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealCluster]:
 
 
 def _prepare_namespace(real: RealCluster, stack: str, namespace: str, *, pull_secret: bool = True) -> None:
-    """The namespace as a platform team hands it over: Pod Security `restricted`, the registry's pull Secret, and
-    the TLS Secret the stack's Ingress names (signed by the e2e's CA)."""
-    plane = real.plane
-    plane.kubectl("create", "namespace", namespace)
-    plane.kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted")
-    if pull_secret:
-        config = json.dumps(real.registry.login.docker_config(real.registry.host))
-        plane.kubectl(
-            "create",
-            "secret",
-            "docker-registry",
-            PULL_SECRET,
-            "-n",
-            namespace,
-            "--from-file=.dockerconfigjson=/dev/stdin",
-            stdin=config,
-        )
-    for entry in stack_file(stack).get("webapp:ingress", {}).get("tls", []):
-        hosts = tuple(entry["hosts"])
-        pair = issue(plane.pki, f"{namespace}-{entry['secretName']}", hosts[0], dns_names=hosts)
-        plane.kubectl(
-            "create",
-            "secret",
-            "tls",
-            entry["secretName"],
-            "-n",
-            namespace,
-            f"--cert={pair.cert}",
-            f"--key={pair.key}",
-        )
+    """The namespace as a platform team hands it over (localcluster/platform.py), signed by the e2e's CA."""
+    registry = (real.registry.host, real.registry.login) if pull_secret else None
+    prepare_namespace(Kubectl(real.plane.kubeconfig), real.plane.pki, stack, namespace, registry)
+
+
+def _image(real: RealCluster, tag: str, digest: str) -> ImageReference:
+    return ImageReference(f"{real.registry.host}/{real.image.repository}", tag, digest)
 
 
 def _workspace(real: RealCluster, tmp_path: Path, stack: str, **settings: str) -> Workspace:
@@ -136,21 +113,14 @@ def _workspace(real: RealCluster, tmp_path: Path, stack: str, **settings: str) -
     ws.label = f"real node {stack}"
     ws.extra_env["KUBECONFIG"] = str(real.plane.kubeconfig)
     ws.login()
-    ws.run(f"pulumi stack select --create {stack}")
-    _set_image(ws, real, real.image.tag, real.image.digest)
-    ws.run(f"pulumi config set --path 'webapp:imagePullSecrets[0]' {PULL_SECRET}")
-    ws.run("pulumi config set webapp:createNamespace false")
-    for name in stack_file(stack).get("webapp:secretKeys", []):
-        ws.run(f"pulumi config set --secret --path 'webapp:secrets.{name}' '{SECRET_VALUE}'")
+    configure_stack(ws, stack, _image(real, real.image.tag, real.image.digest), SECRET_VALUE)
     for key, value in settings.items():
         ws.run(f"pulumi config set --path 'webapp:{key}' '{value}'")
     return ws
 
 
 def _set_image(ws: Workspace, real: RealCluster, tag: str, digest: str) -> None:
-    ws.run(f"pulumi config set --path 'webapp:image.repository' '{real.registry.host}/{real.image.repository}'")
-    ws.run(f"pulumi config set --path 'webapp:image.tag' '{tag}'")
-    ws.run(f"pulumi config set --path 'webapp:image.digest' '{digest}'")
+    set_image(ws, _image(real, tag, digest))
 
 
 def _up(ws: Workspace, what: str) -> float:
@@ -240,7 +210,7 @@ def _check_routes(real: RealCluster, stack: str, namespace: str) -> None:
     file = stack_file(stack)
     if file.get("webapp:httpRoute", {}).get("enabled"):
         _check_route_accepted(real, namespace)
-    for host_name in _public_hosts(stack):
+    for host_name in public_hosts(stack):
         # Traefik may serve a new route a moment after it has written the route's status.
         wait_until(f"{host_name} routed by Traefik", functools.partial(_routed, host_name), 30)
     assert get(INGRESS_HTTP_PORT, "/", 5, host=NODE_IP, host_header="not-this-host.example.com").status == 404
@@ -254,15 +224,6 @@ def _check_routes(real: RealCluster, stack: str, namespace: str) -> None:
 def _routed(host_name: str) -> bool:
     """Whether Traefik's HTTP entry point sends `host_name` to a pod that answers 200."""
     return get(INGRESS_HTTP_PORT, "/", 5, host=NODE_IP, host_header=host_name).status == 200
-
-
-def _public_hosts(stack: str) -> list[str]:
-    """The host names the stack is reachable by from outside: its Ingress hosts or its HTTPRoute hostnames."""
-    file = stack_file(stack)
-    ingress, route = file.get("webapp:ingress", {}), file.get("webapp:httpRoute", {})
-    hosts: list[str] = ingress["hosts"] if ingress.get("enabled") else route.get("hostnames", [])
-    assert hosts, f"{stack} is not reachable from outside the cluster"
-    return hosts
 
 
 def _check_route_accepted(real: RealCluster, namespace: str) -> None:
@@ -305,7 +266,7 @@ def test_a_stack_without_the_pull_secret_cannot_pull_the_image(cluster: RealClus
 
 def _under_load(stack: str) -> LoadClient:
     """Load through the Ingress (Traefik, by the stack's Host rule), on keep-alive and fresh connections."""
-    return LoadClient(NODE_IP, INGRESS_HTTP_PORT, host_header=_public_hosts(stack)[0])
+    return LoadClient(NODE_IP, INGRESS_HTTP_PORT, host_header=public_hosts(stack)[0])
 
 
 def _rollout(real: RealCluster, tmp_path: Path, *, drain_seconds: int) -> dict[str, LoadReport]:

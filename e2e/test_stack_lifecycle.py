@@ -17,10 +17,11 @@ from typing import Any
 import pytest
 import yaml
 
-from e2e.engine import Workspace
+from e2e.automation import automation
 from e2e.readme import ReadmeCommands
 from e2e.render_comparison import differences, load_rendered, normalise
 from e2e.stacks import SECRET_VALUE, action, cli_preview, drift_command, make_render, stack_file
+from localcluster.pulumi_cli import Workspace
 from tools.mocks import urn_type
 from tools.stack_config import stack_names
 
@@ -100,9 +101,9 @@ def test_stack_lifecycle(stack: str, workspace: Workspace, tmp_path: Path) -> No
 
     # What a pull request runs (pulumi/actions with the policy pack), the README's preview, then the deploy
     # workflow's up; the README's own `up` right after has nothing left to do.
-    ws.automation(stack, *cli_preview("preview.yml"))
+    automation(ws, stack, *cli_preview("preview.yml"))
     ws.run(readme.get("pulumi preview"))
-    ws.automation(stack, *action("pulumi-up.yml"))
+    automation(ws, stack, *action("pulumi-up.yml"))
     second_up = ws.run(readme.get("pulumi up"))
     assert "unchanged" in second_up.stdout
     assert not re.search(r"\d+ to (create|update|delete|replace)", second_up.stdout), second_up.stdout

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import yaml
 
-from e2e.engine import PROGRAM_DIRS, Workspace
 from e2e.stacks import SECRET_VALUE
+from localcluster.pulumi_cli import PROGRAM_DIRS, Workspace
 from tools.mocks import urn_type
 from tools.stack_config import REPO_ROOT
 

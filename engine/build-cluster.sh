@@ -2,7 +2,7 @@
 # Build a Kubernetes control plane from pinned Go modules into .engine/cluster:
 # kube-apiserver, kube-controller-manager, kube-scheduler and kubectl of one
 # Kubernetes release, etcd, and kwok (simulated nodes and pods). The e2e starts
-# and stops them itself (e2e/cluster.py). Go's caches live outside the clone, so
+# and stops them itself (localcluster/control_plane.py). Go's caches live outside the clone, so
 # only a machine's first build is long.
 set -euo pipefail
 

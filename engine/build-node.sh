@@ -3,8 +3,8 @@
 # image, from pinned Go modules into .engine/node: runc (with seccomp), containerd
 # with its runc shim and ctr, the CNI plugins, kubelet and kube-proxy of the
 # control plane's Kubernetes release, Traefik (the ingress controller), BuildKit
-# (buildkitd, buildctl) and the distribution registry. The e2e starts and stops them itself (e2e/node.py,
-# e2e/image.py). Go's caches live outside the clone, so only a machine's first
+# (buildkitd, buildctl) and the distribution registry. The e2e starts and stops them itself (localcluster/node.py,
+# localcluster/image.py). Go's caches live outside the clone, so only a machine's first
 # build is long.
 set -euo pipefail
 

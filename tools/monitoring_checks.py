@@ -19,10 +19,8 @@ from typing import Any
 
 import yaml
 
-from tools.stack_config import REPO_ROOT
+from localcluster.paths import GRAFANACHECK, PROMCHECK
 
-PROMCHECK = REPO_ROOT / ".engine" / "promcheck" / "promcheck"
-GRAFANACHECK = REPO_ROOT / ".engine" / "grafanacheck" / "grafanacheck"
 GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$__interval": "1m", "$__range": "1h"}
 """Grafana's built-in range variables, replaced by a duration as Grafana does before sending a query."""
 

@@ -4,7 +4,7 @@ It runs inside the network namespace and private mount namespace that
 `e2e/in-namespaces` creates for the test process: the node's bridge, routes,
 pod and Service addresses and iptables rules exist only there, and its mounts
 vanish with it. Its containers' cgroups live under one root of its own
-(e2e/cgroups.py), removed at the end. Every process is stopped by its own PID,
+(localcluster/cgroups.py), removed at the end. Every process is stopped by its own PID,
 every wait is bounded, and the logs stay in the node's folder.
 
 What this machine needs of a node (../shared/ENGINE.md, "A real pod ran here"):
@@ -29,14 +29,16 @@ from typing import Any
 
 import yaml
 
-from e2e.cgroups import cgroup_root
-from e2e.cluster import POD_CIDR, ControlPlane
-from e2e.engine import NODE_BIN
-from e2e.image import PAUSE_ARCHIVE, PAUSE_IMAGE
-from e2e.pki import issue
-from e2e.processes import Daemons
 from harness.http import get
 from harness.processes import free_port, wait_until
+from localcluster.cgroups import cgroup_root
+from localcluster.control_plane import POD_CIDR, ControlPlane
+from localcluster.daemons import Daemons
+from localcluster.image import PAUSE_ARCHIVE, PAUSE_IMAGE
+from localcluster.kubectl import Kubectl
+from localcluster.paths import CNI_BIN, NODE_BIN
+from localcluster.pki import issue
+from localcluster.platform import install_routing
 
 NODE_NAME = "webapp-e2e-node"
 NODE_ZONE = "e2e-zone-a"
@@ -45,14 +47,10 @@ NODE_GATEWAY = "10.250.0.2"
 NODE_POD_SUBNET = "10.244.0.0/24"
 CGROUP_ROOT = "webapp-e2e-node"
 PRIVATE_STATE_DIRECTORIES = (Path("/run/netns"), Path("/var/lib/cni"), Path("/run/containerd"))
-CNI_BIN = NODE_BIN.parent / "cni"
 NAMESPACE_VARIABLE = "WEBAPP_E2E_NETNS"
-INGRESS_CLASSES = ("nginx",)
-"""The ingressClassName the stacks use; Traefik implements it here."""
 INGRESS_HTTP_PORT = 8000
 GATEWAY_CONTROLLER = "traefik.io/gateway-controller"
-GATEWAY = {"name": "shared", "namespace": "gateway", "listener": "http"}
-"""The platform team's shared Gateway the dev stack's HTTPRoute names; Traefik implements it on INGRESS_HTTP_PORT."""
+INGRESS_CONTROLLER = "traefik.io/ingress-controller"
 INGRESS_HTTPS_PORT = 8443
 INGRESS_PING_PORT = 8082
 START_TIMEOUT_SECONDS = 120
@@ -174,6 +172,8 @@ class Node:
     directory: Path
     plane: ControlPlane
     registry_host: str
+    cgroup_name: str = CGROUP_ROOT
+    """The cgroup root (in every hierarchy) the pods' containers live under; one per node on a machine."""
     daemons: Daemons = field(init=False)
     started_in: float = 0.0
 
@@ -241,7 +241,7 @@ class Node:
             "kind": "KubeletConfiguration",
             "failCgroupV1": False,
             "cgroupDriver": "cgroupfs",
-            "cgroupRoot": f"/{CGROUP_ROOT}",
+            "cgroupRoot": f"/{self.cgroup_name}",
             "failSwapOn": False,
             "resolvConf": "",
             "containerRuntimeEndpoint": f"unix://{self.socket}",
@@ -309,15 +309,7 @@ class Node:
         status, so the provider's await for an address completes as it does in a cluster. The Gateway the dev
         stack's HTTPRoute names is Traefik's too, its listener on Traefik's HTTP entry point.
         """
-        for name in INGRESS_CLASSES:
-            ingress_class = {
-                "apiVersion": "networking.k8s.io/v1",
-                "kind": "IngressClass",
-                "metadata": {"name": name},
-                "spec": {"controller": "traefik.io/ingress-controller"},
-            }
-            self.plane.kubectl("apply", "-f", "-", stdin=json.dumps(ingress_class))
-        self._install_gateway()
+        install_routing(Kubectl(self.plane.kubeconfig), INGRESS_CONTROLLER, GATEWAY_CONTROLLER, INGRESS_HTTP_PORT)
         self._spawn(
             "traefik",
             "--log.level=INFO",
@@ -341,34 +333,6 @@ class Node:
             self.tails,
             self.daemons.alive,
         )
-
-    def _install_gateway(self) -> None:
-        """The GatewayClass Traefik implements and the shared Gateway, admitting routes from every namespace."""
-        gateway_class = {
-            "apiVersion": "gateway.networking.k8s.io/v1",
-            "kind": "GatewayClass",
-            "metadata": {"name": "traefik"},
-            "spec": {"controllerName": GATEWAY_CONTROLLER},
-        }
-        gateway = {
-            "apiVersion": "gateway.networking.k8s.io/v1",
-            "kind": "Gateway",
-            "metadata": {"name": GATEWAY["name"], "namespace": GATEWAY["namespace"]},
-            "spec": {
-                "gatewayClassName": "traefik",
-                "listeners": [
-                    {
-                        "name": GATEWAY["listener"],
-                        "port": INGRESS_HTTP_PORT,
-                        "protocol": "HTTP",
-                        "allowedRoutes": {"namespaces": {"from": "All"}},
-                    }
-                ],
-            },
-        }
-        self.plane.kubectl("create", "namespace", GATEWAY["namespace"])
-        for manifest in (gateway_class, gateway):
-            self.plane.kubectl("apply", "-f", "-", stdin=json.dumps(manifest))
 
     def _ready(self) -> bool:
         node = self.plane.kubectl_json("get", "node", NODE_NAME)
@@ -421,10 +385,12 @@ def _shim_pids(socket: Path) -> list[int]:
 
 
 @contextlib.contextmanager
-def running_node(directory: Path, plane: ControlPlane, registry_host: str) -> Iterator[Node]:
+def running_node(
+    directory: Path, plane: ControlPlane, registry_host: str, cgroup_name: str = CGROUP_ROOT
+) -> Iterator[Node]:
     """A started real node inside its cgroup root, stopped and cleaned up on exit whatever happened."""
-    with cgroup_root(CGROUP_ROOT):
-        node = Node(directory, plane, registry_host)
+    with cgroup_root(cgroup_name):
+        node = Node(directory, plane, registry_host, cgroup_name)
         try:
             node.start()
             yield node

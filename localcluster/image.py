@@ -1,6 +1,6 @@
 """`make image`: build app/Dockerfile with BuildKit and push it, by digest, to a registry on loopback with a login.
 
-    python -m e2e.image            # what `make image` runs
+    python -m localcluster.image            # what `make image` runs
 
 BuildKit (buildkitd and buildctl, from its Go module) is what `docker build` and
 docker/build-push-action run, so the Dockerfile is built here as CI builds it:
@@ -35,14 +35,13 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from e2e.cgroups import cgroup_root
-from e2e.engine import NODE_BIN
-from e2e.processes import Daemons
-from e2e.registry import Login, Registry, running_registry
 from harness.processes import wait_until
+from localcluster.cgroups import cgroup_root
+from localcluster.daemons import Daemons
+from localcluster.paths import BUILDKIT_STATE, IMAGE_DIR, NODE_BIN
+from localcluster.registry import Login, Registry, running_registry
 from tools.stack_config import REPO_ROOT
 
-IMAGE_DIR = REPO_ROOT / ".engine" / "image"
 STORAGE = IMAGE_DIR / "registry"
 LOGIN_FILE = IMAGE_DIR / "login.json"
 RESULT_FILE = IMAGE_DIR / "webapp.json"
@@ -130,7 +129,7 @@ class BuildKit:
 @contextlib.contextmanager
 def running_buildkit(directory: Path, registry: Registry) -> Iterator[BuildKit]:
     """buildkitd as root with runc, its state under .engine/buildkit (the warm cache); stopped on exit."""
-    state = REPO_ROOT / ".engine" / "buildkit"
+    state = BUILDKIT_STATE
     state.mkdir(parents=True, exist_ok=True)
     socket = directory / "buildkitd.sock"
     config = directory / "buildkitd.toml"

@@ -26,12 +26,12 @@ from typing import Any
 
 import yaml
 
-from e2e.pki import Pki, create_pki, issue
-from e2e.processes import Daemons
 from harness.processes import free_port, wait_until
-from tools.stack_config import REPO_ROOT
+from localcluster.daemons import Daemons
+from localcluster.kubectl import Kubectl
+from localcluster.paths import CLUSTER_BIN
+from localcluster.pki import Pki, create_pki, issue
 
-CLUSTER_BIN = REPO_ROOT / ".engine" / "cluster"
 CRD_BUNDLES = ("monitoring-crds.yaml", "gateway-api-crds.yaml")
 """What `make cluster` writes from the CRD modules (engine/build-cluster.sh)."""
 CRDS = (
@@ -93,7 +93,7 @@ class ControlPlane:
 
     directory: Path
     with_kwok: bool = True
-    """False for a cluster whose only node is a real kubelet (e2e/node.py): no simulated nodes to schedule onto."""
+    """False for a cluster whose only node is a real kubelet (localcluster/node.py): no simulated nodes."""
     daemons: Daemons = field(init=False)
     pki: Pki = field(init=False)
     api_port: int = 0
@@ -119,7 +119,7 @@ class ControlPlane:
         self._start_controllers()
         if self.with_kwok:
             self._start_kwok()
-        self._install_crds()
+        self.install_crds()
         wait_until(
             "default ServiceAccount", self._service_accounts_ready, START_TIMEOUT_SECONDS, self.tails, self.alive
         )
@@ -195,7 +195,7 @@ class ControlPlane:
         )
         self._spawn("kube-scheduler", *common, f"--secure-port={free_port()}")
 
-    def _install_crds(self) -> None:
+    def install_crds(self) -> None:
         """The CRDs a platform team installs, as their projects publish them (taken from their Go modules by `make
         cluster`): the Prometheus Operator's ServiceMonitor and PrometheusRule, and the Gateway API's standard
         channel. The API server then holds the stacks' custom resources to the real schemas."""
@@ -251,25 +251,15 @@ class ControlPlane:
 
     def kubectl_command(self) -> list[str]:
         """The command line prefix of the kubectl built with the control plane, against this cluster."""
-        return [str(CLUSTER_BIN / "kubectl"), f"--kubeconfig={self.kubeconfig}"]
+        return Kubectl(self.kubeconfig).command()
 
     def kubectl(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run the kubectl built with the control plane against this cluster."""
-        result = subprocess.run(
-            [*self.kubectl_command(), *args],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} exited {result.returncode}:\n{result.stderr}")
-        return result
+        return Kubectl(self.kubeconfig).run(*args, stdin=stdin, check=check)
 
     def kubectl_json(self, *args: str) -> Any:
         """`kubectl ... -o json`, parsed."""
-        return json.loads(self.kubectl(*args, "-o", "json").stdout)
+        return Kubectl(self.kubeconfig).json(*args)
 
     def tails(self, lines: int = 25) -> str:
         """The last lines of every component's log, for failure messages."""

@@ -12,7 +12,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-VALIDITY = datetime.timedelta(days=1)
+VALIDITY = datetime.timedelta(days=30)
+"""Long enough for a local cluster `make up` leaves running; every e2e run makes its own."""
 API_SERVER_NAMES = ("localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc")
 
 
@@ -28,6 +29,20 @@ class Pki:
     admin_key: Path
     service_account_key: Path
     service_account_public: Path
+
+    @classmethod
+    def in_directory(cls, directory: Path) -> Pki:
+        """The files `create_pki(directory, ...)` wrote, for a later process that issues more certificates."""
+        return cls(
+            ca_cert=directory / "ca.crt",
+            ca_key=directory / "ca.key",
+            server_cert=directory / "apiserver.crt",
+            server_key=directory / "apiserver.key",
+            admin_cert=directory / "admin.crt",
+            admin_key=directory / "admin.key",
+            service_account_key=directory / "sa.key",
+            service_account_public=directory / "sa.pub",
+        )
 
 
 def _key() -> rsa.RSAPrivateKey:

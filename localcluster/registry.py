@@ -22,9 +22,9 @@ from typing import Any
 import bcrypt
 import yaml
 
-from e2e.engine import NODE_BIN
-from e2e.processes import Daemons
 from harness.processes import free_port, wait_until
+from localcluster.daemons import Daemons
+from localcluster.paths import NODE_BIN
 
 START_TIMEOUT_SECONDS = 30
 MANIFEST_TYPES = (

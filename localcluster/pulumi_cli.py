@@ -21,20 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from e2e.readme import readme_sourced_file
+from localcluster.paths import ENGINE_BIN, ENGINE_ENV_FILE, LANGUAGE_HOST_DIR
 from tools.stack_config import REPO_ROOT
 
-ENGINE = REPO_ROOT / ".engine"
-ENGINE_BIN = ENGINE / "bin"
-LANGUAGE_HOST_DIR = ENGINE / "langhost"
-PULUMI_HOME = ENGINE / "home"
-NODE_BIN = ENGINE / "node" / "bin"
-"""What `make node` builds: the real node's parts, BuildKit, the registry and Traefik."""
 PASSPHRASE = "e2e-passphrase-for-a-throwaway-backend"
 COMMAND_TIMEOUT_SECONDS = 300
 # What the program needs at run time; the rest of the checkout stays out of the copy.
 PROGRAM_FILES = ("__main__.py", "Pulumi.yaml", "requirements.txt")
-PROGRAM_DIRS = ("components", "config")
+PROGRAM_DIRS = ("components", "config", "prerequisites")
 POLICY_FILES = (
     "PulumiPolicy.yaml",
     "__init__.py",
@@ -112,14 +106,18 @@ class Workspace:
     extra_env: dict[str, str] = field(default_factory=dict)
     label: str = ""
     """Names this workspace's commands in the timings printed after the run."""
+    passphrase: str = PASSPHRASE
+    """What the backend's stacks encrypt their secrets with (a throwaway one for the e2e's backends)."""
 
     @classmethod
     def create(cls, base: Path, *, program_dir: Path = REPO_ROOT, with_stacks: bool = True) -> Workspace:
-        """Copy the program (and its stack files) under `base`; link the virtualenvs, which are large."""
+        """Copy the program (and its stack files) under `base`; link the virtualenvs, which are large.
+
+        An existing backend under `base` is kept (`make up` deploys again into the same one)."""
         root = base / "project"
         backend = base / "backend"
         root.mkdir(parents=True)
-        backend.mkdir()
+        backend.mkdir(exist_ok=True)
         for name in PROGRAM_FILES:
             if (program_dir / name).exists():
                 shutil.copy2(program_dir / name, root / name)
@@ -150,12 +148,12 @@ class Workspace:
             if not key.startswith(("PULUMI_", "KUBE", "VIRTUAL_ENV", "PYTHON"))
         }
         # `make engine` writes the file; the README's block sources it, and so does every e2e command.
-        env = sourced_environment(readme_sourced_file(), inherited)
+        env = sourced_environment(ENGINE_ENV_FILE, inherited)
         if not language_host:
             env["PATH"] = os.pathsep.join(d for d in env["PATH"].split(os.pathsep) if d != str(LANGUAGE_HOST_DIR))
         env.update(
             {
-                "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
+                "PULUMI_CONFIG_PASSPHRASE": self.passphrase,
                 "PULUMI_SKIP_CONFIRMATIONS": "true",
                 # Never a real cluster: render mode needs none, and nothing may reach one by accident.
                 "KUBECONFIG": str(self.root / "no-kubeconfig"),
@@ -173,13 +171,13 @@ class Workspace:
             args[0] = str(pulumi_binary())
         return self._execute(command, args, check=check, env=env or self.environment())
 
-    def automation(self, stack: str, operation: str, *options: str, check: bool = True) -> CommandResult:
-        """Run `preview` or `up` with `options` through the Automation API, as pulumi/actions does."""
-        args = [str(REPO_ROOT / ".venv" / "bin" / "python"), "-m", "e2e.automation", str(self.root), stack, operation]
+    def run_python_module(self, label: str, module: str, *args: str, check: bool = True) -> CommandResult:
+        """Run `python -m module args` of this checkout in the workspace, with the CLI's environment but the
+        built language host off PATH (as a program driving the Automation API runs); `label` names it."""
+        command = [str(REPO_ROOT / ".venv" / "bin" / "python"), "-m", module, *args]
         env = self.environment(language_host=False)
         env["PYTHONPATH"] = str(REPO_ROOT)
-        command = f"automation {operation} {' '.join(options)}".strip()
-        return self._execute(command, [*args, *options], check=check, env=env)
+        return self._execute(label, command, check=check, env=env)
 
     def _execute(self, command: str, args: list[str], *, check: bool, env: dict[str, str]) -> CommandResult:
         started = time.perf_counter()
