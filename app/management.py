@@ -110,6 +110,7 @@ class _BufferedRequest(WSGIRequestHandler):
         self._app = server
         self.request_version = self.default_request_version
         self.command = ""
+        self.requestline = ""  # http.server reads it when answering, even before a request line was parsed
         self.handle()
 
     def handle(self) -> None:
@@ -143,6 +144,9 @@ class _BufferedRequest(WSGIRequestHandler):
     def address_string(self) -> str:
         """The client's address, never a reverse DNS lookup."""
         return str(self.client_address[0])
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        """No line per probe: kubelet calls every few seconds per pod."""
 
     def log_message(self, format: str, *args: Any) -> None:
         """No line per probe: kubelet calls every few seconds per pod."""
@@ -188,7 +192,15 @@ class ManagementServer:
         self._stopping = threading.Event()
 
     def start(self) -> None:
-        """Serve on a daemon thread; idempotent."""
+        """Serve on a daemon thread; idempotent. The master calls it every loop: a thread that died (which no
+        request can make it do) is replaced, its connections closed, and the restart logged."""
+        if self._thread is not None and not self._thread.is_alive() and not self._stopping.is_set():
+            _log.error("The management thread died; restarting it", extra={"fields": {"event": "management_restart"}})
+            for connection in list(self._connections.values()):
+                self._close(connection)
+            if self._selector is not None:
+                self._selector.close()
+            self._thread = None
         if self._thread is None:
             self._selector = selectors.DefaultSelector()
             self._selector.register(self._listener, selectors.EVENT_READ)
@@ -221,8 +233,12 @@ class ManagementServer:
             for key, _ in self._selector.select(timeout=0.25):
                 if key.fileobj is self._listener:
                     self._accept()
-                else:
+                    continue
+                try:
                     self._on_ready(key.data)
+                except Exception:  # one connection's failure closes that connection, never the port's thread
+                    _log.exception("Management connection failed", extra={"fields": {"event": "management_error"}})
+                    self._close(key.data)
             self._expire()
 
     def _accept(self) -> None:

@@ -126,7 +126,7 @@ class ProgressTable:
         self._write(slot, pid, 0, 0, 0.0, 0)
 
     def leave(self) -> None:
-        """Mark this worker's slot as exiting on purpose (gunicorn's `worker_exit`, never reached by a crash)."""
+        """Mark this worker's slot as exiting on purpose (from gunicorn's `worker_exit`, when it was asked to stop)."""
         slot = self._own_slot
         if slot is None:
             return

@@ -22,7 +22,7 @@ from app.progress import ClosingBody, WSGIApp
 HEADER = "X-Request-ID"
 ENVIRON_KEY = "webapp.request_id"
 """The WSGI environ key holding the request's ID (the access line reads it there)."""
-_VALID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_VALID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 current_request_id: ContextVar[str | None] = ContextVar("current_request_id", default=None)
 """The ID of the request this thread is serving, None outside a request."""
@@ -30,7 +30,7 @@ current_request_id: ContextVar[str | None] = ContextVar("current_request_id", de
 
 def request_id_for(incoming: str) -> str:
     """The client's or proxy's ID if it is well-formed, else a new random one."""
-    return incoming if _VALID.match(incoming) else uuid.uuid4().hex
+    return incoming if _VALID.fullmatch(incoming) else uuid.uuid4().hex
 
 
 def with_request_ids(wsgi_app: WSGIApp) -> WSGIApp:

@@ -214,8 +214,10 @@ def _post_worker_init(worker: Any) -> None:
 
 
 def _worker_exit(server: DrainingArbiter, worker: Any) -> None:
-    # In the worker, on every exit it takes on purpose (a crash never gets here): not a crash.
-    worker.app.progress.leave()
+    # In the worker, from gunicorn's `finally`: every exit gets here, so only one it was asked for is marked as such.
+    # An exception or the master's timeout abort leaves the slot unmarked, and the master counts a crash.
+    if worker.exited_on_purpose():
+        worker.app.progress.leave()
 
 
 def _child_exit(server: DrainingArbiter, worker: Any) -> None:

@@ -48,6 +48,9 @@ MAX_HEAD_BYTES = 64 * 1024
 _RECV_BYTES = 16 * 1024
 _SILENT_CONNECTION_LINGER_SECONDS = 2.0
 """Once stopping, how long a connection that has sent nothing may still start a request."""
+ACCEPT_BACKOFF_SECONDS = 0.5
+"""How long a worker stops accepting after accept() failed for want of resources (file descriptors, memory)."""
+_RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
 
 def error_response(status: int, reason: str, message: str) -> bytes:
@@ -80,9 +83,21 @@ class DrainingThreadWorker(ThreadWorker):
             raise RuntimeError("DrainingThreadWorker reads request heads itself and cannot serve TLS")
         util.write_error = write_json_error
         self.head_timeout = float(self.app.settings.head_timeout_seconds)
+        self.aborted = False
+        self._accept_paused_until = 0.0
         # Connections whose head is still arriving, oldest deadline first (dicts keep insertion order).
         self._heads: dict[TConn, None] = {}
         super().init_process()
+
+    def handle_abort(self, sig: int, frame: Any) -> None:
+        """SIGABRT, the master's answer to a worker that stopped notifying it (its timeout): not an exit on purpose."""
+        self.aborted = True
+        super().handle_abort(sig, frame)
+
+    def exited_on_purpose(self) -> bool:
+        """Whether this worker is ending because it was asked to (SIGTERM, SIGQUIT, max_requests), not because an
+        exception or the master's timeout ended it: gunicorn calls `worker_exit` from a `finally` either way."""
+        return not self.alive and not getattr(self, "aborted", False)
 
     def init_signals(self) -> None:
         """gunicorn's worker signals, but SIGINT is left to the master's drain."""
@@ -95,11 +110,26 @@ class DrainingThreadWorker(ThreadWorker):
         try:
             client, address = listener.accept()
         except OSError as error:
+            if error.errno in _RESOURCE_ERRNOS:
+                self._pause_accepting(error)
+                return
             if error.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
                 raise
             return
         self.nr_conns += 1
         self._await_head(TConn(self.cfg, client, address, listener.getsockname()))
+
+    def _pause_accepting(self, error: OSError) -> None:
+        """Out of file descriptors or memory: stop accepting for a moment instead of dying (the connections in
+        flight finish, which frees what accepting needs), and say so once per pause."""
+        self._accept_paused_until = time.monotonic() + ACCEPT_BACKOFF_SECONDS
+        self.set_accept_enabled(False)
+        self.log.warning(
+            "accept() failed (%s): not accepting for %g s",
+            error.strerror,
+            ACCEPT_BACKOFF_SECONDS,
+            extra={"fields": {"event": "accept_paused", "errno": error.errno}},
+        )
 
     def on_client_socket_readable(self, conn: TConn, client: Any) -> None:
         """A kept-alive connection has bytes of its next request: read its head on the main loop."""
@@ -219,7 +249,10 @@ class DrainingThreadWorker(ThreadWorker):
         return super().handle_request(req, conn)
 
     def set_accept_enabled(self, enabled: bool) -> None:
-        """Stop polling the listeners; on shutdown, also accept what is queued and close them."""
+        """Stop polling the listeners; on shutdown, also accept what is queued and close them. Accepting resumes
+        only once a pause for want of resources is over (gunicorn's loop asks every iteration)."""
+        if enabled and time.monotonic() < self._accept_paused_until:
+            return
         super().set_accept_enabled(enabled)
         if not enabled and not self.alive:
             self._accept_queued_then_close()

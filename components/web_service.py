@@ -432,10 +432,10 @@ def _container(name: str, args: WebServiceArgs) -> k8s.core.v1.ContainerArgs:
         "MANAGEMENT_PORT": str(args.management_port),
         **args.timings.env(),
     }
-    if args.trusted_proxies:
-        env["TRUSTED_PROXIES"] = str(args.trusted_proxies)
-    if args.enable_test_routes:
-        env[TEST_ROUTES_ENV] = "true"
+    # Set whatever their values: the container's env wins over its envFrom, so no Secret (existingSecret holds
+    # keys this program never sees) can turn on the test routes or make the app believe forged addresses.
+    env["TRUSTED_PROXIES"] = str(args.trusted_proxies)
+    env[TEST_ROUTES_ENV] = "true" if args.enable_test_routes else "false"
     env_from = []
     if args.config_map_name is not None:
         env_from.append(

@@ -19,6 +19,7 @@ from config.rules import (
     GRACEFUL_TIMEOUT_SECONDS,
     KEEPALIVE_SECONDS,
     MANAGED_ENV,
+    MANAGEMENT_PORT,
     ROLLOUT_TIMEOUT_SECONDS,
     STALL_SECONDS,
     TERMINATION_MARGIN_SECONDS,
@@ -244,6 +245,19 @@ class StackSettings(SettingsModel):
             raise ValueError("; ".join(problems))
         return value
 
+    @field_validator("secret_keys")
+    @classmethod
+    def _secret_keys(cls, value: list[str]) -> list[str]:
+        managed = [name for name in value if name in MANAGED_ENV]
+        if managed:
+            raise ValueError(
+                "; ".join(
+                    f"{name} is set by the Deployment itself (from {MANAGED_ENV[name]}); a Secret cannot set it"
+                    for name in managed
+                )
+            )
+        return value
+
     @model_validator(mode="after")
     def _cross_checks(self) -> StackSettings:
         clash = sorted(set(self.app_config) & set(self.secret_keys))
@@ -252,6 +266,11 @@ class StackSettings(SettingsModel):
         if self.ingress.enabled and self.http_route.enabled:
             raise ValueError(
                 "ingress and httpRoute are both enabled; route through one of them (an HTTPRoute replaces the Ingress)"
+            )
+        if self.metrics.service_monitor and self.service.port == MANAGEMENT_PORT:
+            raise ValueError(
+                f"service.port {MANAGEMENT_PORT} is the management port, which metrics.serviceMonitor adds to the "
+                "Service as well; choose another service.port"
             )
         published = published_metrics_problem(self.service.type, self.metrics.service_monitor)
         if published:

@@ -164,7 +164,8 @@ def validate_no_test_routes(args: ResourceArgs, report_violation: ReportViolatio
     """No container turns on the app's test routes, and no ConfigMap carries the switch (test stacks only)."""
     for container in _containers(args):
         for variable in container.get("env") or []:
-            if isinstance(variable, Mapping) and variable.get("name") == TEST_ROUTES_ENV:
+            turned_on = isinstance(variable, Mapping) and variable.get("value") != "false"
+            if isinstance(variable, Mapping) and variable.get("name") == TEST_ROUTES_ENV and turned_on:
                 report_violation(
                     f"{_kind(args)} container {container.get('name')!r} sets {TEST_ROUTES_ENV}="
                     f"{variable.get('value')!r}: the test routes let anonymous clients hold request threads for 30 s "

@@ -114,3 +114,51 @@ def test_malformed_requests_and_failures_are_answered_in_json(
     broken = get(_port(server), "/metrics")
     assert broken.status == 500
     assert json.loads(broken.body)["error"] == "internal_server_error"
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\n\r\n",  # a request line past the head bound: 414
+        b"GET /ready HTTP/1.1\r\n" + b"X: " + b"y" * 9000 + b"\r\n\r\n",  # a header past the bound
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 64 + b"\r\n\r\n",  # a TLS hello
+        b"GET /ready HTTP/9.9\r\n\r\n",
+        b"GET /ready HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+        b"\r\n\r\n",
+        b"GET\r\n\r\n",
+    ],
+)
+def test_no_request_stops_the_port_answering_the_next_probe(
+    serving: Callable[[WSGIApp], ManagementServer], request_bytes: bytes
+) -> None:
+    _, progress = _client()
+    progress.bind(progress.reserve(), pid=7)
+    server = serving(management_app(Probes("1.2.3", ShutdownState(), progress), CollectorRegistry()))
+    for _ in range(3):
+        with socket.create_connection(("127.0.0.1", _port(server)), timeout=5) as client:
+            client.sendall(request_bytes)
+            answer = read_until_closed(client)
+        assert answer == b"" or answer.startswith(b"HTTP/1."), answer[:80]  # a blank request is just closed
+        assert get(_port(server), "/ready", timeout=2.0).status == 200
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the thread is killed on purpose
+def test_a_dead_serving_thread_is_replaced_by_the_next_start(
+    serving: Callable[[WSGIApp], ManagementServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, progress = _client()
+    progress.bind(progress.reserve(), pid=7)
+    server = serving(management_app(Probes("1.2.3", ShutdownState(), progress), CollectorRegistry()))
+
+    def broken_expire() -> None:
+        raise SystemExit("a bug outside any one connection")  # a thread ends on it silently
+
+    monkeypatch.setattr(server, "_expire", broken_expire)
+    thread = server._thread
+    assert thread is not None
+    thread.join(timeout=5)
+    assert not thread.is_alive()
+    assert get(_port(server), "/ready", timeout=1.0).status is None  # nobody answers any more
+    monkeypatch.undo()
+    server.start()  # what the master's loop does every second
+    assert get(_port(server), "/ready", timeout=2.0).status == 200

@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -135,3 +137,42 @@ def test_workers_dying_in_a_loop_fail_readiness_then_liveness(start_app: StartSe
     wait_until("liveness fails after STALL_SECONDS", lambda: server.probe("/healthz").status == 503, 10.0)
     assert json.loads(server.probe("/healthz").body)["status"] == "crash_looping"
     assert server.get("/").status == 200, "the replacement worker still serves; the probes tell Kubernetes to stop"
+
+
+def test_a_worker_the_master_aborts_counts_as_a_crash(start_app: StartServer, tmp_path: Path) -> None:
+    # SIGABRT is what gunicorn's master sends a worker that stopped notifying it (its timeout); the worker's exit
+    # path runs (gunicorn's `finally`), but it was not asked to stop: a crash, not a recycle.
+    server = _server(start_app, tmp_path, WEB_CONCURRENCY="1")
+    [worker] = server.worker_pids()
+    os.kill(worker, signal.SIGABRT)
+    wait_until("the abort counted", lambda: server.metrics()["webapp_worker_crashes_total"] == 1, 10.0)
+    wait_until("a new worker", lambda: server.worker_pids() not in ([], [worker]), 10.0)
+    assert server.get("/").status == 200
+
+
+def test_a_recycled_worker_is_not_a_crash(start_app: StartServer, tmp_path: Path) -> None:
+    server = _server(start_app, tmp_path, WEB_CONCURRENCY="1", MAX_REQUESTS="5")
+    [first] = server.worker_pids()
+    for _ in range(12):
+        assert server.get("/").status == 200
+    wait_until("the worker recycled", lambda: server.worker_pids() not in ([], [first]), 10.0)
+    assert server.metrics()["webapp_worker_crashes_total"] == 0
+
+
+def test_a_worker_out_of_file_descriptors_stops_accepting_for_a_moment_instead_of_dying(
+    start_app: StartServer, tmp_path: Path
+) -> None:
+    # 64 descriptors a process: far fewer than the worker's 1,000 connections, so accept() fails with EMFILE.
+    server = start_app(
+        prefix=["prlimit", "--nofile=64", "--"], TMPDIR=str(tmp_path), DRAIN_SECONDS="0", WEB_CONCURRENCY="1"
+    )
+    server.wait_until_ready()
+    [worker] = server.worker_pids()
+    with ExitStack() as stack:
+        for _ in range(120):
+            stack.enter_context(socket.create_connection(("127.0.0.1", server.port), timeout=5))
+        wait_until("accept paused", lambda: "accept_paused" in server.stderr() + server.stdout(), 10.0)
+    # The idle connections are gone: the same worker serves again, and nothing counted a crash.
+    wait_until("served again", lambda: server.get("/", timeout=2).status == 200, 15.0)
+    assert server.worker_pids() == [worker]
+    assert server.metrics()["webapp_worker_crashes_total"] == 0

@@ -16,7 +16,7 @@ from werkzeug.test import Client, TestResponse
 
 from app import create_app
 from app.jsonlog import JsonFormatter
-from app.request_id import with_request_ids
+from app.request_id import request_id_for, with_request_ids
 from app.settings import AppSettings
 from harness.app_server import RunningServer
 from harness.http import get
@@ -97,3 +97,9 @@ def test_access_lines_show_the_client_only_through_trusted_proxies(start_app: St
     assert direct_line["remote_addr"] == "127.0.0.1", "an untrusted X-Forwarded-For is ignored"
     assert proxied_line["remote_addr"] == "203.0.113.7"
     assert GENERATED.match(proxied_line["request_id"])
+
+
+@pytest.mark.parametrize("incoming", ["abc\n", "abc\r\n", "\nabc", "abc\x00"])
+def test_an_id_with_a_line_break_or_control_byte_is_replaced(incoming: str) -> None:
+    # A `$` pattern accepts a trailing newline; a proxy's header parsing may hand one over.
+    assert GENERATED.match(request_id_for(incoming))

@@ -121,7 +121,10 @@ def test_the_pack_has_these_policies_in_this_order() -> None:
     [
         ([{"name": "GREETING", "value": "hi"}], 0),
         ([{"name": "ENABLE_TEST_ROUTES", "value": "true"}], 1),
-        ([{"name": "ENABLE_TEST_ROUTES", "value": "false"}], 1),  # the switch has no place in a deployed stack
+        # Pinned off by the Deployment itself, so that no Secret in its envFrom can turn the routes on.
+        ([{"name": "ENABLE_TEST_ROUTES", "value": "false"}], 0),
+        ([{"name": "ENABLE_TEST_ROUTES", "value": "1"}], 1),
+        ([{"name": "ENABLE_TEST_ROUTES"}], 1),
     ],
 )
 def test_no_workload_turns_on_the_test_routes(env: list[dict[str, str]], violations: int) -> None:

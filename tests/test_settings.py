@@ -413,6 +413,26 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], dict[str, str] | str | None, str]] 
         "appConfig; use that setting instead",
     ),
     (
+        "test-routes-through-a-secret",
+        valid_config(secretKeys=["DATABASE_PASSWORD", "ENABLE_TEST_ROUTES"]),
+        {**TEST_SECRETS, "ENABLE_TEST_ROUTES": "true"},
+        "webapp:secretKeys: ENABLE_TEST_ROUTES is set by the Deployment itself (from enableTestRoutes); "
+        "a Secret cannot set it",
+    ),
+    (
+        "trusted-proxies-through-a-secret",
+        valid_config(secretKeys=["TRUSTED_PROXIES"]),
+        {"TRUSTED_PROXIES": "5"},
+        "webapp:secretKeys: TRUSTED_PROXIES is set by the Deployment itself (from trustedProxies); "
+        "a Secret cannot set it",
+    ),
+    (
+        "service-port-on-the-management-port",
+        valid_config(service={"port": 8081}, metrics={"serviceMonitor": True}),
+        TEST_SECRETS,
+        "service.port 8081 is the management port, which metrics.serviceMonitor adds to the Service as well",
+    ),
+    (
         "bad-namespace",
         valid_config(namespace="web.app"),
         TEST_SECRETS,

@@ -108,6 +108,9 @@ def test_container_port_resources_and_env(single: ProgramRun) -> None:
         "STALL_SECONDS": "30",
         "DRAIN_SECONDS": "5",
         "GRACEFUL_TIMEOUT_SECONDS": "20",
+        # Always set, so that no Secret's envFrom can: the test routes off, no proxies believed.
+        "TRUSTED_PROXIES": "0",
+        "ENABLE_TEST_ROUTES": "false",
     }
     assert spec["envFrom"] == [{"configMapRef": {"name": "shop-cm-abc"}}, {"secretRef": {"name": "shop-secret-def"}}]
 
@@ -148,14 +151,17 @@ def test_every_variable_the_deployment_sets_is_one_appconfig_may_not() -> None:
     assert names == set(MANAGED_ENV)
 
 
-def test_the_trusted_proxies_reach_the_app_only_when_set(single: ProgramRun) -> None:
-    assert "TRUSTED_PROXIES" not in {item["name"] for item in container(only(single, "Deployment"))["env"]}
+def test_the_trusted_proxies_reach_the_app_as_set_and_zero_by_default(single: ProgramRun) -> None:
+    assert {item["name"]: item["value"] for item in container(only(single, "Deployment"))["env"]}[
+        "TRUSTED_PROXIES"
+    ] == "0"
     env = {item["name"]: item["value"] for item in container(only(_build(trusted_proxies=1), "Deployment"))["env"]}
     assert env["TRUSTED_PROXIES"] == "1"
 
 
 def test_the_test_routes_are_on_only_when_asked_for_by_name(single: ProgramRun) -> None:
-    assert "ENABLE_TEST_ROUTES" not in {item["name"] for item in container(only(single, "Deployment"))["env"]}
+    env = {item["name"]: item["value"] for item in container(only(single, "Deployment"))["env"]}
+    assert env["ENABLE_TEST_ROUTES"] == "false"
     run = _build(enable_test_routes=True)
     env = {item["name"]: item["value"] for item in container(only(run, "Deployment"))["env"]}
     assert env["ENABLE_TEST_ROUTES"] == "true"
