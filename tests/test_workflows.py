@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -77,7 +78,9 @@ def test_preview_runs_tests_then_previews_every_stack_and_reports_failures_too()
     assert "--policy-pack policy --policy-pack-config policy/deploy-config.json" in run["run"]
     assert "set -o pipefail" in run["run"], "a failed preview must fail the step despite tee"
     (report,) = [step for step in preview["steps"] if "tools.preview_report" in str(step.get("run", ""))]
-    assert report["if"].startswith("always()"), "reported whether the preview passed or failed"
+    assert report["if"] == "${{ !cancelled() && steps.preview.outcome != 'skipped' }}", (
+        "reported whether the preview passed or failed, but never by a run a newer one cancelled"
+    )
     assert report["env"]["OUTCOME"] == "${{ steps.preview.outcome }}"
     assert "GITHUB_STEP_SUMMARY" in report["run"]
     assert "gh pr comment" in report["run"]
@@ -91,14 +94,20 @@ def test_the_image_is_built_once_with_sbom_provenance_scan_and_signature() -> No
     meta = _uses(image, "docker/metadata-action")
     assert "type=sha" in meta["with"]["tags"]
     assert "type=semver" in meta["with"]["tags"]
-    build = _uses(image, "docker/build-push-action")["with"]
-    assert (build["file"], build["push"], build["sbom"], build["provenance"]) == (
+    names = [step.get("name", step.get("uses", "")) for step in image["steps"]]
+    builds = [step for step in image["steps"] if str(step.get("uses", "")).startswith("docker/build-push-action@")]
+    local, pushed = (step["with"] for step in builds)
+    assert (local["file"], local["load"], local.get("push", False)) == ("app/Dockerfile", True, False)
+    assert (pushed["file"], pushed["push"], pushed["sbom"], pushed["provenance"]) == (
         "app/Dockerfile",
         True,
         True,
         "mode=max",
     )
-    scan = _uses(image, "aquasecurity/trivy-action")["with"]
+    scan_step = _uses(image, "aquasecurity/trivy-action")
+    assert scan_step["with"]["image-ref"] == local["tags"], "the scan reads the image built into the runner"
+    assert names.index(scan_step["name"]) < names.index(builds[1]["name"]), "scanned before anything is pushed"
+    scan = scan_step["with"]
     assert (scan["severity"], scan["ignore-unfixed"], scan["exit-code"], scan["format"]) == (
         "CRITICAL",
         True,
@@ -163,7 +172,8 @@ def test_dependabot_keeps_every_pin_fresh() -> None:
 @pytest.mark.parametrize("name", ["preview.yml", "pulumi-up.yml"])
 def test_workflows_install_the_policy_pack_before_pulumi_runs(name: str) -> None:
     text = (WORKFLOWS / name).read_text()
-    assert text.index("policy/requirements.txt") < text.index("pulumi/actions@")
+    # The Makefile's target: the pack's requirements with constraints.txt, as `make e2e` installs them.
+    assert text.index("make setup policy/venv/.installed") < text.index("pulumi/actions@")
 
 
 def test_every_pulumi_step_pins_the_cli_of_the_pinned_sdk() -> None:
@@ -191,3 +201,145 @@ def test_drift_previews_every_stack_on_a_schedule_and_reports_failures() -> None
     assert report["if"] == "failure()"
     assert "GITHUB_STEP_SUMMARY" in report["run"]
     assert "gh issue create" in report["run"]
+
+
+USES = re.compile(r"^\s*(?:- )?uses:\s*(\S+)(.*)$", re.MULTILINE)
+PINNED = re.compile(r"[\w.-]+/[\w./-]+@[0-9a-f]{40}")
+VERSION_COMMENT = re.compile(r"\s+# v\d+\.\d+\.\d+$")
+
+
+def _unpinned(text: str) -> list[str]:
+    """Every `uses:` of `text` that is neither a local workflow nor pinned by full commit SHA with its version."""
+    return [
+        line.group(0).strip()
+        for line in USES.finditer(text)
+        if not line.group(1).startswith("./")
+        and not (PINNED.fullmatch(line.group(1)) and VERSION_COMMENT.fullmatch(line.group(2)))
+    ]
+
+
+def test_every_action_is_pinned_by_commit_sha_with_its_version() -> None:
+    for path in sorted(WORKFLOWS.glob("*.yml")):
+        assert _unpinned(path.read_text()) == [], path.name
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "      - uses: actions/checkout@v4",
+        "      - uses: actions/checkout@main",
+        "        uses: aquasecurity/trivy-action@0.28.0",
+        "      - uses: actions/checkout@3d3c42e5aac5ba805825da76410c181273ba90b1",  # no version said
+        "      - uses: actions/checkout@3d3c42e5 # v7.0.1",  # a short SHA can collide
+    ],
+)
+def test_a_tag_or_branch_or_short_sha_is_refused(line: str) -> None:
+    assert _unpinned(line) == [line.strip()]
+
+
+def test_the_trivy_action_is_a_release_made_after_its_tags_were_hijacked() -> None:
+    # aquasecurity/trivy-action's tags up to 0.34 were force-pushed to a credential stealer on 2026-03-19
+    # (GHSA-69fq-xp46-6x23); the maintainers re-created them under a `v` prefix.
+    (line,) = [m for m in USES.finditer((WORKFLOWS / "deploy.yml").read_text()) if "trivy-action" in m.group(1)]
+    version = tuple(int(part) for part in line.group(2).split("# v")[1].split("."))
+    assert version >= (0, 35, 0)
+
+
+def _pipes_status_away(script: str) -> bool:
+    """Whether a shell script pipes a command into another (a `|` outside quotes that is not `||`)."""
+    unquoted = re.sub(r"'[^']*'|\"(?:\\.|[^\"\\])*\"", "", script)
+    return bool(re.search(r"(?<!\|)\|(?!\|)", unquoted))
+
+
+def _steps_with_shells() -> list[tuple[str, dict[str, Any], str]]:
+    found = []
+    for path in sorted(WORKFLOWS.glob("*.yml")):
+        workflow = _load(path.name)
+        default = workflow.get("defaults", {}).get("run", {}).get("shell", "")
+        for job in workflow["jobs"].values():
+            job_default = job.get("defaults", {}).get("run", {}).get("shell", default)
+            for step in job.get("steps", []):
+                if "run" in step:
+                    found.append((path.name, step, step.get("shell", job_default)))
+    return found
+
+
+def _loses_pipe_status(step: dict[str, Any], shell: str) -> bool:
+    # GitHub runs `bash -e {0}` for a `run:` without a shell (no pipefail); `shell: bash` is
+    # `bash --noprofile --norc -eo pipefail {0}`.
+    script = str(step["run"])
+    return _pipes_status_away(script) and shell != "bash" and "set -o pipefail" not in script
+
+
+def test_no_run_step_pipes_its_status_away() -> None:
+    lost = [
+        f"{name}: {step.get('name', step['run'][:40])}"
+        for name, step, shell in _steps_with_shells()
+        if _loses_pipe_status(step, shell)
+    ]
+    assert lost == []
+
+
+@pytest.mark.parametrize(
+    ("script", "shell", "lost"),
+    [
+        ('pulumi preview 2>&1 | tee "$RUNNER_TEMP/drift.txt"', "", True),  # drift.yml before: could never fail
+        ('pulumi preview 2>&1 | tee "$RUNNER_TEMP/drift.txt"', "bash", False),
+        ("set -o pipefail\npulumi preview | tee out", "", False),
+        ('test -n "$A" || exit 1', "", False),
+        ('echo "a | b"', "", False),
+        ("gh api x --jq '.[] | .id'", "", False),
+        ('gh api x --jq ".[] | .id" | head -n 1', "", True),
+        ('gh api x --jq ".[] | .id" | head -n 1', "sh", True),
+    ],
+)
+def test_the_pipe_check_tells_a_lost_status_from_a_kept_one(script: str, shell: str, lost: bool) -> None:
+    assert _loses_pipe_status({"run": script}, shell) is lost
+
+
+def test_no_job_gets_an_organization_token() -> None:
+    for path in sorted(WORKFLOWS.glob("*.yml")):
+        workflow = _load(path.name)
+        for job in workflow["jobs"].values():
+            for step in job.get("steps", []):
+                if str(step.get("uses", "")).startswith("pulumi/auth-actions@"):
+                    inputs = step["with"]
+                    assert inputs["requested-token-type"] == "urn:pulumi:token-type:access_token:team", path.name
+                    assert inputs["scope"] in (
+                        "team:preview-${{ matrix.stack }}",
+                        "team:deploy-${{ inputs.stack }}",
+                    ), path.name
+
+
+def test_deploys_and_drift_checks_queue_per_stack() -> None:
+    assert "concurrency" not in _load("deploy.yml"), "one group for every stack held dev behind prod's approval"
+    assert _load("pulumi-up.yml")["jobs"]["up"]["concurrency"] == {
+        "group": "deploy-${{ inputs.stack }}",
+        "cancel-in-progress": False,
+    }
+    assert _load("drift.yml")["jobs"]["drift"]["concurrency"] == {
+        "group": "deploy-${{ matrix.stack }}",
+        "cancel-in-progress": False,
+    }
+
+
+def test_every_stack_verifies_the_signature_before_its_up() -> None:
+    steps = _load("pulumi-up.yml")["jobs"]["up"]["steps"]
+    runs = [str(step.get("run", "")) for step in steps]
+    verify = next(i for i, run in enumerate(runs) if run.startswith("cosign verify"))
+    up = next(
+        i
+        for i, step in enumerate(steps)
+        if str(step.get("uses", "")).startswith("pulumi/actions@") and "command" in step.get("with", {})
+    )
+    assert verify < up
+    assert steps[verify]["env"]["IMAGE"] == "${{ steps.promote.outputs.image }}"
+    assert "--certificate-identity-regexp" in runs[verify]
+    assert "--certificate-oidc-issuer https://token.actions.githubusercontent.com" in runs[verify]
+
+
+def test_go_is_set_up_wherever_make_test_runs() -> None:
+    for name in ("preview.yml", "deploy.yml"):
+        job = _load(name)["jobs"]["test"]
+        assert "make test" in _runs(job)
+        assert _uses(job, "actions/setup-go")["with"]["go-version-file"] == "engine/promcheck/go.mod"
