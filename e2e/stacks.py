@@ -7,7 +7,9 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from e2e.workflows import action_operation, cli_operation, run_command
+from e2e.github_steps import Runner
+from e2e.workflows import action_operation, cli_operation
+from localcluster.pulumi_cli import Workspace
 from tools.stack_config import REPO_ROOT, stack_file_config
 
 SECRET_VALUE = f"e2e-{secrets.token_hex(12)}"
@@ -37,9 +39,15 @@ def cli_preview(workflow: str) -> list[str]:
     return [operation, *options]
 
 
-def drift_command(stack: str) -> str:
-    """The drift workflow's preview command line, for one stack (without its `| tee` to a report file)."""
-    return run_command("drift.yml", "pulumi preview").split(" 2>&1")[0].replace('"$STACK"', stack)
+DRIFT_STEP = "Preview with refresh, failing on drift"
+
+
+def drift_job(ws: Workspace, stack: str, directory: Path, environment: dict[str, str], **context: str) -> Runner:
+    """drift.yml's job for `stack` on a stand-in runner under `directory`, against `ws`'s backend: the workflow's
+    `vars.PULUMI_ORG` is the file backend's organization, and `context` adds the rest its steps read."""
+    environment = {**environment, "PULUMI_BACKEND_URL": f"file://{ws.backend}"}
+    values = {"vars.PULUMI_ORG": "organization", "matrix.stack": stack, **context}
+    return Runner("drift.yml", "drift", directory, values, environment)
 
 
 def make_render(stack: str, output: Path) -> Path:

@@ -8,6 +8,7 @@ simulated kubelets make the pods Running and Ready. No render mode here.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import threading
 import time
@@ -17,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from e2e.stacks import SECRET_VALUE, drift_command, expected_replicas, make_render, stack_file
+from e2e.github_steps import Runner
+from e2e.stacks import DRIFT_STEP, SECRET_VALUE, drift_job, expected_replicas, make_render, stack_file
 from harness.processes import wait_until
 from localcluster.control_plane import ZONES, ControlPlane, running_control_plane
 from localcluster.kubectl import Kubectl
@@ -212,22 +214,62 @@ def _check_render_is_accepted(plane: ControlPlane, stack: str, tmp_path: Path) -
     assert applied.stdout.count("(server dry run)") == len(list(rendered.glob("*.yaml")))
 
 
-def _check_drift(plane: ControlPlane, ws: Workspace, stack: str) -> None:
-    """No drift after refresh; a manual scale is drift unless the autoscaler owns the replica count."""
+KUBECONFIG_STEP = "Point kubectl at this stack's cluster, read-only (the environment's secret)"
+REPORT_STEP = "Report drift"
+
+
+def _drift_runner(plane: ControlPlane, ws: Workspace, stack: str, tmp_path: Path) -> tuple[Runner, Path]:
+    """drift.yml's job for `stack` on a stand-in runner: its kubeconfig step already run, `gh` recording its calls."""
+    standin = tmp_path / "gh-standin"
+    standin.mkdir()
+    calls = tmp_path / "gh-calls"
+    gh = standin / "gh"
+    gh.write_text('#!/bin/sh\necho "$*" >> "$GH_CALLS"\n')  # GitHub's API is out of reach: record, answer nothing
+    gh.chmod(0o755)
+    environment = ws.environment()
+    environment.update({"PATH": f"{standin}:{environment['PATH']}", "GH_CALLS": str(calls)})
+    runner = drift_job(
+        ws,
+        stack,
+        tmp_path / "runner",
+        environment,
+        **{
+            "secrets.KUBECONFIG": base64.b64encode(plane.kubeconfig.read_bytes()).decode(),
+            "github.token": "e2e-has-no-github-token",
+        },
+    )
+    pointed = runner.run(KUBECONFIG_STEP, ws.root)
+    assert pointed.returncode == 0, pointed.output
+    return runner, calls
+
+
+def _check_drift(plane: ControlPlane, ws: Workspace, stack: str, tmp_path: Path) -> None:
+    """drift.yml's own steps: no drift after refresh; a manual scale is drift (the step fails, the report is
+    written and filed) unless the autoscaler owns the replica count; none again after `pulumi up --refresh`."""
     ws.run("pulumi refresh --yes")
     ws.run("pulumi preview --expect-no-changes")
-    ws.run(drift_command(stack))
+    runner, calls = _drift_runner(plane, ws, stack, tmp_path)
+    clean = runner.run(DRIFT_STEP, ws.root)
+    assert clean.returncode == 0, clean.output[-3000:]
     file = stack_file(stack)
     namespace = file["webapp:namespace"]
     name = _deployment(plane, namespace)["metadata"]["name"]
     plane.kubectl("scale", f"deployment/{name}", "-n", namespace, f"--replicas={expected_replicas(file) + 1}")
-    drift = ws.run(drift_command(stack), check=False)
+    drift = runner.run(DRIFT_STEP, ws.root)
     if file.get("webapp:autoscaling", {}).get("enabled"):
         assert drift.returncode == 0, drift.output[-3000:]
     else:
-        assert drift.returncode != 0
-        assert "replicas" in drift.output
+        assert drift.returncode != 0, "drift must fail the step (its `if: failure()` report runs only then)"
+        assert "replicas" in (runner.temp / "drift.txt").read_text()
+        assert runner.step(REPORT_STEP)["if"] == "failure()"
+        report = runner.run(REPORT_STEP, ws.root)
+        assert report.returncode == 0, report.output
+        assert f"## Drift in stack {stack}" in runner.summary()
+        assert "replicas" in runner.summary()
+        assert f"issue create --title Drift detected in stack {stack}" in calls.read_text()
     ws.run("pulumi up --refresh --yes")
+    reconciled = runner.run(DRIFT_STEP, ws.root)
+    assert reconciled.returncode == 0, reconciled.output[-3000:]
 
 
 @pytest.mark.parametrize("stack", stack_names())
@@ -237,7 +279,7 @@ def test_stack_on_a_real_api_server(stack: str, plane: ControlPlane, tmp_path: P
     _check_objects(plane, stack)
     _check_pod_security_refuses_an_unhardened_pod(plane, namespace)
     _check_render_is_accepted(plane, stack, tmp_path)
-    _check_drift(plane, ws, stack)
+    _check_drift(plane, ws, stack, tmp_path)
 
     ws.run("pulumi destroy --yes")
     wait_until(

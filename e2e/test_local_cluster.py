@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import time
@@ -21,65 +20,19 @@ from pathlib import Path
 
 import pytest
 
+from harness.checkout import clone_with_builds, make
 from harness.processes import wait_until
 from localcluster.cgroups import hierarchies
 from localcluster.namespaces import netns_exists
-from localcluster.paths import ENGINE
 from localcluster.state import NETNS
 from localcluster.supervisor import CGROUP_NAME
-from tools.stack_config import REPO_ROOT
 
-MAKE_TIMEOUT_SECONDS = 600
 NAMESPACE_ADDRESSES = ("10.250.", "10.244.", "10.96.")
 """The node's, the pods' and the Services' ranges: none may appear on the host's interfaces."""
 
 
-def _clone(base: Path) -> Path:
-    clone = base / "webapp"
-    subprocess.run(["git", "clone", "--quiet", str(REPO_ROOT), str(clone)], check=True)
-    (clone / ".venv").symlink_to(REPO_ROOT / ".venv")
-    (clone / ".engine").mkdir()
-    for entry in ENGINE.iterdir():
-        if entry.name == "image":
-            shutil.copytree(entry, clone / ".engine" / "image", symlinks=True)
-        else:
-            (clone / ".engine" / entry.name).symlink_to(entry)
-    # Older than every build stamp: make sees this checkout's builds as current for the clone's sources.
-    subprocess.run(
-        [
-            "find",
-            str(clone),
-            "-path",
-            str(clone / ".engine"),
-            "-prune",
-            "-o",
-            "-path",
-            str(clone / ".venv"),
-            "-prune",
-            "-o",
-            "-exec",
-            "touch",
-            "-h",
-            "-d",
-            "2000-01-01",
-            "{}",
-            "+",
-        ],
-        check=True,
-    )
-    return clone
-
-
 def _make(clone: Path, *targets: str) -> subprocess.CompletedProcess[str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("KUBE", "PULUMI_", "VIRTUAL_ENV"))}
-    result = subprocess.run(
-        ["make", "--no-print-directory", "-C", str(clone), *targets],
-        capture_output=True,
-        text=True,
-        timeout=MAKE_TIMEOUT_SECONDS,
-        env=env,
-        check=False,
-    )
+    result = make(clone, *targets)
     print(f"$ make {' '.join(targets)}\n{result.stdout}{result.stderr}")
     return result
 
@@ -136,7 +89,7 @@ def clone(tmp_path: Path) -> Iterator[Path]:
     """A clone for `make up`; whatever a failed test leaves running is removed by `make down` at the end."""
     assert os.geteuid() == 0, "make up needs root: the e2e runs as root"
     assert not netns_exists(NETNS), f"a local cluster is already running ({NETNS}): `make down` first"
-    path = _clone(tmp_path)
+    path = clone_with_builds(tmp_path)
     try:
         yield path
     finally:

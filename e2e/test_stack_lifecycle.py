@@ -20,7 +20,7 @@ import yaml
 from e2e.automation import automation
 from e2e.readme import ReadmeCommands
 from e2e.render_comparison import differences, load_rendered, normalise
-from e2e.stacks import SECRET_VALUE, action, cli_preview, drift_command, make_render, stack_file
+from e2e.stacks import DRIFT_STEP, SECRET_VALUE, action, cli_preview, drift_job, make_render, stack_file
 from localcluster.pulumi_cli import Workspace
 from tools.mocks import urn_type
 from tools.stack_config import stack_names
@@ -110,7 +110,7 @@ def test_stack_lifecycle(stack: str, workspace: Workspace, tmp_path: Path) -> No
     ws.run(readme.get("pulumi preview --expect-no-changes"))
     # The scheduled drift check's own command line: the CLI takes every flag, and the refresh reaches the
     # provider, which (in render mode) has no cluster to read; against a cluster it must pass (issue 8's e2e).
-    drift = ws.run(drift_command(stack), check=False)
+    drift = drift_job(ws, stack, tmp_path / "runner", ws.environment()).run(DRIFT_STEP, ws.root)
     assert drift.returncode != 0
     assert "failed to read resource state due to unreachable cluster" in drift.output, drift.output[-3000:]
 

@@ -63,13 +63,3 @@ def cli_operation(workflow: str, operation: str) -> tuple[str, list[str]]:
         else:
             raise ValueError(f"{workflow}: `pulumi {operation}` flag {word!r} has no e2e.automation counterpart")
     return operation, options
-
-
-def run_command(workflow: str, starts_with: str) -> str:
-    """The `run:` line of the workflow step that starts with `starts_with` (one such step)."""
-    (command,) = [
-        str(step["run"]).strip()
-        for step in _steps(WORKFLOWS / workflow)
-        if str(step.get("run", "")).strip().startswith(starts_with)
-    ]
-    return command

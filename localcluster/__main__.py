@@ -146,7 +146,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "plan":
         return _plan()
     if args.command == "up":
-        return _up(args.stack, args.kubeconfig)
+        try:
+            return _up(args.stack, args.kubeconfig)
+        except KeyboardInterrupt:
+            print("up: interrupted; whatever the cluster's start had started is removed", file=sys.stderr)
+            return 130
     if args.command == "status":
         return _status()
     return _down()
