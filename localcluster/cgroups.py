@@ -40,10 +40,17 @@ def _pids(group: Path) -> list[int]:
     return []
 
 
+def _every_hierarchy() -> list[Path]:
+    """The hierarchies, and the v2 one beside v1's (`unified`), where runc and the kubelet make groups too."""
+    unified = CGROUP_FS / "unified"
+    return hierarchies() + ([unified] if unified.is_dir() and unified not in hierarchies() else [])
+
+
 def remove_root(name: str) -> list[str]:
-    """Kill what is left in `/<name>` and remove it depth-first in every hierarchy; return what could not go."""
+    """Kill what is left in `/<name>` and remove it depth-first in every hierarchy (the v2 one beside v1's
+    included, where runc makes its groups too); return what could not go."""
     left: list[str] = []
-    for hierarchy in hierarchies():
+    for hierarchy in _every_hierarchy():
         top = hierarchy / name
         if not top.is_dir():
             continue

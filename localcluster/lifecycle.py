@@ -71,7 +71,12 @@ def _spawn(name: str, argv: list[str], marker: str) -> TrackedProcess:
             env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
             start_new_session=True,
         )
-    return TrackedProcess(process.pid, marker)
+    tracked = TrackedProcess(process.pid, marker)
+    # Until the child has exec'd, its command line is this process's: wait for it, so `running()` holds from now on.
+    wait_until(
+        f"{name} started", tracked.running, 10, functools.partial(_log_tail, name), lambda: process.poll() is None
+    )
+    return tracked
 
 
 def _log_tail(name: str, lines: int = 40) -> str:
