@@ -22,6 +22,7 @@ import pytest
 
 from harness.checkout import clone_with_builds, make
 from harness.processes import wait_until
+from localcluster.lifecycle import RUN_LINK
 from localcluster.namespaces import netns_exists
 from localcluster.state import NETNS
 from localcluster.supervisor import CGROUP_NAME
@@ -61,7 +62,10 @@ def _processes_under(path: Path) -> list[str]:
 
 def _assert_nothing_left(clone: Path, ports: list[int]) -> None:
     assert not netns_exists(NETNS)
+    assert not RUN_LINK.exists()
+    assert not RUN_LINK.is_symlink()
     assert _processes_under(clone) == []
+    assert _processes_under(RUN_LINK) == []
     assert [str(group) for group in Path("/sys/fs/cgroup").glob(f"*/{CGROUP_NAME}")] == []
     assert sorted(p.name for p in (clone / ".local").iterdir()) == ["passphrase"]
     for port in ports:
@@ -148,6 +152,7 @@ def test_an_interrupted_make_up_removes_what_it_started(clone: Path) -> None:
     assert started.wait(timeout=120) != 0
     assert not netns_exists(NETNS)
     assert _processes_under(clone / ".local") == []
+    assert _processes_under(RUN_LINK) == []
     down = _make(clone, "down")
     assert down.returncode == 0
     _assert_nothing_left(clone, [])

@@ -35,6 +35,9 @@ from localcluster.supervisor import CGROUP_NAME, READY_FILE
 from tools.stack_config import REPO_ROOT
 
 CLUSTER_DIR = LOCAL / "cluster"
+RUN_LINK = Path("/run") / NETNS
+"""A short name for CLUSTER_DIR, which the cluster is started under: a unix socket's path (containerd's, the
+kubelet's) must fit in 108 bytes, and a checkout's path may be long."""
 LOGS = LOCAL / "logs"
 HOST_KUBECONFIG = LOCAL / "kubeconfig"
 PASSPHRASE_FILE = LOCAL / "passphrase"
@@ -188,7 +191,9 @@ def start_or_reuse() -> RunningCluster:
         create_netns(state.netns)
         state.save()
         CLUSTER_DIR.mkdir(parents=True, exist_ok=True)
-        argv = [sys.executable, "-m", "localcluster.supervisor", str(CLUSTER_DIR)]
+        RUN_LINK.unlink(missing_ok=True)
+        RUN_LINK.symlink_to(CLUSTER_DIR)
+        argv = [sys.executable, "-m", "localcluster.supervisor", str(RUN_LINK)]
         state.supervisor = _spawn("supervisor", in_namespaces_command(state.netns, argv), "localcluster.supervisor")
         state.save()
         supervisor = state.supervisor
@@ -236,6 +241,8 @@ def remove(state: LocalState | None) -> list[str]:
     if netns_exists(state.netns):
         left.append(f"network namespace {state.netns}")
     left += [f"process {pid} in {state.netns}" for pid in netns_pids(state.netns)]
+    if RUN_LINK.is_symlink():
+        RUN_LINK.unlink()
     if LOCAL.is_dir():
         for entry in LOCAL.iterdir():
             if entry.name in KEPT:
