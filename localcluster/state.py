@@ -25,12 +25,19 @@ class TrackedProcess:
     marker: str
 
     def running(self) -> bool:
-        """Whether the PID is alive and still the process that was started (not a reused PID)."""
+        """Whether the PID is alive and still the process that was started (not a reused PID).
+
+        A process in the middle of an exec (nsenter and unshare exec the next command) shows an empty command line
+        for a moment: that is still the process, unless it is a zombie (which has no command line either)."""
+        proc = Path(f"/proc/{self.pid}")
         try:
-            argv = Path(f"/proc/{self.pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
+            argv = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            if argv:
+                return self.marker in argv
+            state = next(line for line in (proc / "status").read_text().splitlines() if line.startswith("State:"))
+        except (OSError, StopIteration):
             return False
-        return self.marker in argv
+        return "zombie" not in state and "dead" not in state
 
 
 @dataclass
