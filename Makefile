@@ -40,7 +40,7 @@ up: ## Deploy STACK (dev) to a local cluster, as root; or to yours: make up KUBE
 	@engine/debian-packages.sh
 	@$(MAKE) --no-print-directory $(VENV)/.installed
 	@$(PY) -m localcluster plan
-	@$(MAKE) --no-print-directory .engine/.built .engine/cluster/.built .engine/node/.built .engine/image/webapp.json policy/venv/.installed
+	@$(MAKE) --no-print-directory .engine/.built .engine/cluster/.built .engine/node/.built .engine/image/webapp.json
 	$(PY) -m localcluster up --stack $(STACK)
 endif
 

@@ -87,12 +87,12 @@ def _curl(line: str) -> dict[str, object]:
     return body
 
 
-@pytest.fixture
-def clone(tmp_path: Path) -> Iterator[Path]:
-    """A clone for `make up`; whatever a failed test leaves running is removed by `make down` at the end."""
+@pytest.fixture(scope="module")
+def clone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One clone for the module's `make up`s; whatever a failed test leaves running is removed by `make down`."""
     assert os.geteuid() == 0, "make up needs root: the e2e runs as root"
     assert not netns_exists(NETNS), f"a local cluster is already running ({NETNS}): `make down` first"
-    path = clone_with_builds(tmp_path)
+    path = clone_with_builds(tmp_path_factory.mktemp("local-cluster"))
     try:
         yield path
     finally:
@@ -141,6 +141,7 @@ def test_make_up_serves_the_app_rolls_a_change_under_load_and_down_leaves_nothin
 
 
 def test_an_interrupted_make_up_removes_what_it_started(clone: Path) -> None:
+    assert _make(clone, "down").returncode == 0  # nothing running, whatever the test before left
     env = {**os.environ, "PYTHONPATH": str(clone)}
     started = subprocess.Popen(
         [str(clone / ".venv" / "bin" / "python"), "-m", "localcluster", "up", "--stack", "dev"], cwd=clone, env=env
