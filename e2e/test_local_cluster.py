@@ -32,8 +32,9 @@ NAMESPACE_ADDRESSES = ("10.250.", "10.244.", "10.96.")
 
 
 def _make(clone: Path, *targets: str) -> subprocess.CompletedProcess[str]:
+    started = time.monotonic()
     result = make(clone, *targets)
-    print(f"$ make {' '.join(targets)}\n{result.stdout}{result.stderr}")
+    print(f"$ make {' '.join(targets)}  ({time.monotonic() - started:.1f} s)\n{result.stdout}{result.stderr}")
     return result
 
 

@@ -29,8 +29,9 @@ CGROUP_NAME = "webapp-local-node"
 READY_FILE = "ready.json"
 
 
-class Stopped(Exception):
-    """SIGTERM or SIGINT arrived: unwind and stop everything."""
+class Stopped(BaseException):
+    """SIGTERM or SIGINT arrived: unwind and stop everything. A BaseException, as KeyboardInterrupt is: the waits
+    of a start retry on any Exception (a server not up yet), and must not swallow the stop."""
 
 
 def _stop(signum: int, _frame: FrameType | None) -> None:
