@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app.errors import register_error_handlers
+from app.errors import register_error_handlers, require_host
 from app.probes import Probes, serve_probes_in_front
 from app.progress import ProgressTable, WSGIApp
 from app.request_id import with_request_ids
@@ -67,5 +67,5 @@ def create_app(
         # The client's address, scheme and host as the trusted proxies in front report them: the access line
         # shows the client, not the ingress controller.
         wsgi = ProxyFix(wsgi, x_for=trusted, x_proto=trusted, x_host=trusted)
-    app.wsgi_app = with_request_ids(wsgi)  # type: ignore[method-assign,assignment]
+    app.wsgi_app = with_request_ids(require_host(wsgi))  # type: ignore[method-assign,assignment]
     return app

@@ -7,6 +7,9 @@ traceback goes to the error log on stderr).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from typing import Any
+
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException, InternalServerError
 
@@ -32,3 +35,20 @@ def register_error_handlers(app: Flask) -> None:
     """Answer every HTTP error and unhandled exception with JSON."""
     app.register_error_handler(InternalServerError, _unhandled_error)
     app.register_error_handler(HTTPException, _http_error)
+
+
+_MISSING_HOST = b'{"error":"bad_request","message":"An HTTP/1.1 request must carry a Host header."}'
+
+
+def require_host(wsgi_app: Any) -> Any:
+    """Answer 400 to an HTTP/1.1 request with no Host header at all (RFC 9112, 3.2), before the app or the probes see
+    it: which site it is for is unknown, and a proxy in front would have refused it too."""
+
+    def checked(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("SERVER_PROTOCOL") == "HTTP/1.1" and "HTTP_HOST" not in environ:
+            headers = [("Content-Type", "application/json"), ("Content-Length", str(len(_MISSING_HOST)))]
+            start_response("400 Bad Request", headers)
+            return [_MISSING_HOST]
+        return wsgi_app(environ, start_response)  # type: ignore[no-any-return]
+
+    return checked

@@ -87,6 +87,7 @@ def test_an_oversized_head_gets_431_without_waiting_for_its_end(start_app: Start
         (b"GET / HTTP/9.9\r\nHost: x\r\n\r\n", 400),
         (b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
         (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n", 400),  # HTTP/1.1 needs a Host
     ],
 )
 def test_the_servers_own_errors_are_the_apps_json(
