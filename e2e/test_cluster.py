@@ -487,9 +487,6 @@ def test_a_cluster_lacking_what_a_stack_needs_fails_preview_and_up_naming_each_p
     for setting in (f"namespace {namespace}", "createNamespace false", "ingress.className absent-class"):
         key, value = setting.split()
         prod.run(f"pulumi config set --path 'webapp:{key}' {value}")
-    dev = _cluster_workspace(plane, tmp_path / "dev", "dev")
-    _set_secrets(dev, "dev")
-    dev.run("pulumi config set --path 'webapp:httpRoute.gateway.name' absent")
     rule_crd = "prometheusrules.monitoring.coreos.com"
     plane.kubectl("delete", "crd", rule_crd)
     try:
@@ -503,20 +500,27 @@ def test_a_cluster_lacking_what_a_stack_needs_fails_preview_and_up_naming_each_p
             ):
                 assert piece in refused.output, refused.output[-3000:]
             assert "lacks 3 thing(s)" in refused.output
-            refused = dev.run(command, check=False)
-            assert refused.returncode != 0
-            assert (
-                "Gateway gateway/absent (needed by webapp:httpRoute.gateway): ask the platform team" in refused.output
-            )
     finally:
         plane.install_crds()
+    _assert_nothing_created(prod)
+    # Workspaces share the CLI's login, so dev's comes after prod is done with its backend.
+    dev = _cluster_workspace(plane, tmp_path / "dev", "dev")
+    _set_secrets(dev, "dev")
+    dev.run("pulumi config set --path 'webapp:httpRoute.gateway.name' absent")
+    for command in ("pulumi preview", "pulumi up --yes"):
+        refused = dev.run(command, check=False)
+        assert refused.returncode != 0
+        assert "Gateway gateway/absent (needed by webapp:httpRoute.gateway): ask the platform team" in refused.output
+    _assert_nothing_created(dev)
     assert plane.kubectl("get", "all,cm,secret,ingress,netpol,sa", "-n", namespace, "-o", "name").stdout.split() == [
         "configmap/kube-root-ca.crt",
         "serviceaccount/default",
     ]
-    for ws in (prod, dev):
-        resources = ws.run("pulumi stack export").json()["deployment"].get("resources") or []
-        assert [r["type"] for r in resources if r["type"] != "pulumi:pulumi:Stack"] == [], resources
+
+
+def _assert_nothing_created(ws: Workspace) -> None:
+    resources = ws.run("pulumi stack export").json()["deployment"].get("resources") or []
+    assert [r["type"] for r in resources if r["type"] != "pulumi:pulumi:Stack"] == [], resources
 
 
 def _promote(ws: Workspace, *args: str, check: bool = True) -> CommandResult:
