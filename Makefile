@@ -68,13 +68,13 @@ lint: setup ## ruff and mypy
 # dashboard to it. About 25 s to build on an empty Go cache.
 PROMCHECK := .engine/promcheck/promcheck
 $(PROMCHECK): engine/promcheck/main.go engine/promcheck/go.mod engine/promcheck/go.sum
-	cd engine/promcheck && GOFLAGS=-mod=readonly go build -o $(CURDIR)/$(PROMCHECK) .
+	cd engine/promcheck && GOFLAGS=-mod=readonly go build -ldflags="-s -w" -o $(CURDIR)/$(PROMCHECK) .
 
 # Grafana's dashboard schema (engine/grafanacheck, the Grafana Foundation SDK): the dashboard test holds the
 # dashboard to it. About 30 s to build on an empty Go cache.
 GRAFANACHECK := .engine/grafanacheck/grafanacheck
 $(GRAFANACHECK): engine/grafanacheck/main.go engine/grafanacheck/go.mod engine/grafanacheck/go.sum
-	cd engine/grafanacheck && GOFLAGS=-mod=readonly go build -o $(CURDIR)/$(GRAFANACHECK) .
+	cd engine/grafanacheck && GOFLAGS=-mod=readonly go build -ldflags="-s -w" -o $(CURDIR)/$(GRAFANACHECK) .
 
 promcheck: $(PROMCHECK) $(GRAFANACHECK) ## Build Prometheus's rule parser and Grafana's dashboard checker for the tests
 

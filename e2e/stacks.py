@@ -9,7 +9,6 @@ from typing import Any
 
 from e2e.github_steps import Runner
 from e2e.workflows import action_operation, cli_operation
-from localcluster.pulumi_cli import Workspace
 from tools.stack_config import REPO_ROOT, stack_file_config
 
 SECRET_VALUE = f"e2e-{secrets.token_hex(12)}"
@@ -42,10 +41,10 @@ def cli_preview(workflow: str) -> list[str]:
 DRIFT_STEP = "Preview with refresh, failing on drift"
 
 
-def drift_job(ws: Workspace, stack: str, directory: Path, environment: dict[str, str], **context: str) -> Runner:
-    """drift.yml's job for `stack` on a stand-in runner under `directory`, against `ws`'s backend: the workflow's
-    `vars.PULUMI_ORG` is the file backend's organization, and `context` adds the rest its steps read."""
-    environment = {**environment, "PULUMI_BACKEND_URL": f"file://{ws.backend}"}
+def drift_job(stack: str, directory: Path, environment: dict[str, str], **context: str) -> Runner:
+    """drift.yml's job for `stack` on a stand-in runner under `directory`, in `environment` (a workspace's, which
+    names its backend): the workflow's `vars.PULUMI_ORG` is the file backend's organization, and `context` adds the rest
+    its steps read."""
     values = {"vars.PULUMI_ORG": "organization", "matrix.stack": stack, **context}
     return Runner("drift.yml", "drift", directory, values, environment)
 

@@ -229,7 +229,6 @@ def _drift_runner(plane: ControlPlane, ws: Workspace, stack: str, tmp_path: Path
     environment = ws.environment()
     environment.update({"PATH": f"{standin}:{environment['PATH']}", "GH_CALLS": str(calls)})
     runner = drift_job(
-        ws,
         stack,
         tmp_path / "runner",
         environment,

@@ -110,7 +110,7 @@ def test_stack_lifecycle(stack: str, workspace: Workspace, tmp_path: Path) -> No
     ws.run(readme.get("pulumi preview --expect-no-changes"))
     # The scheduled drift check's own command line: the CLI takes every flag, and the refresh reaches the
     # provider, which (in render mode) has no cluster to read; against a cluster it must pass (issue 8's e2e).
-    drift = drift_job(ws, stack, tmp_path / "runner", ws.environment()).run(DRIFT_STEP, ws.root)
+    drift = drift_job(stack, tmp_path / "runner", ws.environment()).run(DRIFT_STEP, ws.root)
     assert drift.returncode != 0
     assert "failed to read resource state due to unreachable cluster" in drift.output, drift.output[-3000:]
 

@@ -20,16 +20,16 @@ ldflags="-X k8s.io/component-base/version.gitVersion=$kubernetes -X k8s.io/compo
 ldflags+=" -X k8s.io/component-base/version.gitMinor=$(echo "$kubernetes" | cut -d. -f2)"
 for command in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
   step "$command $kubernetes"
-  (cd "$root/engine/cluster" && go build -ldflags "$ldflags" -o "$out/$command" "k8s.io/kubernetes/cmd/$command")
+  (cd "$root/engine/cluster" && go build -ldflags "$strip_ldflags $ldflags" -o "$out/$command" "k8s.io/kubernetes/cmd/$command")
   took
 done
 
 step "etcd $(module_version cluster go.etcd.io/etcd/server/v3)"
-(cd "$root/engine/cluster" && go build -o "$out/etcd" ./cmd/etcd)
+(cd "$root/engine/cluster" && go build -ldflags "$strip_ldflags" -o "$out/etcd" ./cmd/etcd)
 took
 
 step "kwok $(module_version kwok sigs.k8s.io/kwok)"
-(cd "$root/engine/kwok" && go build -o "$out/kwok" sigs.k8s.io/kwok/cmd/kwok)
+(cd "$root/engine/kwok" && go build -ldflags "$strip_ldflags" -o "$out/kwok" sigs.k8s.io/kwok/cmd/kwok)
 took
 
 # kwok acts only through "stages" (what happens to a node or a pod, and when). Use upstream's default

@@ -30,21 +30,22 @@ if ! pkg-config --exists libseccomp; then
 fi
 step "runc $(module_version runc github.com/opencontainers/runc)"
 CGO_ENABLED=1 build runc "$out/bin/runc" github.com/opencontainers/runc -tags seccomp \
-  -ldflags "-X main.version=$(module_version runc github.com/opencontainers/runc)"
+  -ldflags "$strip_ldflags -X main.version=$(module_version runc github.com/opencontainers/runc)"
 took
 
 containerd="$(module_version containerd github.com/containerd/containerd/v2)"
 for command in containerd containerd-shim-runc-v2 ctr; do
   step "$command $containerd"
   build containerd "$out/bin/$command" "github.com/containerd/containerd/v2/cmd/$command" \
-    -ldflags "-X github.com/containerd/containerd/v2/version.Version=$containerd"
+    -ldflags "$strip_ldflags -X github.com/containerd/containerd/v2/version.Version=$containerd"
   took
 done
 
 plugins="$(module_version cni github.com/containernetworking/plugins)"
 step "CNI plugins $plugins"
 for plugin in main/bridge main/loopback ipam/host-local meta/portmap; do
-  build cni "$out/cni/$(basename "$plugin")" "github.com/containernetworking/plugins/plugins/$plugin"
+  build cni "$out/cni/$(basename "$plugin")" "github.com/containernetworking/plugins/plugins/$plugin" \
+    -ldflags "$strip_ldflags"
 done
 took
 
@@ -54,7 +55,7 @@ ldflags="-X k8s.io/component-base/version.gitVersion=$kubernetes -X k8s.io/compo
 ldflags+=" -X k8s.io/component-base/version.gitMinor=$(echo "$kubernetes" | cut -d. -f2)"
 for command in kubelet kube-proxy; do
   step "$command $kubernetes"
-  build cluster "$out/bin/$command" "k8s.io/kubernetes/cmd/$command" -ldflags "$ldflags"
+  build cluster "$out/bin/$command" "k8s.io/kubernetes/cmd/$command" -ldflags "$strip_ldflags $ldflags"
   took
 done
 
@@ -62,20 +63,20 @@ buildkit="$(module_version buildkit github.com/moby/buildkit)"
 for command in buildkitd buildctl; do
   step "$command $buildkit"
   build buildkit "$out/bin/$command" "github.com/moby/buildkit/cmd/$command" \
-    -ldflags "-X github.com/moby/buildkit/version.Version=$buildkit"
+    -ldflags "$strip_ldflags -X github.com/moby/buildkit/version.Version=$buildkit"
   took
 done
 
 registry="$(module_version registry github.com/distribution/distribution/v3)"
 step "registry $registry"
 build registry "$out/bin/registry" github.com/distribution/distribution/v3/cmd/registry \
-  -ldflags "-X github.com/distribution/distribution/v3/version.version=$registry"
+  -ldflags "$strip_ldflags -X github.com/distribution/distribution/v3/version.version=$registry"
 took
 
 traefik="$(module_version traefik github.com/traefik/traefik/v3)"
 step "traefik $traefik"
 build traefik "$out/bin/traefik" github.com/traefik/traefik/v3/cmd/traefik \
-  -ldflags "-X github.com/traefik/traefik/v3/pkg/version.Version=$traefik"
+  -ldflags "$strip_ldflags -X github.com/traefik/traefik/v3/pkg/version.Version=$traefik"
 took
 
 "$out/bin/runc" --version | head -1

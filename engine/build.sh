@@ -46,12 +46,12 @@ if [[ -n "$system_pulumi" && "$system_pulumi" != "$bin/pulumi" ]] \
 else
   step "CLI v$pulumi_version"
   (cd "$root/engine/cli" && go build -o "$bin/pulumi" \
-     -ldflags "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$pulumi_version" \
+     -ldflags "$strip_ldflags -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$pulumi_version" \
      github.com/pulumi/pulumi/pkg/v3/cmd/pulumi)
   took
 
   step "Python language host ($(module_version langhost github.com/pulumi/pulumi/sdk/v3))"
-  (cd "$root/engine/langhost" && go build -o "$langhost/pulumi-language-python" \
+  (cd "$root/engine/langhost" && go build -ldflags "$strip_ldflags" -o "$langhost/pulumi-language-python" \
      github.com/pulumi/pulumi/sdk/v3/python/cmd/pulumi-language-python)
   took
   # The host runs programs through this script, which it looks for next to itself; take the
@@ -73,7 +73,7 @@ embed_dir="$root/engine/provider/cmd/pulumi-resource-kubernetes"
   && go run ./cmd/stamp-schema -version "$kubernetes_version" \
        -src "$provider_src/cmd/pulumi-resource-kubernetes" -out "$embed_dir" \
   && go build -o "$provider/pulumi-resource-kubernetes" \
-       -ldflags "-X github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version.Version=$kubernetes_version" \
+       -ldflags "$strip_ldflags -X github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version.Version=$kubernetes_version" \
        ./cmd/pulumi-resource-kubernetes)
 took
 

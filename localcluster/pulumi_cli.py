@@ -154,6 +154,9 @@ class Workspace:
         env.update(
             {
                 "PULUMI_CONFIG_PASSPHRASE": self.passphrase,
+                # This workspace's backend whatever the last `pulumi login` in the shared PULUMI_HOME chose, so
+                # workspaces in parallel (or one after another in a test) never reach each other's stacks.
+                "PULUMI_BACKEND_URL": f"file://{self.backend}",
                 "PULUMI_SKIP_CONFIRMATIONS": "true",
                 # Never a real cluster: render mode needs none, and nothing may reach one by accident.
                 "KUBECONFIG": str(self.root / "no-kubeconfig"),
