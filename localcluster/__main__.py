@@ -62,7 +62,7 @@ def _up(stack: str, kubeconfig: Path | None) -> int:
         previous = state.digest if state.stack == stack else ""
         print(f"up: pulumi up of {stack} ...", flush=True)
         deployed = deploy_local(stack, cluster, previous)
-    except (DeployError, RuntimeError, TimeoutError, FileNotFoundError) as error:
+    except (DeployError, AssertionError, RuntimeError, TimeoutError, FileNotFoundError) as error:
         print(f"up: {error}", file=sys.stderr)
         return 1
     state.stack, state.digest = stack, deployed.digest

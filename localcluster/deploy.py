@@ -52,7 +52,7 @@ def _generated(path: Path) -> str:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.touch(mode=0o600)
-        path.write_text(secrets.token_urlsafe(32))
+        path.write_text(secrets.token_hex(32))  # hex: never a leading "-", which a command line would take for a flag
     return path.read_text().strip()
 
 
@@ -122,7 +122,7 @@ def deploy_to(stack: str, kubeconfig: Path) -> Deployed:
     ws = workspace(stack, kubeconfig)
     _run(ws, f"pulumi stack select --create {stack}")
     for name in stack_file_config(stack).get("webapp:secretKeys", []):
-        _run(ws, f"pulumi config set --secret --path 'webapp:secrets.{name}' '{_generated(SECRET_FILE)}'")
+        _run(ws, f"pulumi config set --secret --path 'webapp:secrets.{name}' -- '{_generated(SECRET_FILE)}'")
     began = time.monotonic()
     _run(ws, "pulumi up --yes --skip-preview")
     return Deployed("", time.monotonic() - began, None)

@@ -136,7 +136,8 @@ def configure_stack(ws: Workspace, stack: str, image: ImageReference, secret_val
     ws.run(f"pulumi config set --path 'webapp:imagePullSecrets[0]' {PULL_SECRET}")
     ws.run("pulumi config set webapp:createNamespace false")
     for name in stack_file_config(stack).get("webapp:secretKeys", []):
-        ws.run(f"pulumi config set --secret --path 'webapp:secrets.{name}' '{secret_value}'")
+        # `--`: a value may begin with "-", which the CLI would otherwise read as a flag (`-s` is --stack).
+        ws.run(f"pulumi config set --secret --path 'webapp:secrets.{name}' -- '{secret_value}'")
 
 
 def public_hosts(stack: str) -> list[str]:
