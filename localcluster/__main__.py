@@ -87,14 +87,14 @@ def _status() -> int:
     from localcluster.kubectl import Kubectl
     from localcluster.lifecycle import HOST_KUBECONFIG, healthy
     from localcluster.namespaces import netns_exists
-    from localcluster.state import LocalState
+    from localcluster.state import NETNS, LocalState
     from tools.stack_config import stack_file_config
 
     state = LocalState.load()
     if state is None:
         print(
             "status: no local cluster (`make up` starts one)"
-            + (" but a namespace is left: `make down`" if netns_exists("webapp-local") else "")
+            + (" but a namespace is left: `make down`" if netns_exists(NETNS) else "")
         )
         return 0
     print(f"status: local cluster {'running' if healthy(state) else 'NOT fully running (`make down`, then `make up`)'}")

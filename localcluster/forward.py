@@ -79,12 +79,6 @@ def serve(listener: socket.socket, target: tuple[str, int], max_connections: int
         threading.Thread(target=_relay, args=(client, target, slots), daemon=True).start()
 
 
-def listen(address: tuple[str, int]) -> socket.socket:
-    """A listening TCP socket on `address`."""
-    listener = socket.create_server(address, backlog=128)
-    return listener
-
-
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line, listen on the host, enter the namespace, relay."""
     parser = argparse.ArgumentParser(prog="python -m localcluster.forward", description=__doc__.splitlines()[0])
@@ -93,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--netns", default="", help="the network namespace the target is in (none: this one)")
     args = parser.parse_args(argv)
     try:
-        listener = listen(args.listen)
+        listener = socket.create_server(args.listen, backlog=128)
     except OSError as error:
         print(f"forward: cannot listen on {args.listen[0]}:{args.listen[1]}: {error.strerror}", file=sys.stderr)
         return 1
