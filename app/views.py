@@ -13,6 +13,9 @@ main = Blueprint("main", __name__)
 test_routes = Blueprint("test_routes", __name__, url_prefix="/debug")
 
 MAX_SLEEP_SECONDS = 30.0
+# Longer than the liveness window of a 1 s stall limit (3 failed probes 10 s apart, after up to one period): a
+# wedged thread must stay wedged until the kubelet acts, since every finished request counts as progress.
+MAX_BLOCK_SECONDS = 60.0
 _RELEASE_NAME = re.compile(r"^[a-z0-9-]{1,64}$")
 
 
@@ -50,16 +53,16 @@ def block() -> Response:
     """Hold the request until a file `release-<name>` appears in the server's temporary directory.
 
     Wedges request threads for exactly as long as a test wants (the stall
-    tests create the file to let them go); bounded by MAX_SLEEP_SECONDS like
-    /debug/sleep. Mounted only with ENABLE_TEST_ROUTES=true.
+    tests create the file to let them go); bounded by MAX_BLOCK_SECONDS.
+    Mounted only with ENABLE_TEST_ROUTES=true.
     """
     name = request.args.get("release", "")
     if not _RELEASE_NAME.match(name):
         abort(400, description="The query parameter release must be 1-64 characters of a-z, 0-9 and '-'.")
     release = Path(tempfile.gettempdir()) / f"release-{name}"
-    deadline = time.monotonic() + MAX_SLEEP_SECONDS
+    deadline = time.monotonic() + MAX_BLOCK_SECONDS
     while not release.exists():
         if time.monotonic() > deadline:
-            abort(408, description=f"Nothing released {release.name} within {MAX_SLEEP_SECONDS:g} s.")
+            abort(408, description=f"Nothing released {release.name} within {MAX_BLOCK_SECONDS:g} s.")
         time.sleep(0.02)
     return jsonify(released=name)

@@ -28,6 +28,7 @@ from typing import Any
 
 import pytest
 
+from app.views import MAX_BLOCK_SECONDS
 from e2e.stacks import SECRET_VALUE, expected_replicas, stack_file
 from harness.clients import read_until_closed
 from harness.http import get
@@ -398,9 +399,9 @@ def test_a_deleted_pod_drains_under_load_and_exits_cleanly(cluster: RealCluster,
 
 
 def _wedge(host: str, stop: threading.Event) -> None:
-    """Keep one blocking test-route request in flight on `host` until `stop`; each is released by its own 30 s cap."""
+    """Keep one blocking test-route request in flight on `host` until `stop`; each is released by the route's cap."""
     while not stop.is_set():
-        connection = http.client.HTTPConnection(host, 8080, timeout=45)
+        connection = http.client.HTTPConnection(host, 8080, timeout=MAX_BLOCK_SECONDS + 15)
         with contextlib.suppress(OSError, http.client.HTTPException):
             connection.request("GET", f"/debug/block?release=never-{threading.get_ident()}")
             connection.getresponse().read()
@@ -426,8 +427,9 @@ def test_a_pod_with_every_thread_wedged_is_restarted_by_its_liveness_probe(
     victim, other = _pods(cluster, namespace)[:2]
     victim_ip, other_ip = victim["status"]["podIP"], other["status"]["podIP"]
     stop = threading.Event()
-    # More requests than threads, always: the worker never has a free thread, and finishes nothing but the
-    # route's own 30 s cap (after which the next queued request takes the thread at once).
+    # More requests than threads, always: the worker never has a free thread, and finishes nothing before the
+    # route's own cap, longer than the liveness window (a request finished at the cap would count as progress: with
+    # a 30 s cap, 3 x the 10 s probe period, a probe could land in the same healthy second every cycle).
     wedgers = [threading.Thread(target=_wedge, args=(victim_ip, stop), daemon=True) for _ in range(4)]
     for wedger in wedgers:
         wedger.start()
