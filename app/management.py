@@ -60,7 +60,8 @@ def management_app(probes: Probes, registry: CollectorRegistry) -> WSGIApp:
 
 
 MAX_CONNECTIONS = 64
-"""Connections the management port holds at once; a new one beyond it evicts the oldest still being read."""
+"""Connections the management port holds at once; a new one beyond it evicts the oldest that has not sent a whole
+request (one that has is answered first)."""
 CONNECTION_TIMEOUT_SECONDS = 5.0
 """A connection must have sent its request and taken its answer within this long (kubelet's probes wait 2 s)."""
 MAX_HEAD_BYTES = 8 * 1024
@@ -251,12 +252,25 @@ class ManagementServer:
             except OSError:
                 return  # ECONNABORTED and the like: the client is gone
             if len(self._connections) >= MAX_CONNECTIONS:
-                reading = [c for c in self._connections.values() if c.unsent is None]
-                self._close(min(reading or self._connections.values(), key=lambda c: c.deadline))
+                self._make_room()
             sock.setblocking(False)
             connection = _Connection(sock, address)
             self._connections[sock] = connection
             self._selector.register(sock, selectors.EVENT_READ, connection)
+
+    def _make_room(self) -> None:
+        """Free a slot for a new connection: the oldest ones still being read are read first (a probe's request may
+        have arrived since the last select: it is answered, not evicted); the oldest that has sent no whole request
+        is closed."""
+        for connection in sorted(self._connections.values(), key=lambda c: c.deadline):
+            if connection.unsent is None:
+                self._read(connection)
+            if len(self._connections) < MAX_CONNECTIONS:
+                return
+            if connection.sock in self._connections and connection.unsent is None:
+                self._close(connection)
+                return
+        self._close(min(self._connections.values(), key=lambda c: c.deadline))
 
     def _on_ready(self, connection: _Connection) -> None:
         if connection.unsent is None:

@@ -31,9 +31,11 @@ from app.crash_watch import CrashWatch
 from app.metric_files import MetricFiles, reserve_before_mapping
 from app.metrics_directory import ENV_VAR
 from app.progress import ClosingBody, ProgressTable, WSGIApp
+from app.request_head import HEAD_COMPLETE_KEY
 from app.shutdown_state import ShutdownState
 
 ROUTE_KEY = "webapp.route"
+
 """The WSGI environ key under which Flask leaves the matched URL rule for the metrics."""
 UNMATCHED_ROUTE = "<unmatched>"
 STANDARD_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
@@ -64,7 +66,7 @@ class RequestMetrics:
         self.requests = Counter("webapp_http_requests", "HTTP requests answered.", labels, registry=None)
         self.latency = Histogram(
             "webapp_http_request_duration_seconds",
-            "Time from the request reaching the app to the end of its response body.",
+            "Time from the request's head being read to the end of its response body (the wait for a thread included).",
             labels,
             buckets=LATENCY_BUCKETS,
             registry=None,
@@ -103,7 +105,7 @@ class RequestMetrics:
         flask_app.before_request(_remember_route)
 
         def measured(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-            started = time.perf_counter()
+            started = environ.get(HEAD_COMPLETE_KEY) or time.perf_counter()
             status = ["500"]  # what the server answers if the app raises before starting a response
 
             def recording_start_response(line: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:

@@ -13,6 +13,9 @@ from __future__ import annotations
 import socket
 
 HEAD_END = b"\r\n\r\n"
+HEAD_COMPLETE_KEY = "webapp.head_complete"
+"""The WSGI environ key of the `time.perf_counter()` at which the worker had the request's whole head: the app's
+latency counts from there, so the wait for a free thread is in it."""
 
 
 def head_ended(head: bytearray, start: int = 0) -> bool:

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import sys
 import time
 from collections.abc import Callable
@@ -54,6 +53,7 @@ if TYPE_CHECKING:
 
 from app import metrics_directory
 from app.crash_watch import CrashWatch
+from app.early_signals import SHUTDOWN_SIGNALS, take_held_signals
 from app.jsonlog import configure_logging, log_lifecycle_event
 from app.listener import refuse_new_connections
 from app.progress import LEFT, ProgressTable, slots_for
@@ -65,7 +65,6 @@ MAX_CONNECTIONS_PER_WORKER = 1000
 
 With `app.worker.MAX_HEAD_BYTES` this bounds what stalled clients can cost a worker: 1000 x 64 KiB."""
 
-_SHUTDOWN_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 HANDSHAKE_GRACE_SECONDS = 0.1
 """After new SYNs are refused, how long handshakes already under way get to reach the accept queue."""
 
@@ -121,10 +120,17 @@ class DrainingArbiter(Arbiter):
                 extra={"fields": {"event": "worker_crashed", "worker_pid": worker.pid}},
             )
 
+    def init_signals(self) -> None:
+        """gunicorn's handlers, then the shutdown signals caught while the server was starting (as PID 1 they
+        would otherwise be lost), queued as if they had just arrived."""
+        super().init_signals()
+        for sig in take_held_signals():
+            self.signal(sig, None)
+
     # Signal handler: runs between bytecodes of the master, so it only queues.
     def signal(self, sig: int, frame: Any) -> None:
         """Queue the signal, except repeated SIGTERM/SIGINT once shutdown has begun."""
-        if self._drain_deadline is not None and sig in _SHUTDOWN_SIGNALS:
+        if self._drain_deadline is not None and sig in SHUTDOWN_SIGNALS:
             self._ignored_signals += 1
             return
         super().signal(sig, frame)
@@ -284,7 +290,7 @@ class WebServer(BaseApplication):
         """Build the WSGI app in each worker, wired to the shared shutdown flag, progress table and metrics."""
         if self._app_factory is not None:
             return self._app_factory()
-        from app import create_app
+        from app.factory import create_app
         from app.metrics import RequestMetrics
 
         return create_app(

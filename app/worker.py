@@ -13,8 +13,25 @@ most MAX_HEAD_BYTES of memory, never a thread:
   (or, on a kept-alive connection, of the next request's first byte); a
   partial one is answered 408, a connection that sent nothing is closed;
 - a head larger than MAX_HEAD_BYTES is answered 431;
-- each worker holds at most `worker_connections` connections (gunicorn stops
-  accepting above it), so memory stays bounded however many clients stall.
+- each worker holds at most `worker_connections` connections, so memory
+  stays bounded however many clients stall; when they are all taken, a new
+  client takes the slot of the idlest one (a kept-alive connection waiting
+  for its next request, oldest first, then the oldest head still arriving)
+  instead of waiting in the listen queue behind clients that do nothing.
+
+Nor does a client cost a thread or the loop's time once it has its answer:
+
+- a connection that ends (`Connection: close`, a malformed request, a
+  refusal) is half-closed and then drained by the main loop as bytes arrive,
+  for LINGER_SECONDS at most, never by a blocking read; gunicorn's graceful
+  close waited in `recv` on the loop, 2 s for each client that kept its side
+  open, while every other client of the worker waited;
+- a request body the app did not read is discarded only if it has already
+  arrived; a body still to come closes the connection instead of holding the
+  request thread for 5 s.
+
+The wait for a thread counts in the request's latency: the app's metrics
+start the clock when the head is complete (`HEAD_COMPLETE_KEY`).
 
 The worker also drains before it stops (see `app.server`): told to stop, it
 accepts every connection already queued on the listening socket, then
@@ -33,14 +50,16 @@ import json
 import selectors
 import signal
 import socket
+import threading
 import time
+from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any
 
 from gunicorn import util
-from gunicorn.workers.gthread import TConn, ThreadWorker
+from gunicorn.workers.gthread import _DEFER, TConn, ThreadWorker
 
-from app.request_head import head_ended, read_head_bytes
+from app.request_head import HEAD_COMPLETE_KEY, head_ended, read_head_bytes
 from app.shutdown_state import ShutdownState
 
 MAX_HEAD_BYTES = 64 * 1024
@@ -48,6 +67,11 @@ MAX_HEAD_BYTES = 64 * 1024
 _RECV_BYTES = 16 * 1024
 _SILENT_CONNECTION_LINGER_SECONDS = 2.0
 """Once stopping, how long a connection that has sent nothing may still start a request."""
+LINGER_SECONDS = 2.0
+"""How long a closing connection is drained (RFC 9112 9.6) waiting for the client's own close: gunicorn's figure."""
+_LINGER_MAX_BYTES = 64 * 1024
+BODY_DISCARD_SECONDS = 0.05
+"""How long a request thread may spend discarding a body the app did not read before the connection is closed."""
 ACCEPT_BACKOFF_SECONDS = 0.5
 """How long a worker stops accepting after accept() failed for want of resources (file descriptors, memory)."""
 _RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
@@ -87,7 +111,24 @@ class DrainingThreadWorker(ThreadWorker):
         self._accept_paused_until = 0.0
         # Connections whose head is still arriving, oldest deadline first (dicts keep insertion order).
         self._heads: dict[TConn, None] = {}
+        # Half-closed sockets being drained until the client closes, oldest deadline first.
+        self._lingering: dict[socket.socket, list[float]] = {}
+        # No cap on kept-alive connections below the connection limit: at the limit the idlest makes way instead.
+        self.max_keepalived = self.worker_connections
+        self._request_state = threading.local()
         super().init_process()
+
+    def load_wsgi(self) -> None:
+        """gunicorn's app loading; the app then sees when its request's head was complete (HEAD_COMPLETE_KEY)."""
+        super().load_wsgi()
+        wsgi_app: Callable[..., Iterable[bytes]] = self.wsgi  # type: ignore[has-type]
+        state = self._request_state
+
+        def stamped(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+            environ[HEAD_COMPLETE_KEY] = getattr(state, "head_complete", None)
+            return wsgi_app(environ, start_response)
+
+        self.wsgi = stamped
 
     def handle_abort(self, sig: int, frame: Any) -> None:
         """SIGABRT, the master's answer to a worker that stopped notifying it (its timeout): not an exit on purpose."""
@@ -117,7 +158,28 @@ class DrainingThreadWorker(ThreadWorker):
                 raise
             return
         self.nr_conns += 1
+        if self.nr_conns > self.worker_connections:
+            self._make_room()
         self._await_head(TConn(self.cfg, client, address, listener.getsockname()))
+
+    def _idlest(self) -> TConn | None:
+        """The connection that gives way to a new client: the longest-idle kept-alive one, else the oldest head."""
+        if self.keepalived_conns:
+            return self.keepalived_conns[0]
+        return next(iter(self._heads), None)
+
+    def _make_room(self) -> None:
+        conn = self._idlest()
+        if conn is None:
+            return
+        if conn in self._heads:
+            self._drop_head(conn)
+            return
+        self.keepalived_conns.remove(conn)
+        with contextlib.suppress(KeyError, ValueError, OSError):
+            self.poller.unregister(conn.sock)
+        self.nr_conns -= 1
+        conn.close()
 
     def _pause_accepting(self, error: OSError) -> None:
         """Out of file descriptors or memory: stop accepting for a moment instead of dying (the connections in
@@ -140,12 +202,65 @@ class DrainingThreadWorker(ThreadWorker):
 
     def finish_request(self, conn: TConn, fs: Any) -> None:
         """gunicorn's bookkeeping after a request; a pipelined next request already read goes back to head reading."""
-        if not fs.cancelled() and fs.exception() is None and fs.result() is True and conn.parser is not None:
-            buffered = conn.parser.unreader.take_buffered()
-            if buffered:
-                self._await_head(conn, buffered)
+        if not fs.cancelled() and fs.exception() is None:
+            result = fs.result()
+            if result is True and conn.parser is not None:
+                buffered = conn.parser.unreader.take_buffered()
+                if buffered:
+                    self._await_head(conn, buffered)
+                    return
+            if result is not _DEFER and not result:  # the connection ends: drained by this loop, never waited on
+                self.nr_conns -= 1
+                self._linger(conn.sock)
                 return
         super().finish_request(conn, fs)
+        self._resume_accepting_if_idle()
+
+    def _keepalive_after(self, conn: TConn, keepalive: bool) -> bool:
+        """Keep the connection only if the body the app left unread has already arrived (gunicorn would wait 5 s
+        for it in this thread); otherwise it closes, and the main loop drains what comes. A body that turns out
+        malformed while it is discarded closes the connection too: its answer has been sent, and gunicorn would
+        write a second one (its 400) after it."""
+        if not keepalive:
+            return False
+        try:
+            return bool(conn.parser.finish_body(deadline=time.monotonic() + BODY_DISCARD_SECONDS))
+        except Exception:  # gunicorn's parse errors (a bad chunk, an oversized extension) and socket errors alike
+            return False
+
+    def _linger(self, sock: socket.socket) -> None:
+        """Half-close `sock` (the answer is complete: FIN) and drain it as bytes arrive until the client closes or
+        LINGER_SECONDS pass, so unread request bytes never turn the close into a reset that truncates the answer."""
+        try:
+            sock.shutdown(socket.SHUT_WR)
+            sock.setblocking(False)
+            self.poller.register(sock, selectors.EVENT_READ, self._drain_lingering)
+        except (OSError, ValueError, KeyError):
+            util.close(sock)
+            return
+        self._lingering[sock] = [time.monotonic() + LINGER_SECONDS, 0.0]
+
+    def _drain_lingering(self, sock: socket.socket) -> None:
+        state = self._lingering.get(sock)
+        if state is None:
+            return
+        while True:
+            try:
+                data = sock.recv(_RECV_BYTES)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                break
+            state[1] += len(data)
+            if not data or state[1] >= _LINGER_MAX_BYTES:
+                break
+        self._end_lingering(sock)
+
+    def _end_lingering(self, sock: socket.socket) -> None:
+        self._lingering.pop(sock, None)
+        with contextlib.suppress(KeyError, ValueError, OSError):
+            self.poller.unregister(sock)
+        util.close(sock)
 
     def handle(self, conn: TConn) -> Any:
         """Serve a connection whose complete head the main loop has read: the parser starts from those bytes."""
@@ -171,6 +286,17 @@ class DrainingThreadWorker(ThreadWorker):
         else:  # stopping: silent connections had their deadlines brought forward, out of order
             for conn in [c for c in self._heads if c.timeout <= now]:
                 self._expire_head(conn)
+        while self._lingering:
+            sock, (deadline, _) = next(iter(self._lingering.items()))
+            if deadline > now:
+                break
+            self._end_lingering(sock)
+        self._resume_accepting_if_idle()
+
+    def _resume_accepting_if_idle(self) -> None:
+        """Accept again at the connection limit once some connection is idle enough to give way to a new client."""
+        if not self._accepting and self.alive and self._idlest() is not None:
+            self.set_accept_enabled(True)
 
     def _expire_head(self, conn: TConn) -> None:
         if conn.head:
@@ -202,6 +328,7 @@ class DrainingThreadWorker(ThreadWorker):
         """Hand the connection to a thread once its head has `ended`; refuse a head over MAX_HEAD_BYTES."""
         if ended:
             self._forget_head(conn)
+            conn.head_complete = time.perf_counter()
             self.enqueue_req(conn)
         elif len(conn.head) > MAX_HEAD_BYTES:
             message = f"The request head exceeds {MAX_HEAD_BYTES} bytes."
@@ -215,7 +342,9 @@ class DrainingThreadWorker(ThreadWorker):
             message,
             extra={"fields": {"event": "request_refused", "status": status, "remote_addr": _address(conn)}},
         )
-        self._drop_head(conn)
+        self._forget_head(conn)
+        self.nr_conns -= 1
+        self._linger(conn.sock)
 
     def _forget_head(self, conn: TConn) -> None:
         self._heads.pop(conn, None)
@@ -236,6 +365,7 @@ class DrainingThreadWorker(ThreadWorker):
         and again before parsing the next request on the connection: the first answer is kept for all three,
         so a connection whose response promised keep-alive still serves the request that follows.
         """
+        self._request_state.head_complete = getattr(conn, "head_complete", None)
         shutdown: ShutdownState = self.app.shutdown
         asked_by_client = req.should_close
         verdict: list[bool] = []
@@ -253,6 +383,8 @@ class DrainingThreadWorker(ThreadWorker):
         only once a pause for want of resources is over (gunicorn's loop asks every iteration)."""
         if enabled and time.monotonic() < self._accept_paused_until:
             return
+        if not enabled and self.alive and self._idlest() is not None:
+            return  # at the connection limit, a new client takes the idlest connection's slot (see `accept`)
         super().set_accept_enabled(enabled)
         if not enabled and not self.alive:
             self._accept_queued_then_close()

@@ -284,7 +284,7 @@ def _profile_index(requests: int) -> None:
     from pyinstrument import Profiler
     from werkzeug.test import EnvironBuilder
 
-    from app import create_app
+    from app.factory import create_app
     from app.jsonlog import GunicornJsonLogger
     from app.metrics import RequestMetrics
     from app.progress import ProgressTable, slots_for

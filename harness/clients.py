@@ -52,3 +52,17 @@ def send_methods(port: int, methods: list[str]) -> list[int]:
     finally:
         connection.close()
     return statuses
+
+
+@contextmanager
+def idle_keep_alive_connections(port: int, count: int) -> Iterator[list[http.client.HTTPConnection]]:
+    """`count` connections to `port` that each send one keep-alive `GET /`, read the answer, and then go quiet."""
+    with ExitStack() as stack:
+        connections = []
+        for _ in range(count):
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            stack.callback(connection.close)
+            connection.request("GET", "/")
+            connection.getresponse().read()
+            connections.append(connection)
+        yield connections

@@ -6,8 +6,12 @@ server gives, gunicorn's own included, is the app's JSON error.
 
 from __future__ import annotations
 
+import collections
+import contextlib
+import http.client
 import json
 import socket
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -15,9 +19,17 @@ from pathlib import Path
 import pytest
 
 from app.metrics import OTHER_METHOD, STANDARD_METHODS
+from app.server import MAX_CONNECTIONS_PER_WORKER
 from app.worker import MAX_HEAD_BYTES
 from harness.app_server import RunningServer
-from harness.clients import HALF_A_HEAD, odd_methods, read_until_closed, send_methods, stalled_connections
+from harness.clients import (
+    HALF_A_HEAD,
+    idle_keep_alive_connections,
+    odd_methods,
+    read_until_closed,
+    send_methods,
+    stalled_connections,
+)
 from harness.processes import wait_until
 from tests.conftest import StartServer
 
@@ -119,3 +131,118 @@ def test_twenty_thousand_odd_methods_grow_no_metric(start_app: StartServer, tmp_
     [metrics_dir] = tmp_path.glob("webapp-metrics-*")
     assert sum(f.stat().st_size for f in metrics_dir.iterdir()) <= 1 << 20, "a few 64 KiB files, not 74 MiB"
     assert len(scrape.body) < 16 * 1024, f"a scrape of {len(scrape.body)} bytes"
+
+
+def test_clients_that_never_close_do_not_hold_up_the_worker(start_app: StartServer) -> None:
+    # gunicorn's graceful close waits in recv, up to 2 s, on the worker's only loop, for each client that asked for
+    # `Connection: close` (or sent a malformed request) and then kept its side open: 30 such froze one worker a minute.
+    server = start_app(WEB_CONCURRENCY="1")
+    server.wait_until_ready()
+    closing = b"GET / HTTP/1.1\r\nHost: webapp\r\nConnection: close\r\n\r\n"
+    malformed = b"GET / HTTP/1.1\r\nHost: webapp\r\nNot a header\r\n\r\n"
+    with (
+        stalled_connections(server.port, 15, closing) as polite,
+        stalled_connections(server.port, 15, malformed) as bad,
+    ):
+        outcomes = [server.get("/", timeout=3.0) for _ in range(10)]
+        answers = [read_until_closed(client) for client in polite + bad]
+    assert [o.status for o in outcomes] == [200] * 10, {o.error for o in outcomes}
+    assert [answer[:12] for answer in answers] == [b"HTTP/1.1 200"] * 15 + [b"HTTP/1.1 400"] * 15
+
+
+def test_a_request_body_that_never_arrives_holds_no_thread(start_app: StartServer) -> None:
+    # The app answers POST / with 405 without reading the body; gunicorn then drained it in the request thread for
+    # up to 5 s: 8 such clients held both threads for 20 s.
+    server = start_app(WEB_CONCURRENCY="1", WEB_THREADS="2")
+    server.wait_until_ready()
+    head = b"POST / HTTP/1.1\r\nHost: webapp\r\nContent-Length: 100000\r\n\r\n"
+    with stalled_connections(server.port, 8, head) as clients:
+        outcomes = [server.get("/", timeout=3.0) for _ in range(5)]
+        answers = [read_until_closed(client) for client in clients]
+    assert [o.status for o in outcomes] == [200] * 5, {o.error for o in outcomes}
+    assert [answer[:12] for answer in answers] == [b"HTTP/1.1 405"] * 8
+
+
+def test_latency_counts_the_wait_for_a_thread(start_app: StartServer) -> None:
+    # One thread, busy for 1 s: the request queued behind it waited that long, and its latency says so.
+    server = start_app(WEB_CONCURRENCY="1", WEB_THREADS="1", ENABLE_TEST_ROUTES="true")
+    server.wait_until_ready()
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        sleeper = pool.submit(server.get, "/debug/sleep?seconds=1")
+        wait_until("the sleep in flight", lambda: server.metrics()["webapp_http_requests_in_flight"] == 1, 5.0)
+        queued = server.get("/")
+    assert (sleeper.result().status, queued.status) == (200, 200)
+    series = 'webapp_http_request_duration_seconds_bucket{le="%s",method="GET",route="/",status="200"}'
+    wait_until("the sample written", lambda: server.metrics()[series % "+Inf"] == 1, 5.0)
+    assert server.metrics()[series % "0.5"] == 0, "the queued request's latency includes its wait"
+
+
+@pytest.mark.stress
+def test_idle_connections_yield_their_slots_to_new_clients(start_app: StartServer) -> None:
+    # A worker holds MAX_CONNECTIONS_PER_WORKER connections; idle keep-alive and silent ones filled them and every
+    # new client waited in the listen queue until one timed out (75 s keep-alive, renewable by coming back).
+    server = start_app(WEB_CONCURRENCY="1", HEAD_TIMEOUT_SECONDS="60")
+    server.wait_until_ready()
+    with (
+        idle_keep_alive_connections(server.port, MAX_CONNECTIONS_PER_WORKER - 20),
+        stalled_connections(server.port, 40, b""),
+    ):
+        outcomes = [server.get("/", timeout=3.0) for _ in range(20)]
+        kept = http.client.HTTPConnection("127.0.0.1", server.port, timeout=3.0)
+        kept.request("GET", "/")
+        response = kept.getresponse()
+        response.read()
+        kept.close()
+    assert [o.status for o in outcomes] == [200] * 20, {o.error for o in outcomes}
+    assert response.getheader("Connection") != "close", "a new client's connection is kept alive too"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"zz\r\nhello\r\n0\r\n\r\n", b"5\r\nhelloXX0\r\n\r\n", b"5;" + b"x" * 70_000 + b"\r\nhello\r\n0\r\n\r\n"],
+    ids=["bad-size", "no-crlf-after-chunk", "oversized-extension"],
+)
+def test_a_malformed_chunked_body_the_app_did_not_read_gets_one_answer(
+    draining_server: RunningServer, body: bytes
+) -> None:
+    # POST / is answered 405 without reading the body; discarding it then met the bad chunk, and gunicorn wrote a
+    # 400 after the 405 on the same connection.
+    head = b"POST / HTTP/1.1\r\nHost: webapp\r\nTransfer-Encoding: chunked\r\n\r\n"
+    with stalled_connections(draining_server.port, 1, head + body) as [client]:
+        answer = read_until_closed(client)
+    assert answer.count(b"HTTP/1.1 ") == 1, answer[:400]
+    assert answer.startswith(b"HTTP/1.1 405"), answer[:200]
+
+
+def _flood(port: int, stop: threading.Event, held: int = 200) -> int:
+    """Open connections to `port` as fast as one thread can, holding the newest `held` open and saying nothing."""
+    opened: collections.deque[socket.socket] = collections.deque()
+    count = 0
+    try:
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                opened.append(socket.create_connection(("127.0.0.1", port), timeout=1))
+                count += 1
+            while len(opened) > held:
+                opened.popleft().close()
+    finally:
+        for client in opened:
+            client.close()
+    return count
+
+
+@pytest.mark.stress
+def test_a_connection_flood_on_the_management_port_loses_no_probe(start_app: StartServer) -> None:
+    # The port holds 64 connections and evicts the oldest still being read: a probe whose request had arrived but
+    # was not yet read was evicted too (5 of 50 at ~3,000 connections/s), and with failureThreshold 1 a pod flaps.
+    server = start_app()
+    server.wait_until_ready()
+    stop = threading.Event()
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        floods = [pool.submit(_flood, server.management_port, stop) for _ in range(2)]
+        try:
+            probes = [server.probe("/ready", timeout=2.0) for _ in range(50)]
+        finally:
+            stop.set()
+        opened = sum(flood.result() for flood in floods)
+    assert [p.status for p in probes] == [200] * 50, ({p.error for p in probes}, opened)

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from werkzeug.test import Client, TestResponse
 
-from app import create_app
+from app.factory import create_app
 from app.jsonlog import JsonFormatter
 from app.request_id import request_id_for, with_request_ids
 from app.settings import AppSettings

@@ -9,7 +9,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app import __version__, create_app
+from app import __version__
+from app.factory import create_app
 from app.settings import AppSettings
 from app.shutdown_state import ShutdownState
 

@@ -198,3 +198,31 @@ def test_workers_hold_the_traffic_socket_but_not_the_management_one(start_app: S
         held = _socket_inodes(worker)
         assert traffic in held, f"worker {worker} does not hold the traffic socket: the check sees no inherited socket"
         assert management not in held, f"worker {worker} still holds the management socket"
+
+
+def _caught_signals(pid: int) -> set[int]:
+    """The signals `pid` has a handler for, from /proc (SigCgt, a hexadecimal mask)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            mask = int(line.split()[1], 16)
+            return {sig for sig in range(1, 65) if mask & (1 << (sig - 1))}
+    return set()
+
+
+@pytest.mark.slow
+def test_a_sigterm_to_pid_1_while_it_starts_is_drained_not_lost(start_app: StartServer) -> None:
+    # In a container the server is PID 1, and the kernel drops a signal to PID 1 that has no handler: a SIGTERM
+    # during start-up (before gunicorn's master installs its handlers) was lost and the pod waited out its grace.
+    as_pid_1 = ["unshare", "--pid", "--fork", "--kill-child"]
+    if os.geteuid() != 0:
+        as_pid_1[1:1] = ["--user", "--map-root-user"]
+    server = start_app(prefix=as_pid_1, DRAIN_SECONDS="1")
+    children = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children")
+    wait_until("unshare's child, PID 1 of its namespace", lambda: children.read_text().strip() != "", 10.0, interval=0)
+    pid_1 = int(children.read_text().split()[0])
+    wait_until("a SIGTERM handler", lambda: signal.SIGTERM in _caught_signals(pid_1), 10.0, interval=0)
+    assert signal.SIGCHLD not in _caught_signals(pid_1), "caught before gunicorn's master sets its handlers"
+    os.kill(pid_1, signal.SIGTERM)
+    assert server.process.wait(timeout=30) == 0, server.stderr()[-2000:]
+    events = [json.loads(line).get("event") for line in server.stdout().splitlines() if line.startswith("{")]
+    assert {"draining", "stopped"} <= set(events), events
