@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask
-from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.errors import register_error_handlers, require_host
+from app.forwarded import believe_proxies
 from app.probes import Probes, serve_probes_in_front
 from app.progress import ProgressTable, WSGIApp
 from app.request_id import with_request_ids
@@ -58,6 +58,6 @@ def create_app(
     if trusted:
         # The client's address, scheme and host as the trusted proxies in front report them: the access line
         # shows the client, not the ingress controller.
-        wsgi = ProxyFix(wsgi, x_for=trusted, x_proto=trusted, x_host=trusted)
+        wsgi = believe_proxies(wsgi, trusted)
     app.wsgi_app = with_request_ids(require_host(wsgi))  # type: ignore[method-assign,assignment]
     return app

@@ -107,6 +107,8 @@ class WebServiceArgs:
     """Port of the app's probes and /metrics (its MANAGEMENT_PORT), answered by its master process."""
     trusted_proxies: int = 0
     """The app's TRUSTED_PROXIES: proxies in front whose X-Forwarded-* headers it believes."""
+    proxy_namespaces: tuple[str, ...] = ()
+    """Namespaces of the proxies in front: when given, the only ones the NetworkPolicy admits to the traffic port."""
     enable_test_routes: bool = False
     """Set the app's ENABLE_TEST_ROUTES=true (test stacks only; the policy pack refuses it)."""
     image_pull_secrets: tuple[str, ...] = ()
@@ -268,13 +270,18 @@ def _service(objects: _Objects) -> k8s.core.v1.Service:
     )
 
 
-def _network_policy(objects: _Objects) -> k8s.networking.v1.NetworkPolicy:
-    # Admit traffic on the HTTP port from anywhere, and the management port (/metrics) from Prometheus'
-    # namespace only; kubelet's probes come from the node, which NetworkPolicies do not restrict. Egress
-    # stays open (the app calls its database).
-    prometheus = k8s.meta.v1.LabelSelectorArgs(
-        match_labels={"kubernetes.io/metadata.name": objects.args.metrics.scrape_namespace}
+def _namespace_peer(namespace: str) -> k8s.networking.v1.NetworkPolicyPeerArgs:
+    return k8s.networking.v1.NetworkPolicyPeerArgs(
+        namespace_selector=k8s.meta.v1.LabelSelectorArgs(match_labels={"kubernetes.io/metadata.name": namespace})
     )
+
+
+def _network_policy(objects: _Objects) -> k8s.networking.v1.NetworkPolicy:
+    # Admit traffic on the HTTP port from the proxies' namespaces when they are named (the app may believe their
+    # X-Forwarded-For, so no one else may reach it), else from anywhere; the management port (/metrics) from
+    # Prometheus' namespace only. kubelet's probes come from the node, which NetworkPolicies do not restrict.
+    # Egress stays open (the app calls its database).
+    proxies = [_namespace_peer(namespace) for namespace in objects.args.proxy_namespaces]
     return k8s.networking.v1.NetworkPolicy(
         f"{objects.name}-netpol",
         metadata=objects.metadata(),
@@ -283,11 +290,12 @@ def _network_policy(objects: _Objects) -> k8s.networking.v1.NetworkPolicy:
             policy_types=["Ingress"],
             ingress=[
                 k8s.networking.v1.NetworkPolicyIngressRuleArgs(
-                    ports=[k8s.networking.v1.NetworkPolicyPortArgs(port=CONTAINER_PORT_NAME, protocol="TCP")]
+                    ports=[k8s.networking.v1.NetworkPolicyPortArgs(port=CONTAINER_PORT_NAME, protocol="TCP")],
+                    from_=proxies or None,
                 ),
                 k8s.networking.v1.NetworkPolicyIngressRuleArgs(
                     ports=[k8s.networking.v1.NetworkPolicyPortArgs(port=MANAGEMENT_PORT_NAME, protocol="TCP")],
-                    from_=[k8s.networking.v1.NetworkPolicyPeerArgs(namespace_selector=prometheus)],
+                    from_=[_namespace_peer(objects.args.metrics.scrape_namespace)],
                 ),
             ],
         ),

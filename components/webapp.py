@@ -120,6 +120,7 @@ def _service_args(args: WebAppArgs, labels: dict[str, str], config: AppConfig) -
         config_map_name=config.config_map_name,
         secret_name=config.secret_name,
         trusted_proxies=values.trusted_proxies,
+        proxy_namespaces=tuple(values.proxy_namespaces),
         enable_test_routes=values.enable_test_routes,
         image_pull_secrets=tuple(values.image_pull_secrets),
         rollout_timeout_seconds=values.rollout_timeout_seconds,

@@ -200,7 +200,11 @@ class StackSettings(SettingsModel):
     """Liveness fails once a worker has had every thread busy, finishing nothing, for this long."""
     trusted_proxies: int = Field(default=TRUSTED_PROXIES, ge=0, le=5)
     """Proxies in front (an ingress controller: 1) whose X-Forwarded-For/-Proto/-Host the app believes, so its logs
-    show the client's address; 0 believes none (a client could claim any address)."""
+    show the client's address; 0 believes none (a client could claim any address). Needs proxyNamespaces."""
+    proxy_namespaces: list[DnsLabel] = Field(default_factory=list)
+    """The namespaces the proxies in front run in (the ingress controller's, the Gateway's): when set, the
+    NetworkPolicy admits the traffic port from these only. Required with trustedProxies, since any client that
+    reaches a pod directly could write the X-Forwarded-For the app then believes."""
     enable_test_routes: bool = False
     """Mount the app's /debug test routes: for test stacks only; the policy pack refuses it and appConfig cannot."""
     rollout_timeout_seconds: int = Field(default=ROLLOUT_TIMEOUT_SECONDS, ge=30, le=3600)
@@ -275,6 +279,19 @@ class StackSettings(SettingsModel):
         published = published_metrics_problem(self.service.type, self.metrics.service_monitor)
         if published:
             raise ValueError(published)
+        if self.trusted_proxies:
+            if not self.proxy_namespaces:
+                raise ValueError(
+                    f"trustedProxies {self.trusted_proxies} believes X-Forwarded-For from whoever reaches the pods; "
+                    "list the namespaces of the proxies in front in proxyNamespaces (e.g. [ingress-nginx]) so the "
+                    "NetworkPolicy admits the traffic port from them only, or set trustedProxies: 0"
+                )
+            if self.service.type != "ClusterIP":
+                raise ValueError(
+                    f"service.type {self.service.type} lets clients reach the pods without the proxies in front, "
+                    f"and trustedProxies {self.trusted_proxies} would believe the X-Forwarded-For they write; "
+                    "use ClusterIP behind the ingress, or trustedProxies: 0"
+                )
         scaling = self.autoscaling
         explicit_replicas = "replicas" in self.model_fields_set
         if scaling.enabled and explicit_replicas and not scaling.min_replicas <= self.replicas <= scaling.max_replicas:

@@ -427,6 +427,26 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], dict[str, str] | str | None, str]] 
         "a Secret cannot set it",
     ),
     (
+        "trusted-proxies-that-anyone-can-reach",
+        valid_config(trustedProxies=1),
+        TEST_SECRETS,
+        "trustedProxies 1 believes X-Forwarded-For from whoever reaches the pods; list the namespaces of the proxies "
+        "in front in proxyNamespaces",
+    ),
+    (
+        "trusted-proxies-behind-a-load-balancer",
+        valid_config(trustedProxies=1, proxyNamespaces=["ingress-nginx"], service={"type": "LoadBalancer"}),
+        TEST_SECRETS,
+        "service.type LoadBalancer lets clients reach the pods without the proxies in front, and trustedProxies 1 "
+        "would believe the X-Forwarded-For they write",
+    ),
+    (
+        "bad-proxy-namespace",
+        valid_config(proxyNamespaces=["ingress nginx"]),
+        TEST_SECRETS,
+        "webapp:proxyNamespaces.0: 'ingress nginx' is not a DNS label",
+    ),
+    (
         "service-port-on-the-management-port",
         valid_config(service={"port": 8081}, metrics={"serviceMonitor": True}),
         TEST_SECRETS,

@@ -218,6 +218,17 @@ def test_network_policy_selects_the_pods_and_admits_two_ports(single: ProgramRun
     assert [rule["ports"][0]["port"] for rule in policy["ingress"]] == ["http", "management"]
 
 
+def test_the_traffic_port_admits_only_the_proxies_namespaces_when_named(single: ProgramRun) -> None:
+    # The app believes the proxies' X-Forwarded-For: no one else may reach its traffic port.
+    assert "from" not in only(single, "NetworkPolicy").inputs["spec"]["ingress"][0]
+    run = _build(trusted_proxies=1, proxy_namespaces=("ingress-nginx", "gateways"))
+    traffic = only(run, "NetworkPolicy").inputs["spec"]["ingress"][0]
+    assert traffic["from"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}},
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "gateways"}}},
+    ]
+
+
 def test_single_replica_has_no_pdb_hpa_or_spread(single: ProgramRun) -> None:
     assert kube(single, "PodDisruptionBudget") == []
     assert kube(single, "HorizontalPodAutoscaler") == []
