@@ -64,14 +64,17 @@ def _dig(value: Any, *path: str) -> Any:
     return value
 
 
-def _containers(args: ResourceArgs) -> Iterator[Mapping[str, Any]]:
+def _pod(args: ResourceArgs) -> Mapping[str, Any] | None:
     path = WORKLOADS.get(args.resource_type)
-    if path is None:
+    pod = _dig(args.props, *path) if path else None
+    return pod if isinstance(pod, Mapping) else None
+
+
+def _containers(args: ResourceArgs) -> Iterator[Mapping[str, Any]]:
+    pod = _pod(args)
+    if pod is None:
         return
-    pod = _dig(args.props, *path)
-    if not isinstance(pod, Mapping):
-        return
-    for field in ("initContainers", "containers"):
+    for field in ("initContainers", "containers", "ephemeralContainers"):
         for item in pod.get(field) or []:
             if isinstance(item, Mapping):
                 yield item
@@ -186,6 +189,69 @@ def validate_images_by_digest(args: ResourceArgs, report_violation: ReportViolat
             )
 
 
+HOST_NAMESPACES = ("hostNetwork", "hostPID", "hostIPC")
+ALLOWED_CAPABILITIES = frozenset({"NET_BIND_SERVICE"})
+"""What Kubernetes' restricted Pod Security Standard lets a container add back after dropping ALL."""
+
+
+def validate_pods_share_nothing_with_the_node(args: ResourceArgs, report_violation: ReportViolation) -> None:
+    """No pod joins the node's network, process or IPC namespace, mounts a node path or binds a node port: each
+    hands a compromised container the node (the Pod Security Standards' baseline)."""
+    pod = _pod(args)
+    if pod is None:
+        return
+    shared = [field for field in HOST_NAMESPACES if pod.get(field) is True]
+    if shared:
+        report_violation(f"{_kind(args)} pod sets {', '.join(shared)}: it would share the node's namespaces.")
+    for volume in pod.get("volumes") or []:
+        if isinstance(volume, Mapping) and volume.get("hostPath") is not None:
+            path = _dig(volume, "hostPath", "path")
+            report_violation(
+                f"{_kind(args)} volume {volume.get('name')!r} mounts the node's {path!r} (hostPath); use an "
+                "emptyDir, a ConfigMap, a Secret or a PersistentVolumeClaim."
+            )
+    for container in _containers(args):
+        for port in container.get("ports") or []:
+            if isinstance(port, Mapping) and port.get("hostPort"):
+                report_violation(
+                    f"{_kind(args)} container {container.get('name')!r} binds the node's port {port.get('hostPort')} "
+                    "(hostPort); reach it through a Service."
+                )
+
+
+def _container_problems(container: Mapping[str, Any], pod_context: Mapping[str, Any]) -> list[str]:
+    context = container.get("securityContext") or {}
+    problems = []
+    if context.get("privileged") is True:
+        problems.append("runs privileged")
+    if context.get("allowPrivilegeEscalation") is not False:
+        problems.append("does not set allowPrivilegeEscalation: false")
+    added = sorted(set(_dig(context, "capabilities", "add") or []) - ALLOWED_CAPABILITIES)
+    if added:
+        problems.append(f"adds the capabilities {', '.join(added)}")
+    if "ALL" not in (_dig(context, "capabilities", "drop") or []):
+        problems.append("does not drop ALL capabilities")
+    run_as_user = context.get("runAsUser", pod_context.get("runAsUser"))
+    if run_as_user == 0:
+        problems.append("runs as root (runAsUser: 0)")
+    if context.get("runAsNonRoot", pod_context.get("runAsNonRoot")) is not True:
+        problems.append("does not set runAsNonRoot: true")
+    return problems
+
+
+def validate_containers_run_unprivileged(args: ResourceArgs, report_violation: ReportViolation) -> None:
+    """Every container runs as a non-root user, unprivileged, unable to gain privileges, with every capability
+    dropped but NET_BIND_SERVICE (the Pod Security Standards' restricted profile)."""
+    pod = _pod(args)
+    if pod is None:
+        return
+    pod_context = pod.get("securityContext") or {}
+    for container in _containers(args):
+        problems = _container_problems(container, pod_context)
+        if problems:
+            report_violation(f"{_kind(args)} container {container.get('name')!r} {'; '.join(problems)}.")
+
+
 def _replicas(deployment: Any, hpas: list[Any]) -> int:
     replicas = _dig(deployment.props, "spec", "replicas")
     count = int(replicas) if isinstance(replicas, int | float) else 1
@@ -234,6 +300,14 @@ RESOURCE_CHECKS: dict[str, tuple[str, Callable[[ResourceArgs, ReportViolation], 
     "probes-use-the-management-port": (
         "Containers with a management port are probed on it, never behind request threads.",
         validate_probes_use_the_management_port,
+    ),
+    "pods-share-nothing-with-the-node": (
+        "Pods use no host namespace, hostPath volume or hostPort.",
+        validate_pods_share_nothing_with_the_node,
+    ),
+    "containers-run-unprivileged": (
+        "Containers run as non-root, unprivileged, without privilege escalation, with capabilities dropped.",
+        validate_containers_run_unprivileged,
     ),
 }
 """Each resource policy's name, description and validation, for the pack and for tests that run them all."""

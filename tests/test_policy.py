@@ -18,10 +18,12 @@ from policy.webapp_policies import (
     STACK_CHECKS,
     image_problem,
     validate_disruption_budgets,
+    validate_containers_run_unprivileged,
     validate_image_pinned,
     validate_images_by_digest,
     validate_no_secrets_in_configmap,
     validate_no_test_routes,
+    validate_pods_share_nothing_with_the_node,
     validate_probes_use_the_management_port,
     validate_readiness_probe,
     validate_requests_and_limits,
@@ -111,6 +113,8 @@ def test_the_pack_has_these_policies_in_this_order() -> None:
         "configmaps-hold-no-secrets",
         "no-test-routes",
         "probes-use-the-management-port",
+        "pods-share-nothing-with-the-node",
+        "containers-run-unprivileged",
         "replicated-deployments-have-disruption-budgets",
         "images-by-digest",
     ]
@@ -266,3 +270,79 @@ def test_probes_use_the_management_port_when_there_is_one(ports: list[Any], port
             f"Deployment container 'web': livenessProbe calls '/ready' on port {port!r}, where it waits behind "
             "busy request threads; probe the 'management' port."
         )
+
+
+HARDENED = {
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "runAsNonRoot": True,
+    "runAsUser": 10001,
+}
+
+
+def _pod_with(pod_changes: dict[str, Any], **context_changes: Any) -> Resource:
+    deployment = _deployment(securityContext={**HARDENED, **context_changes})
+    deployment.props["spec"]["template"]["spec"].update(pod_changes)
+    return deployment
+
+
+def test_a_deployment_that_owns_the_node_fails_both_node_policies() -> None:
+    # What the reviewer deployed beside the program: privileged, host namespaces, / mounted, root, SYS_ADMIN.
+    hostile = _pod_with(
+        {
+            "hostNetwork": True,
+            "hostPID": True,
+            "volumes": [{"name": "root", "hostPath": {"path": "/"}}],
+            "securityContext": {"runAsUser": 0},
+        },
+        privileged=True,
+        allowPrivilegeEscalation=True,
+        capabilities={"add": ["SYS_ADMIN"]},
+        runAsNonRoot=None,
+        runAsUser=None,
+    )
+    del hostile.props["spec"]["template"]["spec"]["containers"][0]["securityContext"]["runAsNonRoot"]
+    del hostile.props["spec"]["template"]["spec"]["containers"][0]["securityContext"]["runAsUser"]
+    node = _violations(validate_pods_share_nothing_with_the_node, hostile)
+    assert node == [
+        "Deployment pod sets hostNetwork, hostPID: it would share the node's namespaces.",
+        "Deployment volume 'root' mounts the node's '/' (hostPath); use an emptyDir, a ConfigMap, a Secret or a "
+        "PersistentVolumeClaim.",
+    ]
+    [unprivileged] = _violations(validate_containers_run_unprivileged, hostile)
+    assert unprivileged == (
+        "Deployment container 'web' runs privileged; does not set allowPrivilegeEscalation: false; adds the "
+        "capabilities SYS_ADMIN; does not drop ALL capabilities; runs as root (runAsUser: 0); does not set "
+        "runAsNonRoot: true."
+    )
+
+
+@pytest.mark.parametrize(
+    ("pod_changes", "context_changes", "violations"),
+    [
+        ({}, {}, 0),
+        ({"securityContext": {"runAsNonRoot": True, "runAsUser": 10001}}, {"runAsNonRoot": None}, 0),
+        ({}, {"capabilities": {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]}}, 0),
+        ({}, {"runAsUser": 0}, 1),
+        ({}, {"capabilities": {"drop": ["NET_RAW"]}}, 1),
+        ({"hostIPC": True}, {}, 1),
+        ({"hostNetwork": False}, {}, 0),
+        ({"volumes": [{"name": "tmp", "emptyDir": {}}]}, {}, 0),
+    ],
+)
+def test_node_and_privilege_policies_case_by_case(
+    pod_changes: dict[str, Any], context_changes: dict[str, Any], violations: int
+) -> None:
+    resource = _pod_with(pod_changes, **{k: v for k, v in context_changes.items() if v is not None})
+    for key, value in context_changes.items():
+        if value is None:
+            del resource.props["spec"]["template"]["spec"]["containers"][0]["securityContext"][key]
+    found = _violations(validate_pods_share_nothing_with_the_node, resource)
+    found += _violations(validate_containers_run_unprivileged, resource)
+    assert len(found) == violations, found
+
+
+def test_a_host_port_is_refused() -> None:
+    resource = _deployment(ports=[{"containerPort": 8080, "hostPort": 80}], securityContext=HARDENED)
+    [found] = _violations(validate_pods_share_nothing_with_the_node, resource)
+    assert "binds the node's port 80" in found
