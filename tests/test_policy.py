@@ -272,12 +272,7 @@ def test_probes_use_the_management_port_when_there_is_one(ports: list[Any], port
         )
 
 
-HARDENED = {
-    "allowPrivilegeEscalation": False,
-    "capabilities": {"drop": ["ALL"]},
-    "runAsNonRoot": True,
-    "runAsUser": 10001,
-}
+HARDENED: dict[str, Any] = CONTAINER["securityContext"]
 
 
 def _pod_with(pod_changes: dict[str, Any], **context_changes: Any) -> Resource:
