@@ -1,7 +1,19 @@
-"""Benchmark the server against hostile clients: ordinary requests while 1,000 slow and silent connections are
-open, and the metrics after 20,000 requests with distinct methods.
+"""Benchmark the server against hostile clients: ordinary requests and probes under each attack and under all of
+them at once, ordinary requests while 1,000 slow and silent connections are open, and the metrics after 20,000
+requests with distinct methods.
 
-    .venv/bin/python bench/hostile_clients.py [--duration 5] [--rounds 3]
+    .venv/bin/python bench/hostile_clients.py [--attack-seconds 10] [--flood-seconds 60] [--duration 5] [--rounds 3]
+
+The attacks (`bench/attacks.py`: slow heads, silent connections, answers
+never read nor closed, bodies never sent, 2,100 idle keep-alive connections,
+malformed requests, made-up methods, and oversized lines and a connection
+flood on the management port) each run in a process of their own for
+--attack-seconds, then all together for --flood-seconds, while two client
+threads send ordinary `GET /` on fresh connections (about 50 a second each,
+5 s timeout) and one probes `/ready` and `/healthz` on the management port
+every 0.25 s with the kubelet's 2 s timeout. Each row prints the ordinary
+requests answered 200 and failed, their p50 and p99, and the probes failed,
+beside an unloaded row.
 
 Throughput and latency of `GET /` come from wrk (Debian package `wrk`, 16
 keep-alive connections) against the app with the production settings (2
@@ -16,19 +28,24 @@ targets 127.0.0.1. Prints tables; asserts nothing.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import shutil
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.app_server import rss_mib, start, stop, wrk
+from bench.attacks import ATTACKS, Ports, run_attack, settle
 from harness.clients import HALF_A_HEAD, odd_methods, send_methods, stalled_connections
+from harness.http import Outcome, get
 
 APP = ("-m", "app")
 
@@ -51,6 +68,92 @@ def slow_clients(duration: int, rounds: int, workdir: Path) -> None:
         median = {key: statistics.median(run[key] for run in runs) for key in ("rps", "p50", "p99")}
         errors = sum(run["errors"] for run in runs)
         print(f"{label:<22} {median['rps']:>9.0f} {median['p50']:>8.2f} {median['p99']:>8.2f} {errors:>7.0f}")
+    print()
+
+
+@dataclass
+class Served:
+    """What the ordinary clients and the prober got during one measurement."""
+
+    ordinary: list[Outcome]
+    probes: list[Outcome]
+
+    def row(self, label: str) -> str:
+        """One table row: ordinary requests answered and failed, their p50 and p99, probes failed."""
+        answered = sorted(o.seconds * 1000 for o in self.ordinary if o.status == 200)
+        failed = len(self.ordinary) - len(answered)
+
+        def percentile(share: float) -> float:
+            return answered[min(len(answered) - 1, int(share * len(answered)))] if answered else float("nan")
+
+        probes_failed = sum(1 for o in self.probes if o.status != 200)
+        return (
+            f"{label:<32} {len(answered):>7} {failed:>7} {percentile(0.5):>8.1f} {percentile(0.99):>8.1f} "
+            f"{probes_failed:>4}/{len(self.probes):<4}"
+        )
+
+
+def _measure(ports: Ports, seconds: float) -> Served:
+    """Ordinary requests from two paced threads and probes every 0.25 s, for `seconds`."""
+    deadline = time.monotonic() + seconds
+    ordinary: list[Outcome] = []
+    probes: list[Outcome] = []
+
+    def client() -> None:
+        while time.monotonic() < deadline:
+            ordinary.append(get(ports.traffic, "/", 5.0))
+            time.sleep(0.02)
+
+    def prober() -> None:
+        paths = ("/ready", "/healthz")
+        while time.monotonic() < deadline:
+            probes.append(get(ports.management, paths[len(probes) % 2], 2.0))
+            time.sleep(0.25)
+
+    threads = [threading.Thread(target=client), threading.Thread(target=client), threading.Thread(target=prober)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return Served(ordinary, probes)
+
+
+def _under_attack(ports: Ports, names: list[str], seconds: float) -> Served:
+    stop = multiprocessing.Event()
+    attackers = [multiprocessing.Process(target=run_attack, args=(name, ports, stop)) for name in names]
+    for attacker in attackers:
+        attacker.start()
+    try:
+        settle()
+        return _measure(ports, seconds)
+    finally:
+        stop.set()
+        for attacker in attackers:
+            attacker.join(timeout=15)
+            if attacker.is_alive():
+                attacker.kill()
+
+
+def attacks(attack_seconds: float, flood_seconds: float, workdir: Path) -> None:
+    """Ordinary requests and probes unloaded, under each attack, and under every attack at once."""
+    server = start(APP, workdir / "attacks")
+    ports = Ports(server.port, server.management_port)
+    try:
+        rows = [("none", _measure(ports, attack_seconds))]
+        for name in ATTACKS:
+            rows.append((name, _under_attack(ports, [name], attack_seconds)))
+        rows.append((f"all at once, {flood_seconds:g} s", _under_attack(ports, list(ATTACKS), flood_seconds)))
+        crashes = server.metrics().get("webapp_worker_crashes_total", float("nan"))
+    finally:
+        stop(server)
+    print(
+        f"Ordinary GET / (2 clients, ~50/s each, fresh connections) and probes (every 0.25 s, 2 s timeout), "
+        f"{attack_seconds:g} s per attack; 2 workers x 4 threads"
+    )
+    print(f"{'attack':<32} {'200':>7} {'failed':>7} {'p50 ms':>8} {'p99 ms':>8} {'probes failed':>13}")
+    for label, served in rows:
+        print(served.row(label))
+    print(f"worker crashes counted: {crashes:g}")
     print()
 
 
@@ -84,11 +187,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
+    parser.add_argument("--attack-seconds", type=float, default=10, help="seconds of measurement per attack")
+    parser.add_argument("--flood-seconds", type=float, default=60, help="seconds of every attack at once")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install wrk")
     print(f"machine: {os.cpu_count()} cores; wrk and the stalled clients on the same cores as the server\n")
     with tempfile.TemporaryDirectory() as tmp:
+        attacks(args.attack_seconds, args.flood_seconds, Path(tmp))
         slow_clients(args.duration, args.rounds, Path(tmp))
         method_flood(Path(tmp))
 
