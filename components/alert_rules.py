@@ -97,7 +97,7 @@ def _burn_alert(name: str, recorded: str, *, scope: Scope, budget: float, rate: 
             f"{rate.factor:g} times too fast",
             "description": f"Over the last {rate.long_window} (and {rate.short_window}) "
             "{{ $value | humanizePercentage }} of requests " + f"were {what} failures; at this pace the 30-day "
-            "budget runs out early. See the README's runbook.",
+            "budget runs out early. See docs/runbook.md.",
         },
     }
 

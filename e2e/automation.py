@@ -8,7 +8,7 @@ calling the CLI; this is the same API in Python, with the program run
 in-process (an inline program that executes the project's `__main__.py`).
 The e2e uses it for everything with a policy pack: the CLI then starts the
 pack in its own virtualenv through `pulumi-analyzer-policy-python`, because
-no separate Python language host is involved (README.md, "The real engine", says why
+no separate Python language host is involved (docs/testing.md, "The real engine", says why
 the built host cannot run Python policy packs). Backend, passphrase and
 PULUMI_HOME come from the environment `Workspace` sets.
 """

@@ -1,4 +1,4 @@
-"""The README's settings table lists exactly the settings `StackSettings` accepts, by the keys a stack file uses."""
+"""docs/settings.md's table lists exactly the settings `StackSettings` accepts, by the keys a stack file uses."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ SECRETS_ROW = "secrets.<NAME>"
 
 
 def _readme_keys() -> set[str]:
-    """The setting keys in the first cell of each row of README.md's "Settings reference" table."""
-    text = (REPO_ROOT / "README.md").read_text()
-    section = text[text.index("## Settings reference") :]
-    section = section[: section.index("\n## ", 1)]
+    """The setting keys in the first cell of each row of the settings reference's table (the page up to its first
+    subsection)."""
+    text = (REPO_ROOT / "docs" / "settings.md").read_text()
+    section = text[: text.index("\n## ")]
     keys: set[str] = set()
     for line in section.splitlines():
         if not line.startswith("| `"):
@@ -46,6 +46,6 @@ def _model_keys(model: type[BaseModel], prefix: str = "") -> set[str]:
 def test_the_readme_settings_table_is_stacksettings() -> None:
     documented = _readme_keys() - {SECRETS_ROW}
     accepted = _model_keys(StackSettings)
-    assert sorted(accepted - documented) == [], "settings the README does not document"
-    assert sorted(documented - accepted) == [], "README rows for settings that do not exist"
+    assert sorted(accepted - documented) == [], "settings docs/settings.md does not document"
+    assert sorted(documented - accepted) == [], "docs/settings.md rows for settings that do not exist"
     assert SECRETS_ROW in _readme_keys()
