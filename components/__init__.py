@@ -1,5 +1,8 @@
-"""Pulumi components that deploy the bundled web service to Kubernetes.
+"""Pulumi components that deploy a web service to Kubernetes.
 
-`settings` parses a stack's config into typed objects; `AppConfig`,
-`WebService` and `WebIngress` turn those into Kubernetes objects.
+`WebApp` (webapp.py) is the parent of a stack's objects: `AppConfig` (the
+ConfigMap and Secret), `WebService` (the Deployment and what serves it, with
+its pod in pod.py and its availability in availability.py), `WebIngress` or
+`WebRoute` (the routing), and `WebMonitoring` (alerts and dashboard). Their
+inputs come from a stack's settings (`config.settings`), parsed once.
 """

@@ -8,12 +8,13 @@ import pulumi
 
 from components.alert_rules import Scope
 from components.app_config import AppConfig, AppConfigArgs
+from components.awaits import rollout_await
 from components.backend import Backend
 from components.labels import standard_labels
 from components.web_ingress import WebIngress, WebIngressArgs
 from components.web_monitoring import WebMonitoring, WebMonitoringArgs
 from components.web_route import WebRoute, WebRouteArgs
-from components.web_service import WebService, WebServiceArgs, rollout_await
+from components.web_service import WebService, WebServiceArgs
 from config.loading import Settings
 
 PART_OF = "webapp"

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from app.crash_watch import CRASH_LIMIT
-from components.web_service import PROBE_TIMEOUT_SECONDS
+from components.pod import PROBE_TIMEOUT_SECONDS
 from harness.app_server import RunningServer
 from harness.http import Outcome
 from harness.processes import wait_until
