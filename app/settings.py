@@ -84,22 +84,22 @@ class AppSettings:
         if log_level not in {"debug", "info", "warning", "error"}:
             raise SettingsError(f"LOG_LEVEL={log_level!r} is not a level; expected debug, info, warning or error.")
         settings = cls(
-            greeting=env.get("GREETING", "Hello"),
+            greeting=env.get("GREETING", cls.greeting),
             database_password_set=bool(env.get("DATABASE_PASSWORD", "")),
             version=env.get("APP_VERSION", "").strip() or __version__,
-            port=_integer(env, "PORT", 8080, 1, 65535),
-            management_port=_integer(env, "MANAGEMENT_PORT", 8081, 1, 65535),
-            workers=_integer(env, "WEB_CONCURRENCY", 2, 1, 64),
-            threads=_integer(env, "WEB_THREADS", 4, 1, 256),
-            drain_seconds=_integer(env, "DRAIN_SECONDS", 5, 0, 300),
-            graceful_timeout_seconds=_integer(env, "GRACEFUL_TIMEOUT_SECONDS", 20, 1, 600),
-            keepalive_seconds=_integer(env, "KEEPALIVE_SECONDS", 75, 1, 3600),
-            stall_seconds=_integer(env, "STALL_SECONDS", 30, 1, 3600),
-            head_timeout_seconds=_integer(env, "HEAD_TIMEOUT_SECONDS", 10, 1, 300),
-            max_requests=_integer(env, "MAX_REQUESTS", 0, 0, 10_000_000),
-            trusted_proxies=_integer(env, "TRUSTED_PROXIES", 0, 0, 5),
+            port=_integer(env, "PORT", cls.port, 1, 65535),
+            management_port=_integer(env, "MANAGEMENT_PORT", cls.management_port, 1, 65535),
+            workers=_integer(env, "WEB_CONCURRENCY", cls.workers, 1, 64),
+            threads=_integer(env, "WEB_THREADS", cls.threads, 1, 256),
+            drain_seconds=_integer(env, "DRAIN_SECONDS", cls.drain_seconds, 0, 300),
+            graceful_timeout_seconds=_integer(env, "GRACEFUL_TIMEOUT_SECONDS", cls.graceful_timeout_seconds, 1, 600),
+            keepalive_seconds=_integer(env, "KEEPALIVE_SECONDS", cls.keepalive_seconds, 1, 3600),
+            stall_seconds=_integer(env, "STALL_SECONDS", cls.stall_seconds, 1, 3600),
+            head_timeout_seconds=_integer(env, "HEAD_TIMEOUT_SECONDS", cls.head_timeout_seconds, 1, 300),
+            max_requests=_integer(env, "MAX_REQUESTS", cls.max_requests, 0, 10_000_000),
+            trusted_proxies=_integer(env, "TRUSTED_PROXIES", cls.trusted_proxies, 0, 5),
             log_level=log_level,
-            enable_test_routes=_strict_boolean(env, "ENABLE_TEST_ROUTES", False),
+            enable_test_routes=_strict_boolean(env, "ENABLE_TEST_ROUTES", cls.enable_test_routes),
         )
         if settings.management_port == settings.port:
             raise SettingsError(

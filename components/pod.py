@@ -10,6 +10,7 @@ import pulumi_kubernetes as k8s
 
 from components.service_args import ServiceObjects, WebServiceArgs
 from config.rules import (
+    APP_ENVIRONMENT,
     LIVENESS_PATH,
     MANAGEMENT_PORT_NAME,
     METRICS_PATH,
@@ -89,17 +90,28 @@ def _spread(objects: ServiceObjects) -> list[k8s.core.v1.TopologySpreadConstrain
     ]
 
 
-def _container(name: str, args: WebServiceArgs) -> k8s.core.v1.ContainerArgs:
-    env = {
+def app_env(args: WebServiceArgs) -> dict[str, str]:
+    """The app's environment the Deployment sets itself, every variable of `APP_ENVIRONMENT` in its order.
+
+    Set whatever their values: the container's env wins over its envFrom, so no Secret (existingSecret holds
+    keys this program never sees) can turn on the test routes or make the app believe forged addresses.
+    """
+    values = {
         "APP_VERSION": args.image.tag,
         "PORT": str(args.container_port),
         "MANAGEMENT_PORT": str(args.management_port),
         **args.timings.env(),
+        "TRUSTED_PROXIES": str(args.trusted_proxies),
+        TEST_ROUTES_ENV: "true" if args.enable_test_routes else "false",
     }
-    # Set whatever their values: the container's env wins over its envFrom, so no Secret (existingSecret holds
-    # keys this program never sees) can turn on the test routes or make the app believe forged addresses.
-    env["TRUSTED_PROXIES"] = str(args.trusted_proxies)
-    env[TEST_ROUTES_ENV] = "true" if args.enable_test_routes else "false"
+    unknown = sorted(set(values) - {variable.name for variable in APP_ENVIRONMENT})
+    if unknown:
+        raise ValueError(f"{unknown} are not in config.rules.APP_ENVIRONMENT, the app's environment contract")
+    return {variable.name: values[variable.name] for variable in APP_ENVIRONMENT}
+
+
+def _container(name: str, args: WebServiceArgs) -> k8s.core.v1.ContainerArgs:
+    env = app_env(args)
     env_from = []
     if args.config_map_name is not None:
         env_from.append(

@@ -8,6 +8,7 @@ settings reference mirrors them (a test holds the two together).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
@@ -15,16 +16,12 @@ from config.monitoring import MetricsSettings
 from config.quantity import parse_cpu, parse_memory
 from config.routing import HttpRouteSettings, IngressSettings
 from config.rules import (
-    DRAIN_SECONDS,
-    GRACEFUL_TIMEOUT_SECONDS,
-    KEEPALIVE_SECONDS,
     MANAGED_ENV,
     MANAGEMENT_PORT,
     ROLLOUT_TIMEOUT_SECONDS,
-    STALL_SECONDS,
     TERMINATION_MARGIN_SECONDS,
     TEST_ROUTES_ENV,
-    TRUSTED_PROXIES,
+    app_variable,
     looks_secret,
     published_metrics_problem,
     service_type_problem,
@@ -47,6 +44,12 @@ from config.types import (
 )
 
 PROJECT = "webapp"
+
+
+def _app_field(name: str) -> Any:
+    """A stack setting that becomes the app's variable `name`: its default and range from the app's contract."""
+    variable = app_variable(name)
+    return Field(default=variable.default, ge=variable.minimum, le=variable.maximum)
 
 
 @dataclass(frozen=True)
@@ -192,13 +195,13 @@ class StackSettings(SettingsModel):
     """A Secret that something else (External Secrets, sealed-secrets, Vault) writes into the namespace."""
     image_pull_secrets: list[SecretName] = Field(default_factory=list)
     """`kubernetes.io/dockerconfigjson` Secrets in the namespace that log the kubelet in to a private registry."""
-    drain_seconds: int = Field(default=DRAIN_SECONDS, ge=0, le=300)
-    graceful_timeout_seconds: int = Field(default=GRACEFUL_TIMEOUT_SECONDS, ge=1, le=600)
-    keepalive_seconds: int = Field(default=KEEPALIVE_SECONDS, ge=1, le=3600)
+    drain_seconds: int = _app_field("DRAIN_SECONDS")
+    graceful_timeout_seconds: int = _app_field("GRACEFUL_TIMEOUT_SECONDS")
+    keepalive_seconds: int = _app_field("KEEPALIVE_SECONDS")
     """The app's idle keep-alive: keep it above the idle timeout of the proxies in front (60 s for most)."""
-    stall_seconds: int = Field(default=STALL_SECONDS, ge=1, le=3600)
+    stall_seconds: int = _app_field("STALL_SECONDS")
     """Liveness fails once a worker has had every thread busy, finishing nothing, for this long."""
-    trusted_proxies: int = Field(default=TRUSTED_PROXIES, ge=0, le=5)
+    trusted_proxies: int = _app_field("TRUSTED_PROXIES")
     """Proxies in front (an ingress controller: 1) whose X-Forwarded-For/-Proto/-Host the app believes, so its logs
     show the client's address; 0 believes none (a client could claim any address). Needs proxyNamespaces."""
     proxy_namespaces: list[DnsLabel] = Field(default_factory=list)

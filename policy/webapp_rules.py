@@ -8,6 +8,7 @@ keeps identical.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 DRAIN_SECONDS = 5
 """Default seconds the app keeps serving after SIGTERM, with /ready at 503 (the app's DRAIN_SECONDS)."""
@@ -40,19 +41,43 @@ TEST_ROUTES_ENV = "ENABLE_TEST_ROUTES"
 """The app's switch for its /debug routes, which let anonymous clients hold request threads for 30 s each: set only
 by a stack's `enableTestRoutes` (the e2e's test stacks), never through appConfig, and refused by the policy pack."""
 
-MANAGED_ENV = {
-    "APP_VERSION": "image.tag",
-    "PORT": "(fixed: the container port)",
-    "MANAGEMENT_PORT": "(fixed: the management port)",
-    "KEEPALIVE_SECONDS": "keepaliveSeconds",
-    "STALL_SECONDS": "stallSeconds",
-    "DRAIN_SECONDS": "drainSeconds",
-    "GRACEFUL_TIMEOUT_SECONDS": "gracefulTimeoutSeconds",
-    "TRUSTED_PROXIES": "trustedProxies",
-    TEST_ROUTES_ENV: "enableTestRoutes",
-}
+
+@dataclass(frozen=True)
+class AppVariable:
+    """One variable of the app's environment that the Deployment sets itself: its name, the stack setting it comes
+    from, and, for a number, the app's default and the range both the app and the stack settings accept."""
+
+    name: str
+    setting: str
+    default: int | None = None
+    minimum: int | None = None
+    maximum: int | None = None
+
+
+APP_ENVIRONMENT = (
+    AppVariable("APP_VERSION", "image.tag"),
+    AppVariable("PORT", "(fixed: the container port)", APP_PORT, 1, 65535),
+    AppVariable("MANAGEMENT_PORT", "(fixed: the management port)", MANAGEMENT_PORT, 1, 65535),
+    AppVariable("KEEPALIVE_SECONDS", "keepaliveSeconds", KEEPALIVE_SECONDS, 1, 3600),
+    AppVariable("STALL_SECONDS", "stallSeconds", STALL_SECONDS, 1, 3600),
+    AppVariable("DRAIN_SECONDS", "drainSeconds", DRAIN_SECONDS, 0, 300),
+    AppVariable("GRACEFUL_TIMEOUT_SECONDS", "gracefulTimeoutSeconds", GRACEFUL_TIMEOUT_SECONDS, 1, 600),
+    AppVariable("TRUSTED_PROXIES", "trustedProxies", TRUSTED_PROXIES, 0, 5),
+    AppVariable(TEST_ROUTES_ENV, "enableTestRoutes"),
+)
+"""The app's environment contract, in the order the container's `env` lists it: the settings take their ranges
+from it, the container's env is built in its order (a variable without a value fails the render), the managed-env
+guard below refuses its names, and the app's own parsing is tested against it."""
+
+MANAGED_ENV = {variable.name: variable.setting for variable in APP_ENVIRONMENT}
 """The app's variables the Deployment sets itself, each from the stack setting named here. The container's `env`
 wins over the ConfigMap it loads, so the same name in appConfig would be silently ignored: the settings refuse it."""
+
+
+def app_variable(name: str) -> AppVariable:
+    """The contract's entry for `name`."""
+    return next(variable for variable in APP_ENVIRONMENT if variable.name == name)
+
 
 SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer")
 """The Service types a stack may choose."""

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from app import __version__
 from app.errors import SettingsError
 from app.settings import AppSettings
+from config import rules
 
 
 def test_defaults() -> None:
@@ -69,3 +72,26 @@ def test_the_apps_defaults_are_the_stacks() -> None:
         rules.READINESS_PATH,
         rules.METRICS_PATH,
     )
+
+
+_NUMBERS = [variable for variable in rules.APP_ENVIRONMENT if variable.default is not None]
+
+
+@pytest.mark.parametrize("variable", _NUMBERS, ids=lambda variable: variable.name)
+def test_the_app_parses_each_variable_of_the_contract_as_the_stacks_set_it(variable: rules.AppVariable) -> None:
+    # config.rules.APP_ENVIRONMENT is the contract: its default and range are the app's, whose image has no config/.
+    assert variable.minimum is not None
+    assert variable.maximum is not None
+    field = variable.name.lower()
+    assert getattr(AppSettings.from_env({}), field) == variable.default
+    for accepted in (variable.minimum, variable.maximum):
+        assert getattr(AppSettings.from_env({variable.name: str(accepted)}), field) == accepted
+    for refused in (variable.minimum - 1, variable.maximum + 1):
+        with pytest.raises(SettingsError, match=f"{variable.name}={refused} is out of range"):
+            AppSettings.from_env({variable.name: str(refused)})
+
+
+def test_every_variable_of_the_contract_is_set_by_the_deployment_and_read_by_the_app() -> None:
+    fields = {field.name for field in dataclasses.fields(AppSettings)}
+    read = {variable.name for variable in rules.APP_ENVIRONMENT if variable.name.lower() in fields}
+    assert read == {variable.name for variable in rules.APP_ENVIRONMENT} - {"APP_VERSION"}, "APP_VERSION is .version"
