@@ -13,13 +13,14 @@ from config.loading import load_settings
 from prerequisites.cluster import no_cluster, verify
 from prerequisites.expected import expected
 
-settings = load_settings()
+stack = load_settings()
+settings = stack.settings
 if not no_cluster():  # what the cluster must hold already, checked before any resource exists
-    verify(expected(settings.values, settings.stack))
-namespace_name = settings.values.namespace_name(settings.stack)
+    verify(expected(settings, stack.name))
+namespace_name = settings.namespace_name(stack.name)
 
 namespace: pulumi.Input[str] = namespace_name
-if settings.values.create_namespace:
+if settings.create_namespace:
     namespace = k8s.core.v1.Namespace(
         "namespace",
         metadata=k8s.meta.v1.ObjectMetaArgs(
@@ -29,10 +30,10 @@ if settings.values.create_namespace:
         ),
     ).metadata.name
 
-webapp = WebApp("webapp", WebAppArgs(settings=settings, namespace=namespace))
+webapp = WebApp("webapp", WebAppArgs(stack=stack, namespace=namespace))
 
 pulumi.export("namespace", namespace)
 pulumi.export("deployment_name", webapp.service.deployment_name)
 pulumi.export("service_name", webapp.service.service_name)
 pulumi.export("url", webapp.url)
-pulumi.export("image", settings.values.image.reference)
+pulumi.export("image", settings.image.reference)

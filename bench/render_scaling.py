@@ -47,13 +47,13 @@ def time_command(args: list[str]) -> float:
 def synthetic_program(services: int) -> None:
     """The stack program, with `services` copies of the service in one namespace."""
     raw, secret_keys = read_raw_config()
-    settings = parse_settings(pulumi.get_stack(), raw, secret_keys)
-    namespace = settings.values.namespace_name(settings.stack)
+    stack = parse_settings(pulumi.get_stack(), raw, secret_keys)
+    namespace = stack.settings.namespace_name(stack.name)
     for number in range(services):
         name = f"svc{number:03d}"
         # Each service needs its own object names (webapp:name), as separate services would have.
-        own = settings.model_copy(update={"values": settings.values.model_copy(update={"name": name})})
-        WebApp(name, WebAppArgs(settings=own, namespace=namespace))
+        own = stack.model_copy(update={"settings": stack.settings.model_copy(update={"name": name})})
+        WebApp(name, WebAppArgs(stack=own, namespace=namespace))
 
 
 def scaling_row(services: int, workdir: Path, checkov: bool) -> tuple[int, int, float, float, float, float]:

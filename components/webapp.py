@@ -15,7 +15,7 @@ from components.web_ingress import WebIngress, WebIngressArgs
 from components.web_monitoring import WebMonitoring, WebMonitoringArgs
 from components.web_route import WebRoute, WebRouteArgs
 from components.web_service import WebService, WebServiceArgs
-from config.loading import Settings
+from config.loading import LoadedStack
 
 PART_OF = "webapp"
 """The app.kubernetes.io/part-of label of every object."""
@@ -27,8 +27,8 @@ COMPONENT = "web"
 class WebAppArgs:
     """Inputs of `WebApp`."""
 
-    settings: Settings
-    """The stack's validated settings."""
+    stack: LoadedStack
+    """The stack: its name, validated settings and secrets."""
     namespace: pulumi.Input[str]
     """Namespace every object goes into."""
 
@@ -52,13 +52,13 @@ class WebApp(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: WebAppArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("webapp:index:WebApp", name, None, opts)
-        values, namespace = args.settings.values, args.namespace
+        values, namespace = args.stack.settings, args.namespace
         # AppConfig, WebService and WebIngress were top-level before WebApp existed. The alias names their old
         # parent (the stack), so stacks deployed then keep every URN below them: nothing is replaced. The
         # components added since have no older parent to name.
         aliased = pulumi.ResourceOptions(parent=self, aliases=[pulumi.Alias(parent=pulumi.ROOT_STACK_RESOURCE)])
         newer = pulumi.ResourceOptions(parent=self)
-        labels = standard_labels(name, f"{name}-{args.settings.stack}", COMPONENT, PART_OF)
+        labels = standard_labels(name, f"{name}-{args.stack.name}", COMPONENT, PART_OF)
 
         self.config = AppConfig(name, _config_args(args, labels), opts=aliased)
         self.service = WebService(name, _service_args(args, labels, self.config), opts=aliased)
@@ -92,18 +92,18 @@ class WebApp(pulumi.ComponentResource):
 
 
 def _config_args(args: WebAppArgs, labels: dict[str, str]) -> AppConfigArgs:
-    values = args.settings.values
+    values = args.stack.settings
     return AppConfigArgs(
         namespace=args.namespace,
         labels=labels,
         data=values.app_config,
-        secret_data=args.settings.secrets,
+        secret_data=args.stack.secrets,
         existing_secret=values.existing_secret,
     )
 
 
 def _service_args(args: WebAppArgs, labels: dict[str, str], config: AppConfig) -> WebServiceArgs:
-    values = args.settings.values
+    values = args.stack.settings
     return WebServiceArgs(
         namespace=args.namespace,
         image=values.image,
@@ -129,13 +129,13 @@ def _service_args(args: WebAppArgs, labels: dict[str, str], config: AppConfig) -
 
 
 def _monitoring_args(args: WebAppArgs, labels: dict[str, str]) -> WebMonitoringArgs:
-    settings = args.settings
-    values = settings.values
+    stack = args.stack
+    values = stack.settings
     return WebMonitoringArgs(
         namespace=args.namespace,
         # The series' namespace label is the namespace's name, known before it exists.
-        scope=Scope(namespace=values.namespace_name(settings.stack), name=values.name),
-        stack=settings.stack,
+        scope=Scope(namespace=values.namespace_name(stack.name), name=values.name),
+        stack=stack.name,
         metrics=values.metrics,
         labels=labels,
         object_name=values.name,

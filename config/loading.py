@@ -22,13 +22,15 @@ from config.rules import missing_digest_problem
 from config.settings import PROJECT, StackSettings
 
 
-class Settings(BaseModel):
-    """The validated stack settings plus the secret values, which stay Pulumi secrets."""
+class LoadedStack(BaseModel):
+    """One stack as the program reads it: its name, its validated settings, and the secret values (Pulumi
+    secrets)."""
 
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
 
-    stack: str
-    values: StackSettings
+    name: str
+    """The stack's name (dev, staging, prod)."""
+    settings: StackSettings
     secrets: dict[str, pulumi.Output[str]]
     """Secret app config: name -> value, each a Pulumi secret."""
 
@@ -90,7 +92,7 @@ def _describe(error: dict[str, Any]) -> str:
     return f"{PROJECT}:{location}: {message}"
 
 
-def parse_settings(stack: str, raw: Mapping[str, Any], secret_keys: set[str]) -> Settings:
+def parse_settings(stack: str, raw: Mapping[str, Any], secret_keys: set[str]) -> LoadedStack:
     """Validate raw config values; raise `ConfigError` listing every problem found."""
     problems: list[str] = []
     decoded = {key: _decode(key, value, problems) for key, value in raw.items()}
@@ -120,7 +122,7 @@ def parse_settings(stack: str, raw: Mapping[str, Any], secret_keys: set[str]) ->
             problems.append(f"{PROJECT}:image.digest: {digest_problem}")
     if problems or values is None:
         raise ConfigError(problems)
-    return Settings(stack=stack, values=values, secrets=secrets)
+    return LoadedStack(name=stack, settings=values, secrets=secrets)
 
 
 def _parse_secrets(
@@ -164,7 +166,7 @@ def _parse_secrets(
     return secrets
 
 
-def load_settings() -> Settings:
+def load_settings() -> LoadedStack:
     """Read and validate the current stack's settings from the Pulumi runtime."""
     raw, secret_keys = read_raw_config()
     return parse_settings(pulumi.get_stack(), raw, secret_keys)

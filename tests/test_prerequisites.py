@@ -29,7 +29,7 @@ def _settings(stack: str, raw: dict[str, Any] | None = None) -> StackSettings:
             key.split(":", 1)[1]: value for key, value in stack_file_config(stack).items() if key.startswith("webapp:")
         }
     raw = {**raw, "secrets": dict(TEST_SECRETS)}
-    return parse_settings(stack, raw, {"secrets"}).values
+    return parse_settings(stack, raw, {"secrets"}).settings
 
 
 def _whats(items: list[Prerequisite]) -> list[str]:

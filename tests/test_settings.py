@@ -559,7 +559,7 @@ def test_a_secret_outside_the_secrets_map_is_refused() -> None:
 
 
 def test_defaults() -> None:
-    settings = parse_settings("test", valid_config(secretKeys=[]), set()).values
+    settings = parse_settings("test", valid_config(secretKeys=[]), set()).settings
     assert settings.replicas == 1
     assert settings.service.type == "ClusterIP"
     assert settings.service.port == 80
@@ -585,7 +585,7 @@ def test_an_existing_secret_needs_no_secret_values_and_the_program_makes_no_secr
 
 def test_values_arrive_as_text_like_the_cli_sends_them() -> None:
     raw = valid_config(replicas="3", drainSeconds="7", appConfig='{"WEB_CONCURRENCY": 4, "FEATURE_X": true}')
-    settings = parse_settings("test", {**raw, "secretKeys": "[]"}, set()).values
+    settings = parse_settings("test", {**raw, "secretKeys": "[]"}, set()).settings
     assert settings.replicas == 3
     assert settings.drain_seconds == 7
     assert settings.app_config == {"WEB_CONCURRENCY": "4", "FEATURE_X": "true"}
@@ -594,13 +594,13 @@ def test_values_arrive_as_text_like_the_cli_sends_them() -> None:
 def test_image_reference_pins_digest_when_given() -> None:
     digest = "sha256:" + "a" * 64
     raw = valid_config(image={"repository": "ghcr.io/example/webapp", "tag": "1.4.2", "digest": digest}, secretKeys=[])
-    assert parse_settings("t", raw, set()).values.image.reference == f"ghcr.io/example/webapp:1.4.2@{digest}"
+    assert parse_settings("t", raw, set()).settings.image.reference == f"ghcr.io/example/webapp:1.4.2@{digest}"
 
 
 @pytest.mark.parametrize("tag", ["1.4.2", "v1.4.2-rc.1", "sha-860c190", "860c190", "main", "_build", "A" * 128])
 def test_any_oci_tag_but_latest_is_deployable(tag: str) -> None:
     raw = valid_config(image={"repository": "ghcr.io/example/webapp", "tag": tag}, secretKeys=[])
-    assert parse_settings("dev", raw, set()).values.image.tag == tag
+    assert parse_settings("dev", raw, set()).settings.image.tag == tag
 
 
 @pytest.mark.parametrize("tag", [".hidden", "-rc", "1.4.2+build", "a b", "A" * 129, "LATEST", "Latest"])
@@ -612,21 +612,21 @@ def test_tags_outside_the_oci_grammar_and_latest_are_refused(tag: str) -> None:
 
 def test_prod_never_deploys_without_a_digest() -> None:
     raw = valid_config(image={"repository": "ghcr.io/example/webapp", "tag": "1.4.2"}, secretKeys=[])
-    assert parse_settings("staging", raw, set()).values.image.digest is None
+    assert parse_settings("staging", raw, set()).settings.image.digest is None
     with pytest.raises(ConfigError, match=r"webapp:image\.digest: stack prod deploys only by digest"):
         parse_settings("prod", raw, set())
     digest = "sha256:" + "b" * 64
     pinned = valid_config(
         image={"repository": "ghcr.io/example/webapp", "tag": "1.4.2", "digest": digest}, secretKeys=[]
     )
-    assert parse_settings("prod", pinned, set()).values.image.digest == digest
+    assert parse_settings("prod", pinned, set()).settings.image.digest == digest
 
 
 def test_secret_and_ingress_class_names_may_hold_dots_as_kubernetes_allows() -> None:
     tls = [{"secretName": "webapp.example.com-tls", "hosts": ["webapp.example.com"]}]
     ingress = {"enabled": True, "hosts": ["webapp.example.com"], "tls": tls}
     raw = valid_config(ingress={**ingress, "className": "nginx.internal"}, secretKeys=[])
-    values = parse_settings("dev", raw, set()).values
+    values = parse_settings("dev", raw, set()).settings
     assert (values.ingress.tls[0].secret_name, values.ingress.class_name) == (
         "webapp.example.com-tls",
         "nginx.internal",
@@ -634,7 +634,7 @@ def test_secret_and_ingress_class_names_may_hold_dots_as_kubernetes_allows() -> 
 
 
 def test_settings_are_frozen() -> None:
-    settings = parse_settings("test", valid_config(secretKeys=[]), set()).values
+    settings = parse_settings("test", valid_config(secretKeys=[]), set()).settings
     with pytest.raises(pydantic.ValidationError, match="frozen"):
         settings.replicas = 5
 
