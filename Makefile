@@ -90,7 +90,7 @@ snapshots: setup ## Accept the current rendered manifests as the new snapshots
 	$(PY) -m pytest tests/test_snapshots.py --snapshot-update
 
 bench: setup ## Print the benchmark tables (not part of the tests)
-	$(PY) bench/app_server.py
+	$(PY) bench/server_figures.py
 	$(PY) bench/hostile_clients.py
 	$(PY) bench/render_scaling.py
 

@@ -1,4 +1,4 @@
-"""The two floors bench/app_server.py compares the app with, served exactly like the app (same gunicorn settings).
+"""The two floors bench/server_figures.py compares the app with, served exactly like the app (same gunicorn settings).
 
     python bench/baseline_wsgi.py bare     # a bare WSGI callable returning a constant JSON body
     python bench/baseline_wsgi.py flask    # a minimal Flask app returning the app's JSON for /, with no logging

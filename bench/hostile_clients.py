@@ -42,8 +42,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.app_server import rss_mib, start, stop, wrk
 from bench.attacks import ATTACKS, Ports, run_attack, settle
+from bench.server_figures import rss_mib, start, stop, wrk
 from harness.clients import HALF_A_HEAD, odd_methods, send_methods, stalled_connections
 from harness.http import Outcome, get
 

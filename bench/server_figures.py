@@ -1,7 +1,7 @@
 """Benchmark the app server: throughput, probe latency under saturation, a profile of `/`, start-up, memory,
 and failures during SIGTERM.
 
-    .venv/bin/python bench/app_server.py [--duration 5] [--connections 16] [--rounds 3]
+    .venv/bin/python bench/server_figures.py [--duration 5] [--connections 16] [--rounds 3]
 
 Load generator: wrk (Debian package `wrk`), a C client with keep-alive
 connections, for throughput and latency. The same wrk runs hit the app's `/`,
