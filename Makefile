@@ -37,7 +37,7 @@ up: $(VENV)/.installed .engine/.built ## Deploy STACK (dev) to a local cluster, 
 else
 up: ## Deploy STACK (dev) to a local cluster, as root; or to yours: make up KUBECONFIG=path
 	@$(PYTHON) -m localcluster check-root
-	@engine/debian-packages.sh
+	@toolchain/debian-packages.sh
 	@$(MAKE) --no-print-directory $(VENV)/.installed
 	@$(PY) -m localcluster plan
 	@$(MAKE) --no-print-directory .engine/.built .engine/cluster/.built .engine/node/.built .engine/image/webapp.json
@@ -64,17 +64,17 @@ lint: setup ## ruff and mypy
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .
 
-# Prometheus's own rule and PromQL parser (engine/promcheck, a pinned Go module): the tests hold the alerts and the
+# Prometheus's own rule and PromQL parser (toolchain/promcheck, a pinned Go module): the tests hold the alerts and the
 # dashboard to it. About 25 s to build on an empty Go cache.
 PROMCHECK := .engine/promcheck/promcheck
-$(PROMCHECK): engine/promcheck/main.go engine/promcheck/go.mod engine/promcheck/go.sum
-	cd engine/promcheck && GOFLAGS=-mod=readonly go build -ldflags="-s -w" -o $(CURDIR)/$(PROMCHECK) .
+$(PROMCHECK): toolchain/promcheck/main.go toolchain/promcheck/go.mod toolchain/promcheck/go.sum
+	cd toolchain/promcheck && GOFLAGS=-mod=readonly go build -ldflags="-s -w" -o $(CURDIR)/$(PROMCHECK) .
 
-# Grafana's dashboard schema (engine/grafanacheck, the Grafana Foundation SDK): the dashboard test holds the
+# Grafana's dashboard schema (toolchain/grafanacheck, the Grafana Foundation SDK): the dashboard test holds the
 # dashboard to it. About 30 s to build on an empty Go cache.
 GRAFANACHECK := .engine/grafanacheck/grafanacheck
-$(GRAFANACHECK): engine/grafanacheck/main.go engine/grafanacheck/go.mod engine/grafanacheck/go.sum
-	cd engine/grafanacheck && GOFLAGS=-mod=readonly go build -ldflags="-s -w" -o $(CURDIR)/$(GRAFANACHECK) .
+$(GRAFANACHECK): toolchain/grafanacheck/main.go toolchain/grafanacheck/go.mod toolchain/grafanacheck/go.sum
+	cd toolchain/grafanacheck && GOFLAGS=-mod=readonly go build -ldflags="-s -w" -o $(CURDIR)/$(GRAFANACHECK) .
 
 promcheck: $(PROMCHECK) $(GRAFANACHECK) ## Build Prometheus's rule parser and Grafana's dashboard checker for the tests
 
@@ -95,33 +95,33 @@ bench: setup ## Print the benchmark tables (not part of the tests)
 	$(PY) bench/render_scaling.py
 
 # The real Pulumi engine: CLI, Python language host and Kubernetes provider, built from the
-# pinned Go modules in engine/ into .engine/bin (see engine/build.sh). Rebuilt when a pin changes.
-ENGINE_MODULES := engine/cli engine/langhost engine/provider
-ENGINE_SOURCES := requirements.txt engine/build.sh engine/lib.sh $(foreach m,$(ENGINE_MODULES),$(m)/go.mod $(m)/go.sum) \
-	$(wildcard engine/provider/cmd/*/main.go)
+# pinned Go modules in toolchain/ into .engine/bin (see toolchain/build.sh). Rebuilt when a pin changes.
+ENGINE_MODULES := toolchain/cli toolchain/langhost toolchain/provider
+ENGINE_SOURCES := requirements.txt toolchain/build.sh toolchain/lib.sh $(foreach m,$(ENGINE_MODULES),$(m)/go.mod $(m)/go.sum) \
+	$(wildcard toolchain/provider/cmd/*/main.go)
 .engine/.built: $(ENGINE_SOURCES)
-	engine/build.sh
+	toolchain/build.sh
 	touch $@
 
 engine: .engine/.built ## Build the Pulumi CLI, language host and Kubernetes provider from pinned Go modules
 
 # A Kubernetes control plane (API server, controller manager, scheduler, kubectl, etcd) and kwok,
-# built from pinned Go modules into .engine/cluster (see engine/build-cluster.sh); the e2e starts it.
-CLUSTER_SOURCES := engine/build-cluster.sh engine/lib.sh $(foreach m,engine/cluster engine/kwok engine/crds,$(m)/go.mod $(m)/go.sum) \
-	engine/cluster/cmd/etcd/main.go
+# built from pinned Go modules into .engine/cluster (see toolchain/build-cluster.sh); the e2e starts it.
+CLUSTER_SOURCES := toolchain/build-cluster.sh toolchain/lib.sh $(foreach m,toolchain/cluster toolchain/kwok toolchain/crds,$(m)/go.mod $(m)/go.sum) \
+	toolchain/cluster/cmd/etcd/main.go
 .engine/cluster/.built: $(CLUSTER_SOURCES)
-	engine/build-cluster.sh
+	toolchain/build-cluster.sh
 	touch $@
 
 cluster: .engine/cluster/.built ## Build the Kubernetes control plane and kwok the e2e runs on 127.0.0.1
 
 # The parts of a real node (runc, containerd, CNI plugins, kubelet, kube-proxy, Traefik) and of the image's path
 # (BuildKit, the distribution registry), built from pinned Go modules into .engine/node
-# (see engine/build-node.sh). runc's seccomp needs Debian's libseccomp-dev and pkg-config.
-NODE_SOURCES := engine/build-node.sh engine/lib.sh \
-	$(foreach m,engine/runc engine/containerd engine/cni engine/cluster engine/traefik engine/buildkit engine/registry,$(m)/go.mod $(m)/go.sum)
+# (see toolchain/build-node.sh). runc's seccomp needs Debian's libseccomp-dev and pkg-config.
+NODE_SOURCES := toolchain/build-node.sh toolchain/lib.sh \
+	$(foreach m,toolchain/runc toolchain/containerd toolchain/cni toolchain/cluster toolchain/traefik toolchain/buildkit toolchain/registry,$(m)/go.mod $(m)/go.sum)
 .engine/node/.built: $(NODE_SOURCES)
-	engine/build-node.sh
+	toolchain/build-node.sh
 	touch $@
 
 node: .engine/node/.built ## Build the real node's parts and BuildKit and the registry (the e2e starts them)

@@ -5,7 +5,7 @@ One dashboard per stack (its uid and title name the stack), every query scoped t
 the stack's series like the alerts (`components.alert_rules.Scope`); the failed and
 slow shares are the alerts' own ratios, over Grafana's range instead of the burn windows. Grafana's
 sidecar loads it from a ConfigMap labelled `grafana_dashboard: "1"`. The tests hold
-it to Grafana's own schema (engine/grafanacheck) and its queries to Prometheus's parser.
+it to Grafana's own schema (toolchain/grafanacheck) and its queries to Prometheus's parser.
 """
 
 from __future__ import annotations

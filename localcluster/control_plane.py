@@ -33,7 +33,7 @@ from localcluster.paths import CLUSTER_BIN
 from localcluster.pki import Pki, create_pki, issue
 
 CRD_BUNDLES = ("monitoring-crds.yaml", "gateway-api-crds.yaml")
-"""What `make cluster` writes from the CRD modules (engine/build-cluster.sh)."""
+"""What `make cluster` writes from the CRD modules (toolchain/build-cluster.sh)."""
 CRDS = (
     "servicemonitors.monitoring.coreos.com",
     "prometheusrules.monitoring.coreos.com",

@@ -1,7 +1,7 @@
 """Where the builds put what they made (`.engine/`) and where `make up` keeps its cluster (`.local/`): defined once.
 
 `make engine`, `make cluster`, `make node`, `make image` and `make promcheck` write under `.engine/` (the
-build scripts in engine/ name the same folders); the local cluster `make up` starts keeps its state, logs,
+build scripts in toolchain/ name the same folders); the local cluster `make up` starts keeps its state, logs,
 Pulumi backend and passphrase under `.local/`, which `make down` empties but for the passphrase.
 """
 
@@ -11,7 +11,7 @@ from tools.stack_config import REPO_ROOT
 
 ENGINE = REPO_ROOT / ".engine"
 ENGINE_ENV_FILE = ENGINE / "env"
-"""What `source .engine/env` reads (engine/build.sh writes it): the built CLI, its language host, PULUMI_HOME."""
+"""What `source .engine/env` reads (toolchain/build.sh writes it): the built CLI, its language host, PULUMI_HOME."""
 ENGINE_BIN = ENGINE / "bin"
 LANGUAGE_HOST_DIR = ENGINE / "langhost"
 PULUMI_HOME = ENGINE / "home"

@@ -3,9 +3,9 @@
 A real server is scraped for the series names and the latency histogram's bounds
 that `config.app_metrics` promises; the prod stack's PrometheusRule goes through
 Prometheus's rule loader and its dashboard's queries through the PromQL parser
-(engine/promcheck), and every series they read must be exported by the app, written
+(toolchain/promcheck), and every series they read must be exported by the app, written
 by a recording rule beside them, or come from the cluster's own exporters. The
-dashboard itself must decode under Grafana's schema (engine/grafanacheck).
+dashboard itself must decode under Grafana's schema (toolchain/grafanacheck).
 """
 
 from __future__ import annotations

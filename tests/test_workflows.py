@@ -156,7 +156,7 @@ def test_dependabot_keeps_every_pin_fresh() -> None:
     for update in config["updates"]:
         directories = update.get("directories") or [update["directory"]]
         places.setdefault(update["package-ecosystem"], set()).update(directories)
-    go_modules = {f"/{path.parent.relative_to(REPO_ROOT)}" for path in REPO_ROOT.glob("engine/*/go.mod")}
+    go_modules = {f"/{path.parent.relative_to(REPO_ROOT)}" for path in REPO_ROOT.glob("toolchain/*/go.mod")}
     requirement_dirs = {
         "/" + str(path.parent.relative_to(REPO_ROOT)).replace(".", "")
         for path in REPO_ROOT.glob("**/requirements*.txt")
@@ -342,4 +342,4 @@ def test_go_is_set_up_wherever_make_test_runs() -> None:
     for name in ("preview.yml", "deploy.yml"):
         job = _load(name)["jobs"]["test"]
         assert "make test" in _runs(job)
-        assert _uses(job, "actions/setup-go")["with"]["go-version-file"] == "engine/promcheck/go.mod"
+        assert _uses(job, "actions/setup-go")["with"]["go-version-file"] == "toolchain/promcheck/go.mod"

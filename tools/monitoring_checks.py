@@ -1,5 +1,5 @@
 """Prometheus's own rule and PromQL parser and Grafana's dashboard schema, called from Python (the Go programs
-engine/promcheck and engine/grafanacheck, built by `make promcheck`).
+toolchain/promcheck and toolchain/grafanacheck, built by `make promcheck`).
 
 Rule files are checked as Prometheus loads them (rulefmt: groups, rule names,
 `for`, label and annotation templates, and every expression); a dashboard's
@@ -36,7 +36,7 @@ class PromCheck:
 def _answer(program: Path, arguments: list[str], stdin: str | None = None) -> dict[str, Any]:
     """Run one of the checkers; its JSON answer (exit 1 means it found errors, which the answer lists)."""
     if not program.exists():
-        raise FileNotFoundError(f"{program} is missing: run `make promcheck` (Go builds it from engine/)")
+        raise FileNotFoundError(f"{program} is missing: run `make promcheck` (Go builds it from toolchain/)")
     done = subprocess.run([str(program), *arguments], input=stdin, capture_output=True, text=True, check=False)
     if done.returncode not in (0, 1) or not done.stdout.strip():
         raise RuntimeError(f"{program.name} {arguments[0]} exited {done.returncode}: {done.stderr}")

@@ -1,6 +1,0 @@
-// Grafana's dashboard schema, as the Grafana Foundation SDK decodes it, for the tests (engine/grafanacheck/main.go).
-module webapp.local/engine/grafanacheck
-
-go 1.24
-
-require github.com/grafana/grafana-foundation-sdk/go v0.0.22
