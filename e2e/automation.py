@@ -17,14 +17,18 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 import os
 import runpy
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pulumi import automation as auto
+from pulumi.automation import _stack
+from pulumi.automation.events import EngineEvent
 
 from localcluster.pulumi_cli import CommandResult, Workspace
 
@@ -43,6 +47,27 @@ def _program(workdir: Path) -> auto.PulumiFn:
     return run
 
 
+def _keep_event_log(path: Path) -> Callable[[object], None]:
+    """Keep the CLI's engine events in `path`, one JSON object per line, as `pulumi preview --event-log` writes them
+    (what the preview workflow's report reads).
+
+    Asked for events, the SDK has the CLI stream each one as JSON text (`--event-log tcp://...`, over gRPC) and
+    parses it with `EngineEvent.from_json`; this records each event's JSON on its way there.
+    """
+    path.write_text("")
+    parse = EngineEvent.from_json
+
+    class RecordedEvent(EngineEvent):
+        @classmethod
+        def from_json(cls, data: dict[str, Any]) -> Any:
+            with path.open("a") as log:
+                log.write(json.dumps(data) + "\n")
+            return parse(data)
+
+    _stack.EngineEvent = RecordedEvent  # type: ignore[attr-defined]  # the name _stack's servicer parses with
+    return lambda event: None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse the arguments, run the operation, print the CLI's output; exit 1 when it fails."""
     parser = argparse.ArgumentParser(prog="python -m e2e.automation")
@@ -54,7 +79,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--refresh", action="store_true")
     parser.add_argument("--diff", action="store_true")
     parser.add_argument("--expect-no-changes", action="store_true")
+    parser.add_argument("--event-log", type=Path, help="keep the CLI's event log (`--event-log`'s file) here")
     args = parser.parse_args(argv)
+    on_event = None
+    if args.event_log is not None:
+        on_event = _keep_event_log(args.event_log.resolve())
 
     workdir = args.workdir.resolve()
     binary = Path(os.environ["E2E_PULUMI"])
@@ -76,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
             diff=args.diff,
             expect_no_changes=args.expect_no_changes,
             on_output=print,
+            on_event=on_event,
         )
     except auto.errors.CommandError as error:
         print(error, file=sys.stderr)

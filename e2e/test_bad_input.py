@@ -7,7 +7,7 @@ from pathlib import Path
 
 from e2e.automation import automation
 from localcluster.pulumi_cli import Workspace
-from tools.preview_report import report
+from tools.preview_report import read_events, report
 
 HERE = Path(__file__).resolve().parent
 
@@ -31,11 +31,15 @@ def test_latest_tag_stops_preview_and_up_naming_the_key(workspace: Workspace, tm
     rendered = _render_into(ws, tmp_path)
     ws.run("pulumi config set --path 'webapp:image.tag' latest")
 
-    preview = ws.run("pulumi preview", check=False)
+    events = tmp_path / "events.jsonl"
+    # As the preview workflow runs it: PULUMI_DEBUG_COMMANDS enables --event-log (the Automation API sets it too).
+    preview = ws.run(
+        f"pulumi preview --event-log {events}", check=False, env={**ws.environment(), "PULUMI_DEBUG_COMMANDS": "true"}
+    )
     assert preview.returncode != 0
     assert "webapp:image.tag: 'latest' cannot be tracked or rolled back" in preview.output
-    # What the preview workflow comments on the pull request for this output.
-    comment = report("dev", "failure", preview.output)
+    # What the preview workflow comments on the pull request for this output and the CLI's event log.
+    comment = report("dev", "failure", preview.output, read_events(events.read_text()))
     assert "Preview of stack `dev`: FAILED" in comment
     assert "- setting `webapp:image.tag`: 'latest' cannot be tracked or rolled back" in comment
 
@@ -68,13 +72,30 @@ def test_policy_violation_stops_preview_with_the_policy_name(tmp_path: Path) -> 
     ws.run("pulumi stack select --create policy-check")
     _render_into(ws, tmp_path)
 
-    # As the workflows run it (pulumi/actions = the Automation API), the pack in its own virtualenv.
-    preview = automation(ws, "policy-check", "preview", "--policy-pack=policy", check=False)
+    # As the workflows run it (pulumi/actions = the Automation API), the pack in its own virtualenv; one policy
+    # made advisory by a pack config, so the report shows both levels.
+    (ws.root / "advisory.json").write_text(json.dumps({"containers-run-unprivileged": "advisory"}))
+    events = tmp_path / "events.jsonl"
+    preview = automation(
+        ws,
+        "policy-check",
+        "preview",
+        "--policy-pack=policy",
+        "--policy-pack-config=advisory.json",
+        f"--event-log={events}",
+        check=False,
+    )
     assert preview.returncode != 0
     for policy in ("images-are-pinned", "containers-set-requests-and-limits", "deployments-have-readiness-probes"):
         assert policy in preview.output, preview.output[-4000:]
     assert "mandatory" in preview.output
     assert "images-by-digest" not in preview.output, "off unless the deploy config turns it on"
+    # The pull-request comment, from the CLI's own event log: what stopped it, and the advisory finding too.
+    why = report("policy-check", "failure", preview.output, read_events(events.read_text())).split("<details>")[0]
+    stopped, _, advisory = why.partition("Advisory policy findings")
+    assert "- policy `images-are-pinned` (mandatory) on kubernetes:apps/v1:Deployment: " in stopped, why
+    assert "- policy `containers-run-unprivileged` (advisory) on kubernetes:apps/v1:Deployment: " in advisory, why
+    assert "containers-run-unprivileged" not in stopped, why
 
     # As the deploy workflow runs it: the pack's deploy config makes the digest rule mandatory.
     deploy = automation(
@@ -83,12 +104,13 @@ def test_policy_violation_stops_preview_with_the_policy_name(tmp_path: Path) -> 
         "preview",
         "--policy-pack=policy",
         "--policy-pack-config=policy/deploy-config.json",
+        f"--event-log={events}",
         check=False,
     )
     assert deploy.returncode != 0
     assert "images-by-digest" in deploy.output, deploy.output[-4000:]
     assert "runs 'nginx:latest' by tag only" in deploy.output
     # What the preview workflow comments on the pull request for this output: each policy and its message.
-    comment = report("policy-check", "failure", deploy.output)
+    comment = report("policy-check", "failure", deploy.output, read_events(events.read_text()))
     assert "- policy `images-by-digest` (mandatory) on " in comment, comment
     assert "runs 'nginx:latest' by tag only" in comment.split("<details>")[0]
