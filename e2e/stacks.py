@@ -49,6 +49,23 @@ def drift_job(stack: str, directory: Path, environment: dict[str, str], **contex
     return Runner("drift.yml", "drift", directory, values, environment)
 
 
+PROMOTE_STEP = "Promote the image into the stack's config"
+
+
+def promotion_job(
+    stack: str, directory: Path, environment: dict[str, str], *, image: str = "", source: str = ""
+) -> Runner:
+    """pulumi-up.yml's job for `stack` on a stand-in runner under `directory`: its inputs are an `image` the build
+    pushed or a `source` stack to promote from (the workflow's `inputs.image`, `inputs.promote-from`)."""
+    values = {
+        "vars.PULUMI_ORG": "organization",
+        "inputs.stack": stack,
+        "inputs.image": image,
+        "inputs.promote-from": source,
+    }
+    return Runner("pulumi-up.yml", "up", directory, values, environment)
+
+
 def make_render(stack: str, output: Path) -> Path:
     """`make render`'s manifests for `stack` (schema checks on, checkov left to `make test`), in `output`."""
     python = REPO_ROOT / ".venv" / "bin" / "python"

@@ -19,12 +19,21 @@ from typing import Any
 import pytest
 
 from e2e.github_steps import Runner
-from e2e.stacks import DRIFT_STEP, SECRET_VALUE, drift_job, expected_replicas, make_render, stack_file
+from e2e.stacks import (
+    DRIFT_STEP,
+    PROMOTE_STEP,
+    SECRET_VALUE,
+    drift_job,
+    expected_replicas,
+    make_render,
+    promotion_job,
+    stack_file,
+)
 from harness.processes import wait_until
 from localcluster.control_plane import ZONES, ControlPlane, running_control_plane
 from localcluster.kubectl import Kubectl
 from localcluster.platform import install_routing
-from localcluster.pulumi_cli import TIMINGS, CommandResult, Workspace
+from localcluster.pulumi_cli import TIMINGS, Workspace
 from tools.stack_config import REPO_ROOT, stack_names
 
 # Nothing fills in an Ingress's address, or accepts an HTTPRoute, without a controller; the provider would wait for one.
@@ -522,12 +531,14 @@ def _assert_nothing_created(ws: Workspace) -> None:
     assert [r["type"] for r in resources if r["type"] != "pulumi:pulumi:Stack"] == [], resources
 
 
-def _promote(ws: Workspace, *args: str, check: bool = True) -> CommandResult:
-    """`python -m tools.promote ...` in the workspace, with the CLI the README's `source .engine/env` puts on PATH."""
-    env = {**ws.environment(), "PYTHONPATH": str(REPO_ROOT)}
-    return ws.run(
-        " ".join([str(REPO_ROOT / ".venv" / "bin" / "python"), "-m", "tools.promote", *args]), check=check, env=env
-    )
+def _promote(ws: Workspace, directory: Path, target: str, *, image: str = "", source: str = "") -> tuple[int, str, str]:
+    """pulumi-up.yml's own promotion step for `target`, run as a runner runs it in the workspace (the checkout's
+    tools on PYTHONPATH, the built CLI on PATH): its exit code, its output, and the image it handed the next step."""
+    environment = {**ws.environment(), "PYTHONPATH": str(REPO_ROOT)}
+    runner = promotion_job(target, directory / f"promote-{target}", environment, image=image, source=source)
+    result = runner.run(PROMOTE_STEP, ws.root)
+    outputs = dict(line.partition("=")[::2] for line in (runner.directory / "output").read_text().splitlines())
+    return result.returncode, result.output, outputs.get("image", "")
 
 
 def test_one_digest_travels_from_the_build_through_dev_and_staging_to_prod(plane: ControlPlane, tmp_path: Path) -> None:
@@ -540,16 +551,19 @@ def test_one_digest_travels_from_the_build_through_dev_and_staging_to_prod(plane
         _set_secrets(ws, stack)
         _skip_awaits_no_controller_ends(ws, stack)
 
-    refused = _promote(ws, "--from", "staging", "--to", "prod", check=False)
-    assert refused.returncode == 1
-    assert "stack staging has never been deployed" in refused.output
+    # The workflow names stacks organization/stack (vars.PULUMI_ORG); the file backend's organization is that.
+    returncode, output, _ = _promote(ws, tmp_path, "prod", source="staging")
+    assert returncode == 1
+    assert "stack organization/staging has never been deployed" in output
 
     built = "ghcr.io/example/webapp:sha-860c190@sha256:" + "e" * 64
-    _promote(ws, "--image", built, "--to", "dev")
+    returncode, output, handed_on = _promote(ws, tmp_path, "dev", image=built)
+    assert (returncode, handed_on) == (0, built), output
     ws.run("pulumi up --yes --stack dev")
     for source, target in (("dev", "staging"), ("staging", "prod")):
-        promoted = _promote(ws, "--from", source, "--to", target)
-        assert f"{target} now runs {built} (from stack {source})" in promoted.output
+        returncode, output, handed_on = _promote(ws, tmp_path, target, source=source)
+        assert (returncode, handed_on) == (0, built), output
+        assert f"organization/{target} now runs {built} (from stack organization/{source})" in output
         ws.run(f"pulumi up --yes --stack {target}")
 
     for stack in ("dev", "staging", "prod"):
