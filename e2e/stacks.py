@@ -32,9 +32,10 @@ def action(workflow: str) -> list[str]:
     return [operation, *options]
 
 
-def cli_preview(workflow: str) -> list[str]:
-    """The workflow's `pulumi preview` command line (a `run:` step), as e2e.automation arguments."""
-    operation, options = cli_operation(workflow, "preview")
+def cli_preview(workflow: str, runner_temp: Path) -> list[str]:
+    """The workflow's `pulumi preview` command line (a `run:` step), as e2e.automation arguments; what it writes to
+    `$RUNNER_TEMP` goes to `runner_temp`."""
+    operation, options = cli_operation(workflow, "preview", runner_temp)
     return [operation, *options]
 
 

@@ -23,6 +23,7 @@ from e2e.render_comparison import differences, load_rendered, normalise
 from e2e.stacks import DRIFT_STEP, SECRET_VALUE, action, cli_preview, drift_job, make_render, stack_file
 from localcluster.pulumi_cli import Workspace
 from tools.mocks import urn_type
+from tools.preview_report import read_events, report
 from tools.stack_config import stack_names
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
@@ -101,7 +102,10 @@ def test_stack_lifecycle(stack: str, workspace: Workspace, tmp_path: Path) -> No
 
     # What a pull request runs (pulumi/actions with the policy pack), the README's preview, then the deploy
     # workflow's up; the README's own `up` right after has nothing left to do.
-    automation(ws, stack, *cli_preview("preview.yml"))
+    automation(ws, stack, *cli_preview("preview.yml", tmp_path))
+    # Its pull-request comment, from the engine events the preview step's --event-log kept: passed, nothing found.
+    comment = report(stack, "success", "", read_events((tmp_path / "events.jsonl").read_text()))
+    assert comment.startswith(f"### Preview of stack `{stack}`: passed\n\n<details>"), comment
     ws.run(readme.get("pulumi preview"))
     automation(ws, stack, *action("pulumi-up.yml"))
     second_up = ws.run(readme.get("pulumi up"))

@@ -39,8 +39,9 @@ def action_operation(workflow: str) -> tuple[str, list[str]]:
     return str(inputs["command"]), options
 
 
-def cli_operation(workflow: str, operation: str) -> tuple[str, list[str]]:
-    """The workflow's `pulumi <operation> ...` command line (a `run:` step), as e2e.automation arguments.
+def cli_operation(workflow: str, operation: str, runner_temp: Path) -> tuple[str, list[str]]:
+    """The workflow's `pulumi <operation> ...` command line (a `run:` step), as e2e.automation arguments, with
+    `$RUNNER_TEMP` standing for `runner_temp`.
 
     The e2e runs operations with a Python policy pack through the Automation API (see e2e/automation.py), so the
     command's flags are carried over one by one; one the e2e does not know fails here instead of being dropped.
@@ -49,6 +50,7 @@ def cli_operation(workflow: str, operation: str) -> tuple[str, list[str]]:
         str(step["run"]) for step in _steps(WORKFLOWS / workflow) if f"pulumi {operation} " in str(step.get("run", ""))
     ]
     line = script.replace("\\\n", " ").split(f"pulumi {operation} ", 1)[1].split(" 2>&1")[0]
+    line = line.replace("$RUNNER_TEMP", str(runner_temp))
     words, options = shlex.split(line), []
     while words:
         word = words.pop(0)
@@ -56,7 +58,7 @@ def cli_operation(workflow: str, operation: str) -> tuple[str, list[str]]:
             if word == "--stack":
                 words.pop(0)  # the workflow's own stack variable; the e2e names its stack
             continue
-        if word in ("--policy-pack", "--policy-pack-config"):
+        if word in ("--policy-pack", "--policy-pack-config", "--event-log"):
             options.append(f"{word}={words.pop(0)}")
         elif word in ACTION_INPUTS.values():
             options.append(word)
