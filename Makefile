@@ -151,8 +151,8 @@ e2e: $(E2E_DEPS) stress ## The app's stress tests, the program under the real en
 	e2e/in-namespaces $(PY) -m pytest e2e/test_real_node.py
 	$(PY) -m pytest e2e/test_local_cluster.py
 
-policy-rules: ## Copy config/rules.py into the policy pack (it runs in its own virtualenv)
-	cp config/rules.py policy/webapp_rules.py
+policy-rules: ## Copy webapp_platform/config/rules.py into the policy pack (it runs in its own virtualenv)
+	cp webapp_platform/config/rules.py policy/webapp_rules.py
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort

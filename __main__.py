@@ -8,10 +8,10 @@ components, export what an operator needs.
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.webapp import WebApp, WebAppArgs
-from config.loading import load_settings
 from prerequisites.cluster import no_cluster, verify
 from prerequisites.expected import expected
+from webapp_platform.components.webapp import WebApp, WebAppArgs
+from webapp_platform.config.loading import load_settings
 
 stack = load_settings()
 settings = stack.settings

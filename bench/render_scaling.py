@@ -25,14 +25,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pulumi
 
-from components.webapp import WebApp, WebAppArgs
-from config.loading import parse_settings, read_raw_config
 from harness.stack_values import TEST_SECRETS, config_values, valid_config
 from tools.manifests import to_manifests
 from tools.mocks import run_program
 from tools.render import Rendered, check_stacks, write_manifests
 from tools.stack_config import REPO_ROOT, stack_names
 from tools.validate import CheckovScan, schema_problems
+from webapp_platform.components.webapp import WebApp, WebAppArgs
+from webapp_platform.config.loading import parse_settings, read_raw_config
 
 WIDTHS = (8, 9, 15, 16, 7, 16, 14)
 

@@ -28,7 +28,7 @@ PASSPHRASE = "e2e-passphrase-for-a-throwaway-backend"
 COMMAND_TIMEOUT_SECONDS = 300
 # What the program needs at run time; the rest of the checkout stays out of the copy.
 PROGRAM_FILES = ("__main__.py", "Pulumi.yaml", "requirements.txt")
-PROGRAM_DIRS = ("components", "config", "prerequisites")
+PROGRAM_DIRS = ("webapp_platform", "prerequisites")
 POLICY_FILES = (
     "PulumiPolicy.yaml",
     "__init__.py",

@@ -7,11 +7,11 @@ import runpy
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from config.settings import PROJECT
 from harness.stack_values import TEST_SECRETS, config_values
 from tools.mocks import KubernetesMocks, ProgramRun, RecordedResource, is_secret_wrapper, run_program
 from tools.render import Rendered, render_stack
 from tools.stack_config import REPO_ROOT
+from webapp_platform.config.settings import PROJECT
 
 
 def run_main(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from components.app_config import AppConfig, AppConfigArgs
 from tests.pulumi_helpers import only, run_components, unwrap
 from tools.mocks import ProgramRun, is_secret_wrapper
+from webapp_platform.components.app_config import AppConfig, AppConfigArgs
 
 LABELS = {"app.kubernetes.io/name": "shop"}
 

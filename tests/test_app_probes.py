@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 
 from app.crash_watch import CRASH_LIMIT
-from components.pod import PROBE_TIMEOUT_SECONDS
 from harness.app_server import RunningServer
 from harness.http import Outcome
 from harness.processes import wait_until
 from tests.conftest import StartServer
+from webapp_platform.components.pod import PROBE_TIMEOUT_SECONDS
 
 pytestmark = pytest.mark.slow
 

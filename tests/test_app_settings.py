@@ -9,7 +9,7 @@ import pytest
 from app import __version__
 from app.errors import SettingsError
 from app.settings import AppSettings
-from config import rules
+from webapp_platform.config import rules
 
 
 def test_defaults() -> None:
@@ -54,7 +54,7 @@ def test_the_apps_defaults_are_the_stacks() -> None:
     from app.management import METRICS_PATH
     from app.probes import LIVENESS_PATH, READINESS_PATH
     from app.settings import AppSettings
-    from config import rules
+    from webapp_platform.config import rules
 
     defaults = AppSettings.from_env({})
     assert (defaults.drain_seconds, defaults.graceful_timeout_seconds) == (

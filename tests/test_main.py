@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from config.errors import ConfigError
 from harness.stack_values import valid_config
 from tests.pulumi_helpers import kube, only, run_main
 from tools.render import render_stack
+from webapp_platform.config.errors import ConfigError
 
 
 def test_creates_a_restricted_namespace_by_default() -> None:

@@ -17,12 +17,12 @@ from typing import Any
 
 import pytest
 
-from config import app_metrics
 from harness.app_server import RunningServer
 from harness.processes import wait_until
 from tests.conftest import StartServer
 from tests.pulumi_helpers import committed_stack, kube, only
 from tools.monitoring_checks import PromCheck, check_dashboard, check_expressions, check_rule_groups, recorded_names
+from webapp_platform.config import app_metrics
 
 pytestmark = pytest.mark.slow
 

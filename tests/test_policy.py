@@ -243,8 +243,9 @@ def test_every_rendered_stack_complies_with_the_pack(stack: str) -> None:
 
 
 def test_the_pack_uses_the_projects_rules_verbatim() -> None:
-    # The pack runs in its own virtualenv, so it gets config/rules.py as a copy: `make policy-rules` writes it.
-    assert (REPO_ROOT / "policy" / "webapp_rules.py").read_text() == (REPO_ROOT / "config" / "rules.py").read_text()
+    # The pack runs in its own virtualenv, so it gets webapp_platform/config/rules.py as a copy (`make policy-rules`).
+    rules = REPO_ROOT / "webapp_platform" / "config" / "rules.py"
+    assert (REPO_ROOT / "policy" / "webapp_rules.py").read_text() == rules.read_text()
 
 
 MANAGEMENT_PORTS = [{"name": "http", "containerPort": 8080}, {"name": "management", "containerPort": 8081}]

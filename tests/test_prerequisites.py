@@ -14,13 +14,13 @@ import pytest
 import yaml
 from kubernetes import client, config
 
-from config.loading import parse_settings
-from config.settings import StackSettings
 from harness.stack_values import TEST_SECRETS, valid_config
 from prerequisites.cluster import METADATA_ONLY, MissingPrerequisites, api_lookup, find_missing, no_cluster, verify
 from prerequisites.expected import Prerequisite, expected
 from tests.pulumi_helpers import run_components, run_main
 from tools.stack_config import stack_file_config
+from webapp_platform.config.loading import parse_settings
+from webapp_platform.config.settings import StackSettings
 
 
 def _settings(stack: str, raw: dict[str, Any] | None = None) -> StackSettings:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from config.quantity import parse_cpu, parse_memory, parse_quantity
+from webapp_platform.config.quantity import parse_cpu, parse_memory, parse_quantity
 
 
 @pytest.mark.parametrize(

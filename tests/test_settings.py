@@ -7,11 +7,11 @@ from typing import Any
 import pydantic
 import pytest
 
-from config.errors import ConfigError
-from config.loading import parse_settings
 from harness.stack_values import TEST_SECRETS, valid_config
 from tests.pulumi_helpers import only, run_main
 from tools.mocks import KubernetesMocks
+from webapp_platform.config.errors import ConfigError
+from webapp_platform.config.loading import parse_settings
 
 
 def _resources(**limits_requests: Any) -> dict[str, Any]:
@@ -645,7 +645,7 @@ def test_reads_config_the_way_the_cli_hands_it_over(monkeypatch: pytest.MonkeyPa
 
     from pulumi.runtime import config as runtime_config
 
-    from config.loading import read_raw_config
+    from webapp_platform.config.loading import read_raw_config
 
     config_token = runtime_config.CONFIG.set({})  # nothing set in-process: only the environment counts
     secrets_token = runtime_config._SECRET_KEYS.set(set())

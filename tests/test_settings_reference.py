@@ -6,8 +6,8 @@ import re
 
 from pydantic import BaseModel
 
-from config.settings import StackSettings
 from tools.stack_config import REPO_ROOT
+from webapp_platform.config.settings import StackSettings
 
 SECRETS_ROW = "secrets.<NAME>"
 """Secret values: read apart from StackSettings (`Settings.secrets`), documented in the same table."""

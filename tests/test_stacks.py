@@ -7,12 +7,12 @@ from typing import Any
 import pytest
 import yaml
 
-from config.errors import ConfigError
 from harness.stack_values import TEST_SECRETS
 from tests.pulumi_helpers import container, kube, only, unwrap
 from tools.mocks import ProgramRun
 from tools.render import run_main_program
 from tools.stack_config import REPO_ROOT, load_stack_config, stack_file_config, stack_names
+from webapp_platform.config.errors import ConfigError
 
 STACKS = stack_names()
 

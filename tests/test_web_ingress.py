@@ -7,11 +7,11 @@ from typing import Any
 
 import pulumi
 
-from components.backend import Backend
-from components.web_ingress import WebIngress, WebIngressArgs
-from components.web_route import WebRoute, WebRouteArgs
-from config.routing import HttpRouteSettings, IngressSettings
 from tests.pulumi_helpers import only, run_components
+from webapp_platform.components.backend import Backend
+from webapp_platform.components.web_ingress import WebIngress, WebIngressArgs
+from webapp_platform.components.web_route import WebRoute, WebRouteArgs
+from webapp_platform.config.routing import HttpRouteSettings, IngressSettings
 
 BACKEND = Backend(
     namespace="apps",

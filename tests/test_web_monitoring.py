@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from components.alert_rules import BURN_RATES, Scope, rule_groups
-from config.monitoring import MetricsSettings
 from harness.stack_values import valid_config
 from tests.pulumi_helpers import kube, only, run_main
+from webapp_platform.components.alert_rules import BURN_RATES, Scope, rule_groups
+from webapp_platform.config.monitoring import MetricsSettings
 
 MONITORED = {"serviceMonitor": True, "labels": {"release": "monitoring"}}
 

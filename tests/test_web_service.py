@@ -7,12 +7,14 @@ from typing import Any
 import pulumi
 import pytest
 
-from components.labels import standard_labels
-from components.web_service import WebService, WebServiceArgs
-from config.monitoring import MetricsSettings
-from config.rules import MANAGED_ENV
-from config.scheduling import SchedulingSettings
-from config.settings import (
+from tests.pulumi_helpers import container, kube, only, run_components
+from tools.mocks import ProgramRun
+from webapp_platform.components.labels import standard_labels
+from webapp_platform.components.web_service import WebService, WebServiceArgs
+from webapp_platform.config.monitoring import MetricsSettings
+from webapp_platform.config.rules import MANAGED_ENV
+from webapp_platform.config.scheduling import SchedulingSettings
+from webapp_platform.config.settings import (
     AutoscalingSettings,
     ImageSettings,
     ResourceSettings,
@@ -20,8 +22,6 @@ from config.settings import (
     ServiceAccountSettings,
     ServiceSettings,
 )
-from tests.pulumi_helpers import container, kube, only, run_components
-from tools.mocks import ProgramRun
 
 RESOURCES = ResourceSettings.model_validate(
     {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}}

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator, model_validator
 
-from config.app_metrics import LATENCY_BUCKETS
-from config.types import DnsLabel, LabelKey, LabelValue, PrometheusDuration, SettingsModel
+from webapp_platform.config.app_metrics import LATENCY_BUCKETS
+from webapp_platform.config.types import DnsLabel, LabelKey, LabelValue, PrometheusDuration, SettingsModel
 
 
 class MetricsSettings(SettingsModel):

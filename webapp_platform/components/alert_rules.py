@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from config import app_metrics
-from config.monitoring import MetricsSettings
+from webapp_platform.config import app_metrics
+from webapp_platform.config.monitoring import MetricsSettings
 
 
 @dataclass(frozen=True)

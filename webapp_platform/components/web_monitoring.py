@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.alert_rules import Scope, rule_groups
-from components.dashboard import dashboard
-from config.monitoring import MetricsSettings
+from webapp_platform.components.alert_rules import Scope, rule_groups
+from webapp_platform.components.dashboard import dashboard
+from webapp_platform.config.monitoring import MetricsSettings
 
 GRAFANA_DASHBOARD_LABEL = {"grafana_dashboard": "1"}
 """The label Grafana's dashboard sidecar (kube-prometheus-stack, the Grafana chart) loads ConfigMaps by."""

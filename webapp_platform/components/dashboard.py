@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from components.alert_rules import Scope, failed_ratio, slow_ratio
-from config import app_metrics
-from config.monitoring import MetricsSettings
+from webapp_platform.components.alert_rules import Scope, failed_ratio, slow_ratio
+from webapp_platform.config import app_metrics
+from webapp_platform.config.monitoring import MetricsSettings
 
 RATE = "$__rate_interval"
 """Grafana's range for rate(): at least four scrape intervals."""

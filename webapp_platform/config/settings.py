@@ -12,10 +12,10 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
-from config.monitoring import MetricsSettings
-from config.quantity import parse_cpu, parse_memory
-from config.routing import HttpRouteSettings, IngressSettings
-from config.rules import (
+from webapp_platform.config.monitoring import MetricsSettings
+from webapp_platform.config.quantity import parse_cpu, parse_memory
+from webapp_platform.config.routing import HttpRouteSettings, IngressSettings
+from webapp_platform.config.rules import (
     MANAGED_ENV,
     MANAGEMENT_PORT,
     ROLLOUT_TIMEOUT_SECONDS,
@@ -26,8 +26,8 @@ from config.rules import (
     published_metrics_problem,
     service_type_problem,
 )
-from config.scheduling import SchedulingSettings
-from config.types import (
+from webapp_platform.config.scheduling import SchedulingSettings
+from webapp_platform.config.types import (
     ENV_NAME,
     ENV_NAME_RULE,
     Annotations,

@@ -7,7 +7,15 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from config.types import Annotations, DnsLabel, DnsSubdomain, HostName, SecretName, SettingsModel, UrlPath
+from webapp_platform.config.types import (
+    Annotations,
+    DnsLabel,
+    DnsSubdomain,
+    HostName,
+    SecretName,
+    SettingsModel,
+    UrlPath,
+)
 
 RENAMED_INGRESS_KEYS = {
     "host": "hosts, a list: hosts: [webapp.example.com]",

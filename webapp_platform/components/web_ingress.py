@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.backend import Backend
-from config.routing import IngressSettings
+from webapp_platform.components.backend import Backend
+from webapp_platform.config.routing import IngressSettings
 
 
 @dataclass(frozen=True)

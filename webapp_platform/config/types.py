@@ -12,8 +12,8 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
 from pydantic.alias_generators import to_camel
 
-from config.quantity import parse_cpu, parse_memory
-from config.rules import DIGEST, DNS_LABEL, unpinned_tag_problem
+from webapp_platform.config.quantity import parse_cpu, parse_memory
+from webapp_platform.config.rules import DIGEST, DNS_LABEL, unpinned_tag_problem
 
 _REPOSITORY = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::\d+)?(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
 _DNS_SUBDOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")

@@ -6,16 +6,16 @@ from dataclasses import dataclass
 
 import pulumi
 
-from components.alert_rules import Scope
-from components.app_config import AppConfig, AppConfigArgs
-from components.awaits import rollout_await
-from components.backend import Backend
-from components.labels import standard_labels
-from components.web_ingress import WebIngress, WebIngressArgs
-from components.web_monitoring import WebMonitoring, WebMonitoringArgs
-from components.web_route import WebRoute, WebRouteArgs
-from components.web_service import WebService, WebServiceArgs
-from config.loading import LoadedStack
+from webapp_platform.components.alert_rules import Scope
+from webapp_platform.components.app_config import AppConfig, AppConfigArgs
+from webapp_platform.components.awaits import rollout_await
+from webapp_platform.components.backend import Backend
+from webapp_platform.components.labels import standard_labels
+from webapp_platform.components.web_ingress import WebIngress, WebIngressArgs
+from webapp_platform.components.web_monitoring import WebMonitoring, WebMonitoringArgs
+from webapp_platform.components.web_route import WebRoute, WebRouteArgs
+from webapp_platform.components.web_service import WebService, WebServiceArgs
+from webapp_platform.config.loading import LoadedStack
 
 PART_OF = "webapp"
 """The app.kubernetes.io/part-of label of every object."""

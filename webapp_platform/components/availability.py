@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pulumi_kubernetes as k8s
 
-from components.service_args import ServiceObjects
+from webapp_platform.components.service_args import ServiceObjects
 
 
 def disruption_budget(objects: ServiceObjects) -> k8s.policy.v1.PodDisruptionBudget:

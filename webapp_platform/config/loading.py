@@ -17,9 +17,9 @@ from typing import Any
 import pulumi
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from config.errors import ConfigError
-from config.rules import missing_digest_problem
-from config.settings import PROJECT, StackSettings
+from webapp_platform.config.errors import ConfigError
+from webapp_platform.config.rules import missing_digest_problem
+from webapp_platform.config.settings import PROJECT, StackSettings
 
 
 class LoadedStack(BaseModel):

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_kubernetes as k8s
 
-from config.rules import looks_secret
+from webapp_platform.config.rules import looks_secret
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.backend import Backend
-from config.routing import HttpRouteSettings
+from webapp_platform.components.backend import Backend
+from webapp_platform.config.routing import HttpRouteSettings
 
 GATEWAY_API_GROUP = "gateway.networking.k8s.io"
 """The Gateway API's group: HTTPRoute's API version is <group>/v1, and its parentRefs name a Gateway of it."""

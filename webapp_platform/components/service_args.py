@@ -7,15 +7,15 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.labels import selector_of
-from config.monitoring import MetricsSettings
-from config.rules import (
+from webapp_platform.components.labels import selector_of
+from webapp_platform.config.monitoring import MetricsSettings
+from webapp_platform.config.rules import (
     APP_PORT,
     MANAGEMENT_PORT,
     ROLLOUT_TIMEOUT_SECONDS,
 )
-from config.scheduling import SchedulingSettings
-from config.settings import (
+from webapp_platform.config.scheduling import SchedulingSettings
+from webapp_platform.config.settings import (
     AutoscalingSettings,
     ImageSettings,
     ResourceSettings,

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from config.types import DnsLabel, LabelKey, LabelValue, SettingsModel
+from webapp_platform.config.types import DnsLabel, LabelKey, LabelValue, SettingsModel
 
 Weight = Annotated[int, Field(ge=1, le=100)]
 """A preference's weight, as Kubernetes takes it: 1..100, the scheduler adds the weights a node satisfies."""

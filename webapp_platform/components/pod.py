@@ -8,8 +8,8 @@ from typing import cast
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.service_args import ServiceObjects, WebServiceArgs
-from config.rules import (
+from webapp_platform.components.service_args import ServiceObjects, WebServiceArgs
+from webapp_platform.config.rules import (
     APP_ENVIRONMENT,
     LIVENESS_PATH,
     MANAGEMENT_PORT_NAME,
@@ -106,7 +106,9 @@ def app_env(args: WebServiceArgs) -> dict[str, str]:
     }
     unknown = sorted(set(values) - {variable.name for variable in APP_ENVIRONMENT})
     if unknown:
-        raise ValueError(f"{unknown} are not in config.rules.APP_ENVIRONMENT, the app's environment contract")
+        raise ValueError(
+            f"{unknown} are not in webapp_platform.config.rules.APP_ENVIRONMENT, the app's environment contract"
+        )
     return {variable.name: values[variable.name] for variable in APP_ENVIRONMENT}
 
 

@@ -14,12 +14,12 @@ from __future__ import annotations
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.availability import autoscaler, disruption_budget
-from components.awaits import FORCE_APPLY, rollout_await
-from components.labels import workload_labels
-from components.pod import CONTAINER_PORT_NAME, pod_spec, scrape_annotations
-from components.service_args import ServiceObjects, WebServiceArgs
-from config.rules import (
+from webapp_platform.components.availability import autoscaler, disruption_budget
+from webapp_platform.components.awaits import FORCE_APPLY, rollout_await
+from webapp_platform.components.labels import workload_labels
+from webapp_platform.components.pod import CONTAINER_PORT_NAME, pod_spec, scrape_annotations
+from webapp_platform.components.service_args import ServiceObjects, WebServiceArgs
+from webapp_platform.config.rules import (
     DNS_LABEL,
     MANAGEMENT_PORT_NAME,
     METRICS_PATH,
