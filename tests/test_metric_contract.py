@@ -26,18 +26,7 @@ from webapp_platform.config import app_metrics
 
 pytestmark = pytest.mark.slow
 
-PROMISED = (
-    app_metrics.REQUESTS,
-    app_metrics.DURATION_BUCKET,
-    app_metrics.DURATION_COUNT,
-    app_metrics.IN_FLIGHT,
-    app_metrics.WORKERS,
-    app_metrics.STALLED_WORKERS,
-    app_metrics.WORKER_CRASHES,
-    app_metrics.DRAINING,
-    app_metrics.DROPPED_SAMPLES,
-    app_metrics.BUILD_INFO,
-)
+PROMISED = app_metrics.BUNDLED.all()
 
 
 def _scrape(start_app: StartServer) -> dict[str, float]:
@@ -45,7 +34,7 @@ def _scrape(start_app: StartServer) -> dict[str, float]:
     server.wait_until_ready()
     assert server.get("/").status == 200
     # A request is recorded when its body is closed, just after the client has read it.
-    wait_until("the request recorded", lambda: app_metrics.REQUESTS in _names(server.metrics()), 10.0)
+    wait_until("the request recorded", lambda: app_metrics.BUNDLED.requests in _names(server.metrics()), 10.0)
     return server.metrics()
 
 
@@ -74,7 +63,7 @@ def test_the_app_exports_every_series_the_program_relies_on(start_app: StartServ
     bounds = {
         match.group(1)
         for key in samples
-        if key.startswith(app_metrics.DURATION_BUCKET) and (match := re.search(r'le="([^"]+)"', key))
+        if key.startswith(app_metrics.BUNDLED.duration_bucket) and (match := re.search(r'le="([^"]+)"', key))
     }
     assert bounds == {app_metrics.bucket_label(bound) for bound in app_metrics.LATENCY_BUCKETS} | {"+Inf"}
 
@@ -94,7 +83,11 @@ def test_the_dashboard_queries_parse_and_read_only_what_the_app_exports() -> Non
     checked = check_expressions(_prod_dashboard_queries())
     assert checked.errors == ()
     assert sorted(checked.metrics - set(PROMISED)) == []
-    assert checked.metrics >= {app_metrics.REQUESTS, app_metrics.DURATION_BUCKET, app_metrics.STALLED_WORKERS}
+    assert checked.metrics >= {
+        app_metrics.BUNDLED.requests,
+        app_metrics.BUNDLED.duration_bucket,
+        app_metrics.BUNDLED.stalled_workers,
+    }
 
 
 def test_the_checks_fail_on_what_prometheus_would_refuse() -> None:

@@ -49,10 +49,13 @@ LIVENESS_FAILED = ('probe_type="Liveness"', 'result="failed"')
 
 @dataclass(frozen=True)
 class Scope:
-    """Which series are this stack's: the ServiceMonitor's job (the Service's name) in the stack's namespace."""
+    """Which series are this stack's: the ServiceMonitor's job (the Service's name) in the stack's namespace, and
+    their names."""
 
     namespace: str
     name: str
+    names: app_metrics.MetricNames = app_metrics.BUNDLED
+    """The series the app publishes (its contract's metrics prefix)."""
 
     def app(self, *matchers: str) -> str:
         """A label selector for the app's own series, with extra matchers."""
@@ -69,7 +72,7 @@ def _selector(*matchers: str) -> str:
 
 def failed_ratio(scope: Scope, window: str) -> str:
     """The share of requests answered with a 5xx over `window`."""
-    requests = app_metrics.REQUESTS
+    requests = scope.names.requests
     return (
         f"sum by (namespace, job) (rate({requests}{scope.app(SERVER_ERROR)}[{window}]))"
         f" / sum by (namespace, job) (rate({requests}{scope.app()}[{window}]))"
@@ -80,8 +83,8 @@ def slow_ratio(scope: Scope, window: str, seconds: float) -> str:
     """The share of requests slower than `seconds` (a bucket bound of the app's histogram) over `window`."""
     bucket = 'le="' + app_metrics.bucket_label(seconds) + '"'
     return (
-        f"1 - sum by (namespace, job) (rate({app_metrics.DURATION_BUCKET}{scope.app(bucket)}[{window}]))"
-        f" / sum by (namespace, job) (rate({app_metrics.DURATION_COUNT}{scope.app()}[{window}]))"
+        f"1 - sum by (namespace, job) (rate({scope.names.duration_bucket}{scope.app(bucket)}[{window}]))"
+        f" / sum by (namespace, job) (rate({scope.names.duration_count}{scope.app()}[{window}]))"
     )
 
 
@@ -174,7 +177,7 @@ def _pod_alerts(scope: Scope) -> list[dict[str, Any]]:
         },
         {
             "alert": "WebappWorkersStalled",
-            "expr": f"max by (namespace, pod) ({app_metrics.STALLED_WORKERS}{scope.app()}) > 0",
+            "expr": f"max by (namespace, pod) ({scope.names.stalled_workers}{scope.app()}) > 0",
             "for": "1m",
             "labels": {"severity": "critical"},
             "annotations": {
@@ -185,7 +188,7 @@ def _pod_alerts(scope: Scope) -> list[dict[str, Any]]:
         },
         {
             "alert": "WebappWorkersCrashing",
-            "expr": f"sum by (namespace, pod) (increase({app_metrics.WORKER_CRASHES}{scope.app()}[10m])) > 0",
+            "expr": f"sum by (namespace, pod) (increase({scope.names.worker_crashes}{scope.app()}[10m])) > 0",
             "labels": {"severity": "warning"},
             "annotations": {
                 "summary": f"Workers of {where} die without being asked to",
@@ -195,7 +198,7 @@ def _pod_alerts(scope: Scope) -> list[dict[str, Any]]:
         },
         {
             "alert": "WebappMetricsDropped",
-            "expr": f"sum by (namespace, pod) (increase({app_metrics.DROPPED_SAMPLES}{scope.app()}[10m])) > 0",
+            "expr": f"sum by (namespace, pod) (increase({scope.names.dropped_samples}{scope.app()}[10m])) > 0",
             "labels": {"severity": "warning"},
             "annotations": {
                 "summary": f"{where} cannot write its metric files",

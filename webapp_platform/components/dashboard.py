@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Any
 
 from webapp_platform.components.alert_rules import Scope, failed_ratio, slow_ratio
-from webapp_platform.config import app_metrics
 from webapp_platform.config.monitoring import MetricsSettings
 
 RATE = "$__rate_interval"
@@ -53,12 +52,12 @@ def dashboard(scope: Scope, stack: str, metrics: MetricsSettings) -> dict[str, A
     """The dashboard's JSON model for one stack."""
     app = scope.app()
     seconds = metrics.latency_objective_seconds
-    buckets = f"sum by (le) (rate({app_metrics.DURATION_BUCKET}{app}[{RATE}]))"
+    buckets = f"sum by (le) (rate({scope.names.duration_bucket}{app}[{RATE}]))"
     panels = [
         (
             "Requests per second by status",
             "reqps",
-            [(f"sum by (status) (rate({app_metrics.REQUESTS}{app}[{RATE}]))", "{{status}}")],
+            [(f"sum by (status) (rate({scope.names.requests}{app}[{RATE}]))", "{{status}}")],
             "Every answered request, by HTTP status (probes are not counted: they go to the management port).",
         ),
         (
@@ -82,15 +81,15 @@ def dashboard(scope: Scope, stack: str, metrics: MetricsSettings) -> dict[str, A
         (
             "Requests in flight",
             "short",
-            [(f"sum by (pod) ({app_metrics.IN_FLIGHT}{app})", "{{pod}}")],
+            [(f"sum by (pod) ({scope.names.in_flight}{app})", "{{pod}}")],
             "Requests being handled now, per pod.",
         ),
         (
             "Workers and stalled workers",
             "short",
             [
-                (f"sum by (pod) ({app_metrics.WORKERS}{app})", "workers {{pod}}"),
-                (f"sum by (pod) ({app_metrics.STALLED_WORKERS}{app})", "stalled {{pod}}"),
+                (f"sum by (pod) ({scope.names.workers}{app})", "workers {{pod}}"),
+                (f"sum by (pod) ({scope.names.stalled_workers}{app})", "stalled {{pod}}"),
             ],
             "A stalled worker has every thread busy and has finished nothing for STALL_SECONDS; liveness then fails.",
         ),
@@ -98,8 +97,8 @@ def dashboard(scope: Scope, stack: str, metrics: MetricsSettings) -> dict[str, A
             "Worker crashes and dropped metric samples",
             "short",
             [
-                (f"sum by (pod) (increase({app_metrics.WORKER_CRASHES}{app}[{RATE}]))", "crashes {{pod}}"),
-                (f"sum by (pod) (increase({app_metrics.DROPPED_SAMPLES}{app}[{RATE}]))", "dropped {{pod}}"),
+                (f"sum by (pod) (increase({scope.names.worker_crashes}{app}[{RATE}]))", "crashes {{pod}}"),
+                (f"sum by (pod) (increase({scope.names.dropped_samples}{app}[{RATE}]))", "dropped {{pod}}"),
             ],
             "Workers that died unasked (three in a minute fail readiness); samples lost to a full /tmp.",
         ),
@@ -107,8 +106,8 @@ def dashboard(scope: Scope, stack: str, metrics: MetricsSettings) -> dict[str, A
             "Draining pods and running versions",
             "short",
             [
-                (f"sum({app_metrics.DRAINING}{app})", "draining"),
-                (f"count by (version) ({app_metrics.BUILD_INFO}{app})", "{{version}}"),
+                (f"sum({scope.names.draining}{app})", "draining"),
+                (f"count by (version) ({scope.names.build_info}{app})", "{{version}}"),
             ],
             "Pods between SIGTERM and exit (their /ready answers 503); pods per running version during a rollout.",
         ),

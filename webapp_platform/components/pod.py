@@ -9,30 +9,45 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from webapp_platform.components.service_args import ServiceObjects, WebServiceArgs
+from webapp_platform.config.contract import AppContract, Endpoint, PortRole
 from webapp_platform.config.rules import (
     APP_ENVIRONMENT,
-    LIVENESS_PATH,
     MANAGEMENT_PORT_NAME,
-    METRICS_PATH,
-    READINESS_PATH,
+    TERMINATION_MARGIN_SECONDS,
     TEST_ROUTES_ENV,
 )
 
 CONTAINER_PORT_NAME = "http"
 ZONE_LABEL = "topology.kubernetes.io/zone"
 HOSTNAME_LABEL = "kubernetes.io/hostname"
-RUN_AS_USER = 10001  # the numeric user of app/Dockerfile
 PROBE_TIMEOUT_SECONDS = 2
 """Every probe's timeoutSeconds: the app's management port answers in milliseconds however busy it is."""
 
 
-def scrape_annotations(management_port: int) -> dict[str, str]:
-    """The prometheus.io annotations that annotation-based Prometheus configurations discover pods by."""
+def port_name(role: PortRole) -> str:
+    """The container port name of one of the app's ports: the probes, the Service and the ServiceMonitor name it."""
+    return MANAGEMENT_PORT_NAME if role == "management" else CONTAINER_PORT_NAME
+
+
+def scrape_annotations(app: AppContract) -> dict[str, str] | None:
+    """The prometheus.io annotations that annotation-based Prometheus configurations discover pods by, when the app
+    publishes metrics."""
+    if app.metrics is None:
+        return None
     return {
         "prometheus.io/scrape": "true",
-        "prometheus.io/port": str(management_port),
-        "prometheus.io/path": METRICS_PATH,
+        "prometheus.io/port": str(app.port_number(app.metrics.port)),
+        "prometheus.io/path": app.metrics.path,
     }
+
+
+def termination_grace_seconds(args: WebServiceArgs) -> int:
+    """How long Kubernetes waits, from the pod's deletion, before SIGKILL: the drain (the app's own, or the preStop
+    wait before SIGTERM), then the in-flight requests, plus a margin."""
+    timings = args.timings
+    if args.app.drain == "preStop":
+        return args.app.pre_stop_seconds + timings.graceful_timeout_seconds + TERMINATION_MARGIN_SECONDS
+    return timings.termination_grace_seconds()
 
 
 def pod_spec(objects: ServiceObjects, service_account_name: pulumi.Input[str]) -> k8s.core.v1.PodSpecArgs:
@@ -44,12 +59,12 @@ def pod_spec(objects: ServiceObjects, service_account_name: pulumi.Input[str]) -
         automount_service_account_token=False,
         enable_service_links=False,
         image_pull_secrets=[k8s.core.v1.LocalObjectReferenceArgs(name=n) for n in args.image_pull_secrets] or None,
-        termination_grace_period_seconds=args.timings.termination_grace_seconds(),
+        termination_grace_period_seconds=termination_grace_seconds(args),
         security_context=k8s.core.v1.PodSecurityContextArgs(
             run_as_non_root=True,
-            run_as_user=RUN_AS_USER,
-            run_as_group=RUN_AS_USER,
-            fs_group=RUN_AS_USER,
+            run_as_user=args.app.run_as_user,
+            run_as_group=args.app.run_as_group,
+            fs_group=args.app.run_as_group,
             seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
         ),
         containers=[_container(objects.name, args)],
@@ -91,15 +106,16 @@ def _spread(objects: ServiceObjects) -> list[k8s.core.v1.TopologySpreadConstrain
 
 
 def app_env(args: WebServiceArgs) -> dict[str, str]:
-    """The app's environment the Deployment sets itself, every variable of `APP_ENVIRONMENT` in its order.
+    """The app's environment the Deployment sets itself: the variables its contract reads, in `APP_ENVIRONMENT`'s
+    order.
 
     Set whatever their values: the container's env wins over its envFrom, so no Secret (existingSecret holds
     keys this program never sees) can turn on the test routes or make the app believe forged addresses.
     """
     values = {
         "APP_VERSION": args.image.tag,
-        "PORT": str(args.container_port),
-        "MANAGEMENT_PORT": str(args.management_port),
+        "PORT": str(args.app.port),
+        "MANAGEMENT_PORT": str(args.app.management_port),
         **args.timings.env(),
         "TRUSTED_PROXIES": str(args.trusted_proxies),
         TEST_ROUTES_ENV: "true" if args.enable_test_routes else "false",
@@ -109,7 +125,8 @@ def app_env(args: WebServiceArgs) -> dict[str, str]:
         raise ValueError(
             f"{unknown} are not in webapp_platform.config.rules.APP_ENVIRONMENT, the app's environment contract"
         )
-    return {variable.name: values[variable.name] for variable in APP_ENVIRONMENT}
+    wanted = set(args.app.platform_env)
+    return {variable.name: values[variable.name] for variable in APP_ENVIRONMENT if variable.name in wanted}
 
 
 def _container(name: str, args: WebServiceArgs) -> k8s.core.v1.ContainerArgs:
@@ -123,36 +140,45 @@ def _container(name: str, args: WebServiceArgs) -> k8s.core.v1.ContainerArgs:
         env_from.append(
             k8s.core.v1.EnvFromSourceArgs(secret_ref=k8s.core.v1.SecretEnvSourceArgs(name=args.secret_name))
         )
+    app = args.app
+    ports = [k8s.core.v1.ContainerPortArgs(name=CONTAINER_PORT_NAME, container_port=app.port, protocol="TCP")]
+    if app.management_port is not None:
+        ports.append(
+            k8s.core.v1.ContainerPortArgs(name=MANAGEMENT_PORT_NAME, container_port=app.management_port, protocol="TCP")
+        )
     return k8s.core.v1.ContainerArgs(
         name=name,
         image=args.image.reference,
         image_pull_policy="IfNotPresent",
-        ports=[
-            k8s.core.v1.ContainerPortArgs(name=CONTAINER_PORT_NAME, container_port=args.container_port, protocol="TCP"),
-            k8s.core.v1.ContainerPortArgs(
-                name=MANAGEMENT_PORT_NAME, container_port=args.management_port, protocol="TCP"
-            ),
-        ],
-        env=[k8s.core.v1.EnvVarArgs(name=key, value=value) for key, value in env.items()],
+        command=app.command,
+        args=app.args,
+        ports=ports,
+        env=[k8s.core.v1.EnvVarArgs(name=key, value=value) for key, value in env.items()] or None,
         env_from=env_from,
         resources=k8s.core.v1.ResourceRequirementsArgs(
             requests={"cpu": args.resources.requests.cpu, "memory": args.resources.requests.memory},
             limits={"cpu": args.resources.limits.cpu, "memory": args.resources.limits.memory},
         ),
-        # Every probe goes to the management port, which the app's master answers however busy the workers are.
-        # Generous start-up window; liveness only starts once the app has answered.
-        startup_probe=_probe(LIVENESS_PATH, period=2, timeout=PROBE_TIMEOUT_SECONDS, failures=30),
+        # The bundled app answers every probe on its management port, from its master, however busy the workers
+        # are. Generous start-up window; liveness only starts once the app has answered.
+        startup_probe=_probe(app.startup, period=2, timeout=PROBE_TIMEOUT_SECONDS, failures=30),
         # Restart a process that stopped answering, or whose worker has been stalled for STALL_SECONDS
         # (then restarted within STALL_SECONDS + 30 s at most).
-        liveness_probe=_probe(LIVENESS_PATH, period=10, timeout=PROBE_TIMEOUT_SECONDS, failures=3),
+        liveness_probe=_probe(app.liveness, period=10, timeout=PROBE_TIMEOUT_SECONDS, failures=3),
         # Leave the Service's endpoints within seconds of /ready turning 503, well inside the drain.
-        readiness_probe=_probe(READINESS_PATH, period=2, timeout=PROBE_TIMEOUT_SECONDS, failures=1),
+        readiness_probe=_probe(app.readiness, period=2, timeout=PROBE_TIMEOUT_SECONDS, failures=1),
+        # An app that does not drain itself gets the wait here: SIGTERM comes once the endpoints have dropped it.
+        lifecycle=k8s.core.v1.LifecycleArgs(
+            pre_stop=k8s.core.v1.LifecycleHandlerArgs(sleep=k8s.core.v1.SleepActionArgs(seconds=app.pre_stop_seconds))
+        )
+        if app.drain == "preStop"
+        else None,
         security_context=k8s.core.v1.SecurityContextArgs(
             allow_privilege_escalation=False,
             read_only_root_filesystem=True,
             run_as_non_root=True,
-            run_as_user=RUN_AS_USER,
-            run_as_group=RUN_AS_USER,
+            run_as_user=app.run_as_user,
+            run_as_group=app.run_as_group,
             privileged=False,
             capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
             seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
@@ -161,9 +187,9 @@ def _container(name: str, args: WebServiceArgs) -> k8s.core.v1.ContainerArgs:
     )
 
 
-def _probe(path: str, *, period: int, timeout: int, failures: int) -> k8s.core.v1.ProbeArgs:
+def _probe(endpoint: Endpoint, *, period: int, timeout: int, failures: int) -> k8s.core.v1.ProbeArgs:
     return k8s.core.v1.ProbeArgs(
-        http_get=k8s.core.v1.HTTPGetActionArgs(path=path, port=MANAGEMENT_PORT_NAME),
+        http_get=k8s.core.v1.HTTPGetActionArgs(path=endpoint.path, port=port_name(endpoint.port)),
         period_seconds=period,
         timeout_seconds=timeout,
         failure_threshold=failures,

@@ -8,15 +8,13 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from webapp_platform.components.labels import selector_of
+from webapp_platform.config.contract import BUNDLED_APP, AppContract
 from webapp_platform.config.monitoring import MetricsSettings
-from webapp_platform.config.rules import (
-    APP_PORT,
-    MANAGEMENT_PORT,
-    ROLLOUT_TIMEOUT_SECONDS,
-)
+from webapp_platform.config.rules import ROLLOUT_TIMEOUT_SECONDS
 from webapp_platform.config.scheduling import SchedulingSettings
 from webapp_platform.config.settings import (
     AutoscalingSettings,
+    DisruptionBudgetSettings,
     ImageSettings,
     ResourceSettings,
     ServerTimings,
@@ -38,20 +36,22 @@ class WebServiceArgs:
     object_name: str
     """metadata.name of the Deployment, Service, NetworkPolicy, PDB and HPA: fixed, so the in-cluster address
     (`http://<object_name>.<namespace>.svc.cluster.local`) is known before deploying and survives replacements."""
-    replicas: int
-    """Pod count (the autoscaler's minimum takes over when autoscaling is on)."""
     resources: ResourceSettings
     """Container requests and limits."""
-    service: ServiceSettings
+    replicas: int
+    """Pod count (the autoscaler's minimum takes over when autoscaling is on)."""
+    app: AppContract = BUNDLED_APP
+    """What the image does: command, ports, probes, user, drain protocol, metrics, the platform's variables."""
+    service: ServiceSettings = field(default_factory=ServiceSettings)
     """How the Service exposes the pods: its type and port."""
-    timings: ServerTimings
+    timings: ServerTimings = field(default_factory=ServerTimings)
     """The app's drain, graceful timeout, keep-alive and stall limit: its env and the pod's grace period."""
-    autoscaling: AutoscalingSettings
+    autoscaling: AutoscalingSettings = field(default_factory=AutoscalingSettings)
     """CPU autoscaling."""
-    max_unavailable: int
+    max_unavailable: int = field(default_factory=lambda: DisruptionBudgetSettings().max_unavailable)
     """The disruption budget's maxUnavailable, when more than one pod runs."""
-    metrics: MetricsSettings
-    """Prometheus scraping: pod annotations always; a ServiceMonitor and a Service port when enabled."""
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    """Prometheus scraping: pod annotations when the app publishes metrics; a ServiceMonitor when enabled."""
     service_account: ServiceAccountSettings = field(default_factory=ServiceAccountSettings)
     """The pods' own ServiceAccount (token never mounted); its annotations carry cloud workload identity."""
     scheduling: SchedulingSettings = field(default_factory=SchedulingSettings)
@@ -60,10 +60,6 @@ class WebServiceArgs:
     """ConfigMap to load the environment from, if any."""
     secret_name: pulumi.Input[str] | None = None
     """Secret to load the environment from, if any."""
-    container_port: int = APP_PORT
-    """Port the app serves traffic on (its PORT)."""
-    management_port: int = MANAGEMENT_PORT
-    """Port of the app's probes and /metrics (its MANAGEMENT_PORT), answered by its master process."""
     trusted_proxies: int = 0
     """The app's TRUSTED_PROXIES: proxies in front whose X-Forwarded-* headers it believes."""
     proxy_namespaces: tuple[str, ...] = ()

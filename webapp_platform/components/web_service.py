@@ -17,12 +17,11 @@ import pulumi_kubernetes as k8s
 from webapp_platform.components.availability import autoscaler, disruption_budget
 from webapp_platform.components.awaits import FORCE_APPLY, rollout_await
 from webapp_platform.components.labels import workload_labels
-from webapp_platform.components.pod import CONTAINER_PORT_NAME, pod_spec, scrape_annotations
+from webapp_platform.components.pod import CONTAINER_PORT_NAME, pod_spec, port_name, scrape_annotations
 from webapp_platform.components.service_args import ServiceObjects, WebServiceArgs
 from webapp_platform.config.rules import (
     DNS_LABEL,
     MANAGEMENT_PORT_NAME,
-    METRICS_PATH,
     published_metrics_problem,
 )
 
@@ -70,6 +69,11 @@ def _check(name: str, args: WebServiceArgs) -> None:
     problem = published_metrics_problem(args.service.type, args.metrics.service_monitor)
     if problem:
         raise ValueError(f"WebService {name!r}: {problem}")
+    if args.metrics.service_monitor and args.app.metrics is None:
+        raise ValueError(
+            f"WebService {name!r}: metrics.service_monitor scrapes the app's metrics, and its contract says it "
+            "publishes none (app.metrics is None); turn the ServiceMonitor off or give app.metrics"
+        )
 
 
 def _service_account(objects: ServiceObjects) -> k8s.core.v1.ServiceAccount:
@@ -104,9 +108,7 @@ def _deployment(objects: ServiceObjects, account: k8s.core.v1.ServiceAccount) ->
                 rolling_update=k8s.apps.v1.RollingUpdateDeploymentArgs(max_unavailable=0, max_surge=1),
             ),
             template=k8s.core.v1.PodTemplateSpecArgs(
-                metadata=k8s.meta.v1.ObjectMetaArgs(
-                    labels=versioned, annotations=scrape_annotations(args.management_port)
-                ),
+                metadata=k8s.meta.v1.ObjectMetaArgs(labels=versioned, annotations=scrape_annotations(args.app)),
                 spec=pod_spec(objects, account.metadata.name),
             ),
         ),
@@ -124,12 +126,16 @@ def _service(objects: ServiceObjects) -> k8s.core.v1.Service:
             name=CONTAINER_PORT_NAME, port=args.service.port, target_port=CONTAINER_PORT_NAME, protocol="TCP"
         )
     ]
-    if args.metrics.service_monitor:
+    metrics = args.app.metrics
+    if args.metrics.service_monitor and metrics is not None and metrics.port == "management":
         # Only for the ServiceMonitor, which names a Service port; the settings keep it off NodePort and
         # LoadBalancer Services.
         ports.append(
             k8s.core.v1.ServicePortArgs(
-                name=MANAGEMENT_PORT_NAME, port=args.management_port, target_port=MANAGEMENT_PORT_NAME, protocol="TCP"
+                name=MANAGEMENT_PORT_NAME,
+                port=args.app.port_number("management"),
+                target_port=MANAGEMENT_PORT_NAME,
+                protocol="TCP",
             )
         )
     return k8s.core.v1.Service(
@@ -153,6 +159,16 @@ def _network_policy(objects: ServiceObjects) -> k8s.networking.v1.NetworkPolicy:
     # Prometheus' namespace only. kubelet's probes come from the node, which NetworkPolicies do not restrict.
     # Egress stays open (the app calls its database).
     proxies = [_namespace_peer(namespace) for namespace in objects.args.proxy_namespaces]
+    management = (
+        [
+            k8s.networking.v1.NetworkPolicyIngressRuleArgs(
+                ports=[k8s.networking.v1.NetworkPolicyPortArgs(port=MANAGEMENT_PORT_NAME, protocol="TCP")],
+                from_=[_namespace_peer(objects.args.metrics.scrape_namespace)],
+            )
+        ]
+        if objects.args.app.management_port is not None
+        else []
+    )
     return k8s.networking.v1.NetworkPolicy(
         f"{objects.name}-netpol",
         metadata=objects.metadata(),
@@ -164,10 +180,7 @@ def _network_policy(objects: ServiceObjects) -> k8s.networking.v1.NetworkPolicy:
                     ports=[k8s.networking.v1.NetworkPolicyPortArgs(port=CONTAINER_PORT_NAME, protocol="TCP")],
                     from_=proxies or None,
                 ),
-                k8s.networking.v1.NetworkPolicyIngressRuleArgs(
-                    ports=[k8s.networking.v1.NetworkPolicyPortArgs(port=MANAGEMENT_PORT_NAME, protocol="TCP")],
-                    from_=[_namespace_peer(objects.args.metrics.scrape_namespace)],
-                ),
+                *management,
             ],
         ),
         opts=objects.opts,
@@ -175,6 +188,8 @@ def _network_policy(objects: ServiceObjects) -> k8s.networking.v1.NetworkPolicy:
 
 
 def _service_monitor(objects: ServiceObjects) -> k8s.apiextensions.CustomResource:
+    metrics = objects.args.app.metrics
+    assert metrics is not None  # _check refuses a ServiceMonitor for an app without metrics
     return k8s.apiextensions.CustomResource(
         f"{objects.name}-servicemonitor",
         api_version="monitoring.coreos.com/v1",
@@ -183,7 +198,7 @@ def _service_monitor(objects: ServiceObjects) -> k8s.apiextensions.CustomResourc
         spec={
             "selector": {"matchLabels": objects.selector},
             "endpoints": [
-                {"port": MANAGEMENT_PORT_NAME, "path": METRICS_PATH, "interval": objects.args.metrics.interval}
+                {"port": port_name(metrics.port), "path": metrics.path, "interval": objects.args.metrics.interval}
             ],
         },
         opts=objects.opts,

@@ -15,6 +15,7 @@ from webapp_platform.components.web_ingress import WebIngress, WebIngressArgs
 from webapp_platform.components.web_monitoring import WebMonitoring, WebMonitoringArgs
 from webapp_platform.components.web_route import WebRoute, WebRouteArgs
 from webapp_platform.components.web_service import WebService, WebServiceArgs
+from webapp_platform.config.app_metrics import BUNDLED, MetricNames
 from webapp_platform.config.loading import LoadedStack
 
 PART_OF = "webapp"
@@ -125,6 +126,7 @@ def _service_args(args: WebAppArgs, labels: dict[str, str], config: AppConfig) -
         enable_test_routes=values.enable_test_routes,
         image_pull_secrets=tuple(values.image_pull_secrets),
         rollout_timeout_seconds=values.rollout_timeout_seconds,
+        app=values.app,
     )
 
 
@@ -134,7 +136,11 @@ def _monitoring_args(args: WebAppArgs, labels: dict[str, str]) -> WebMonitoringA
     return WebMonitoringArgs(
         namespace=args.namespace,
         # The series' namespace label is the namespace's name, known before it exists.
-        scope=Scope(namespace=values.namespace_name(stack.name), name=values.name),
+        scope=Scope(
+            namespace=values.namespace_name(stack.name),
+            name=values.name,
+            names=MetricNames(values.app.metrics.prefix) if values.app.metrics else BUNDLED,
+        ),
         stack=stack.name,
         metrics=values.metrics,
         labels=labels,

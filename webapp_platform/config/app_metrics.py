@@ -8,19 +8,80 @@ here, or any series an alert or a dashboard panel reads, is not what it exports.
 
 from __future__ import annotations
 
-REQUESTS = "webapp_http_requests_total"
-"""Counter of answered requests, labelled method, route and status (the HTTP status code)."""
-DURATION_BUCKET = "webapp_http_request_duration_seconds_bucket"
-"""Latency histogram buckets (`le`), labelled method, route and status."""
-DURATION_COUNT = "webapp_http_request_duration_seconds_count"
-IN_FLIGHT = "webapp_http_requests_in_flight"
-WORKERS = "webapp_workers"
-STALLED_WORKERS = "webapp_stalled_workers"
-"""Workers with every thread busy and nothing finished for STALL_SECONDS (liveness then fails)."""
-WORKER_CRASHES = "webapp_worker_crashes_total"
-DRAINING = "webapp_draining"
-DROPPED_SAMPLES = "webapp_metric_samples_dropped_total"
-BUILD_INFO = "webapp_build_info"
+from dataclasses import dataclass
+
+BUNDLED_PREFIX = "webapp_"
+"""The prefix of the bundled app's series (app/metrics.py)."""
+
+
+@dataclass(frozen=True)
+class MetricNames:
+    """The series an app publishes under one prefix (the app contract's `metrics.prefix`), as the alerts and the
+    dashboard read them."""
+
+    prefix: str = BUNDLED_PREFIX
+
+    @property
+    def requests(self) -> str:
+        """Counter of answered requests, labelled method, route and status (the HTTP status code)."""
+        return f"{self.prefix}http_requests_total"
+
+    @property
+    def duration_bucket(self) -> str:
+        """Latency histogram buckets (`le`), labelled method, route and status."""
+        return f"{self.prefix}http_request_duration_seconds_bucket"
+
+    @property
+    def duration_count(self) -> str:
+        return f"{self.prefix}http_request_duration_seconds_count"
+
+    @property
+    def in_flight(self) -> str:
+        return f"{self.prefix}http_requests_in_flight"
+
+    @property
+    def workers(self) -> str:
+        return f"{self.prefix}workers"
+
+    @property
+    def stalled_workers(self) -> str:
+        """Workers with every thread busy and nothing finished for STALL_SECONDS (liveness then fails)."""
+        return f"{self.prefix}stalled_workers"
+
+    @property
+    def worker_crashes(self) -> str:
+        return f"{self.prefix}worker_crashes_total"
+
+    @property
+    def draining(self) -> str:
+        return f"{self.prefix}draining"
+
+    @property
+    def dropped_samples(self) -> str:
+        return f"{self.prefix}metric_samples_dropped_total"
+
+    @property
+    def build_info(self) -> str:
+        return f"{self.prefix}build_info"
+
+    def all(self) -> tuple[str, ...]:
+        """Every series name above."""
+        return (
+            self.requests,
+            self.duration_bucket,
+            self.duration_count,
+            self.in_flight,
+            self.workers,
+            self.stalled_workers,
+            self.worker_crashes,
+            self.draining,
+            self.dropped_samples,
+            self.build_info,
+        )
+
+
+BUNDLED = MetricNames()
+"""The bundled app's series."""
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 """The histogram's finite bucket bounds in seconds: a latency objective must be one of them, or no series counts it."""

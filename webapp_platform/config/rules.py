@@ -21,6 +21,8 @@ MANAGEMENT_PORT = 8081
 """Default port of the probes and /metrics, answered by the app's master process (the app's MANAGEMENT_PORT)."""
 MANAGEMENT_PORT_NAME = "management"
 """The container port name of the management port: the probes and the ServiceMonitor name it."""
+APP_USER = 10001
+"""The numeric user and group app/Dockerfile runs the bundled app as."""
 LIVENESS_PATH = "/healthz"
 READINESS_PATH = "/ready"
 METRICS_PATH = "/metrics"

@@ -12,13 +12,17 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
+from webapp_platform.config.contract import AppContract
 from webapp_platform.config.monitoring import MetricsSettings
 from webapp_platform.config.quantity import parse_cpu, parse_memory
 from webapp_platform.config.routing import HttpRouteSettings, IngressSettings
 from webapp_platform.config.rules import (
+    DRAIN_SECONDS,
+    GRACEFUL_TIMEOUT_SECONDS,
+    KEEPALIVE_SECONDS,
     MANAGED_ENV,
-    MANAGEMENT_PORT,
     ROLLOUT_TIMEOUT_SECONDS,
+    STALL_SECONDS,
     TERMINATION_MARGIN_SECONDS,
     TEST_ROUTES_ENV,
     app_variable,
@@ -56,13 +60,13 @@ def _app_field(name: str) -> Any:
 class ServerTimings:
     """The app's four server timings, which travel together from the stack file to the pod's env and grace period."""
 
-    drain_seconds: int
+    drain_seconds: int = DRAIN_SECONDS
     """DRAIN_SECONDS: serving on after SIGTERM, /ready at 503, so the endpoints drop the pod first."""
-    graceful_timeout_seconds: int
+    graceful_timeout_seconds: int = GRACEFUL_TIMEOUT_SECONDS
     """GRACEFUL_TIMEOUT_SECONDS: then, for in-flight requests to finish."""
-    keepalive_seconds: int
+    keepalive_seconds: int = KEEPALIVE_SECONDS
     """KEEPALIVE_SECONDS: idle keep-alive, above the proxies' own."""
-    stall_seconds: int
+    stall_seconds: int = STALL_SECONDS
     """STALL_SECONDS: every thread busy, nothing finishing, this long fails liveness."""
 
     def env(self) -> dict[str, str]:
@@ -217,6 +221,9 @@ class StackSettings(SettingsModel):
     disruption_budget: DisruptionBudgetSettings = DisruptionBudgetSettings()
     service_account: ServiceAccountSettings = ServiceAccountSettings()
     scheduling: SchedulingSettings = SchedulingSettings()
+    app: AppContract = AppContract()
+    """What the image does (command, ports, probes, user, drain, metrics, the platform's variables it reads): the
+    bundled app's unless set, for another image built to the contract."""
 
     @property
     def server_timings(self) -> ServerTimings:
@@ -274,10 +281,25 @@ class StackSettings(SettingsModel):
             raise ValueError(
                 "ingress and httpRoute are both enabled; route through one of them (an HTTPRoute replaces the Ingress)"
             )
-        if self.metrics.service_monitor and self.service.port == MANAGEMENT_PORT:
+        if self.metrics.service_monitor and self.service.port == self.app.management_port:
             raise ValueError(
-                f"service.port {MANAGEMENT_PORT} is the management port, which metrics.serviceMonitor adds to the "
+                f"service.port {self.service.port} is the management port, which metrics.serviceMonitor adds to the "
                 "Service as well; choose another service.port"
+            )
+        metrics = self.metrics
+        monitored = [
+            key
+            for key, on in (
+                ("alerts", metrics.alerts),
+                ("dashboard", metrics.dashboard),
+                ("serviceMonitor", metrics.service_monitor),
+            )
+            if on
+        ]
+        if self.app.metrics is None and monitored:
+            raise ValueError(
+                f"metrics.{' and metrics.'.join(monitored)} read the app's metrics, and app.metrics says it "
+                "publishes none; turn them off or describe its metrics endpoint under app.metrics"
             )
         published = published_metrics_problem(self.service.type, self.metrics.service_monitor)
         if published:

@@ -19,7 +19,7 @@ _REPOSITORY = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::\d+)?(?:/[a-z0-9]+(?
 _DNS_SUBDOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _HOSTNAME = re.compile(r"^(\*\.)?([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
-_URL_PATH = re.compile(r"^/")
+_URL_PATH = re.compile(r"^/[!-~]*$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$")
 _PROMETHEUS_DURATION = re.compile(r"^([0-9]+(ms|s|m|h))+$")
 # A Kubernetes annotation key: an optional DNS-subdomain prefix and "/", then a name of up to 63 characters.
@@ -96,7 +96,10 @@ ImageDigest = Annotated[str, _matching(DIGEST, "a digest of the form sha256:<64 
 ENV_NAME_RULE = "an environment variable name (A-Z, 0-9, _)"
 EnvName = Annotated[str, _matching(ENV_NAME, ENV_NAME_RULE)]
 PrometheusDuration = Annotated[str, _matching(_PROMETHEUS_DURATION, "a Prometheus duration such as 30s or 1m")]
-UrlPath = Annotated[str, _matching(_URL_PATH, "a path starting with '/'")]
+UrlPath = Annotated[str, _matching(_URL_PATH, "a path starting with '/', printable ASCII without spaces")]
+MetricPrefix = Annotated[
+    str, _matching(re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$"), "a Prometheus metric name prefix such as webapp_")
+]
 
 
 def _annotation_keys(value: dict[str, str]) -> dict[str, str]:
