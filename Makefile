@@ -63,6 +63,7 @@ lint: setup ## ruff and mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .
+	$(VENV)/bin/mypy examples/hello/__main__.py
 
 # Prometheus's own rule and PromQL parser (toolchain/promcheck, a pinned Go module): the tests hold the alerts and the
 # dashboard to it. About 25 s to build on an empty Go cache.

@@ -166,7 +166,12 @@ def test_dependabot_keeps_every_pin_fresh() -> None:
     assert places["pip"] == requirement_dirs
     assert places["npm"] == {"/"}
     assert places["github-actions"] == {"/"}
-    assert places["docker"] == {"/app"}
+    dockerfiles = {
+        f"/{path.parent.relative_to(REPO_ROOT)}"
+        for path in REPO_ROOT.glob("**/Dockerfile")
+        if not any(part.startswith((".", "node_modules")) for part in path.parts)
+    }
+    assert places["docker"] == dockerfiles == {"/app", "/examples/hello/image"}
 
 
 @pytest.mark.parametrize("name", ["preview.yml", "pulumi-up.yml"])
