@@ -64,6 +64,7 @@ lint: setup ## ruff and mypy
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .
 	$(VENV)/bin/mypy examples/hello/__main__.py
+	$(VENV)/bin/mypy provider/__main__.py
 
 # Prometheus's own rule and PromQL parser (toolchain/promcheck, a pinned Go module): the tests hold the alerts and the
 # dashboard to it. About 25 s to build on an empty Go cache.
@@ -129,7 +130,8 @@ node: .engine/node/.built ## Build the real node's parts and BuildKit and the re
 
 # app/Dockerfile built by BuildKit on a stand-in base and pushed by digest to a registry on loopback (as root);
 # rebuilt when the app changes. `make image` builds again whatever changed (a warm build).
-IMAGE_SOURCES := app/Dockerfile app/requirements.txt $(wildcard app/*.py) localcluster/image.py localcluster/registry.py
+IMAGE_SOURCES := app/Dockerfile app/requirements.txt $(wildcard app/*.py) localcluster/image.py localcluster/registry.py \
+	examples/hello/image/Dockerfile examples/hello/image/server.py
 .engine/image/webapp.json: $(VENV)/.installed .engine/node/.built $(IMAGE_SOURCES)
 	$(PY) -m localcluster.image
 
@@ -142,14 +144,26 @@ policy/venv/.installed: policy/requirements.txt constraints.txt
 	policy/venv/bin/python -m pip install --quiet --disable-pip-version-check -r policy/requirements.txt -c constraints.txt
 	touch $@
 
+# examples/hello's virtualenv as another project has it: the webapp-platform wheel built from this checkout, installed
+# into a fresh virtualenv with the dependencies it declares (pinned by constraints.txt). The real-node e2e deploys the
+# example program with it; its network namespace has no route to the package index.
+EXAMPLE_VENV := .engine/example-venv
+$(EXAMPLE_VENV)/.installed: $(VENV)/.installed pyproject.toml constraints.txt $(shell find webapp_platform -name '*.py')
+	rm -rf $(EXAMPLE_VENV)
+	$(PY) -m pip wheel --quiet --disable-pip-version-check --no-deps --no-build-isolation -w $(EXAMPLE_VENV)/dist .
+	$(PYTHON) -m venv $(EXAMPLE_VENV)/venv
+	$(EXAMPLE_VENV)/venv/bin/pip install --quiet --disable-pip-version-check $(EXAMPLE_VENV)/dist/*.whl -c constraints.txt
+	touch $@
+
 # Four suites: the engine in render mode, the control plane with kwok's simulated nodes, the real node running
 # the built image (inside network and mount namespaces of its own, as root), and `make up`/`make down` from a clone.
 E2E_DEPS := $(VENV)/.installed $(CHECKOV_VENV)/.installed policy/venv/.installed .engine/.built .engine/cluster/.built \
-	.engine/image/webapp.json
+	.engine/image/webapp.json $(EXAMPLE_VENV)/.installed
 e2e: $(E2E_DEPS) stress ## The app's stress tests, the program under the real engine, every stack, the image on a real node
-	$(PY) -m pytest e2e --ignore=e2e/test_cluster.py --ignore=e2e/test_real_node.py --ignore=e2e/test_local_cluster.py
+	$(PY) -m pytest e2e --ignore=e2e/test_cluster.py --ignore=e2e/test_real_node.py --ignore=e2e/test_own_app.py \
+		--ignore=e2e/test_local_cluster.py
 	$(PY) -m pytest e2e/test_cluster.py
-	e2e/in-namespaces $(PY) -m pytest e2e/test_real_node.py
+	e2e/in-namespaces $(PY) -m pytest e2e/test_real_node.py e2e/test_own_app.py
 	$(PY) -m pytest e2e/test_local_cluster.py
 
 policy-rules: ## Copy webapp_platform/config/rules.py into the policy pack (it runs in its own virtualenv)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from e2e.readme import readme_sourced_file
+from e2e.real_cluster import RealCluster, running_real_cluster
 from localcluster.paths import ENGINE_ENV_FILE, PULUMI_HOME
 from localcluster.pulumi_cli import TIMINGS, Workspace, pinned_version, pulumi_binary
 
@@ -29,6 +31,13 @@ def workspace(tmp_path: Path, request: pytest.FixtureRequest) -> Workspace:
     ws.label = request.node.name
     ws.login()
     return ws
+
+
+@pytest.fixture(scope="session")
+def real_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealCluster]:
+    """The control plane, real node and registry every real-node module of the run shares (e2e/real_cluster.py)."""
+    with running_real_cluster(tmp_path_factory.mktemp("real-node")) as real:
+        yield real
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -21,87 +21,39 @@ import ssl
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from app.views import MAX_BLOCK_SECONDS
+from e2e.real_cluster import RealCluster
 from e2e.stacks import SECRET_VALUE, expected_replicas, stack_file
 from harness.clients import read_until_closed
 from harness.http import get
 from harness.processes import wait_until
-from localcluster.control_plane import ControlPlane, running_control_plane
-from localcluster.image import LOGIN_FILE, STORAGE, BuiltImage
-from localcluster.kubectl import Kubectl
 from localcluster.load import LoadClient, LoadReport
 from localcluster.node import (
     INGRESS_HTTP_PORT,
     INGRESS_HTTPS_PORT,
     NODE_IP,
     NODE_NAME,
-    Node,
-    in_private_namespaces,
-    running_node,
 )
-from localcluster.platform import ImageReference, configure_stack, prepare_namespace, public_hosts, set_image
+from localcluster.platform import ImageReference, configure_stack, public_hosts, set_image
 from localcluster.pulumi_cli import TIMINGS, Workspace
-from localcluster.registry import Login, Registry, running_registry
 from tools.stack_config import stack_names
 
-REGISTRY_PORT = 5000
-# What runs inside the app's container to report how it runs: uid, gid, capabilities, what it can write.
-INSIDE_PROBE = """
-import json, os
-def writable(path):
-    try:
-        with open(os.path.join(path, ".e2e-write-check"), "w") as handle:
-            handle.write("x")
-        os.remove(os.path.join(path, ".e2e-write-check"))
-        return True
-    except OSError:
-        return False
-status = dict(line.split(":\\t", 1) for line in open("/proc/self/status").read().splitlines() if ":\\t" in line)
-print(json.dumps({
-    "uid": os.getuid(), "gid": os.getgid(), "cap_eff": status["CapEff"].strip(),
-    "no_new_privs": status["NoNewPrivs"].strip(), "seccomp": status["Seccomp"].strip(),
-    "writable": {path: writable(path) for path in ("/", "/srv", "/srv/app", "/etc", "/tmp")},
-}))
-"""
-
-
-@dataclass
-class RealCluster:
-    """The control plane, its real node and the registry, for the module."""
-
-    plane: ControlPlane
-    node: Node
-    registry: Registry
-    image: BuiltImage
+WRITABLE = ("/", "/srv", "/srv/app", "/etc", "/tmp")
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealCluster]:
-    """Everything started inside this process's namespaces; stopped, with the node cleaned up, at the end."""
-    in_private_namespaces()
-    image = BuiltImage.load()
-    base = tmp_path_factory.mktemp("real-node")
-    login = Login.load_or_create(LOGIN_FILE)
-    with (
-        running_registry(base / "registry", STORAGE, login, port=REGISTRY_PORT) as registry,
-        running_control_plane(base / "cluster", with_kwok=False) as plane,
-        running_node(base / "node", plane, registry.host) as node,
-    ):
-        TIMINGS.append(("real node", "start: containerd, kubelet, kube-proxy until Ready", node.started_in))
-        yield RealCluster(plane, node, registry, image)
+def cluster(real_cluster: RealCluster) -> RealCluster:
+    """The run's real cluster (e2e/real_cluster.py), shared with the other real-node modules."""
+    return real_cluster
 
 
 def _prepare_namespace(real: RealCluster, stack: str, namespace: str, *, pull_secret: bool = True) -> None:
-    """The namespace as a platform team hands it over (localcluster/platform.py), signed by the e2e's CA."""
-    registry = (real.registry.host, real.registry.login) if pull_secret else None
-    prepare_namespace(Kubectl(real.plane.kubeconfig), real.plane.pki, stack, namespace, registry)
+    real.prepare_namespace(stack, namespace, pull_secret=pull_secret)
 
 
 def _image(real: RealCluster, tag: str, digest: str) -> ImageReference:
@@ -133,8 +85,7 @@ def _up(ws: Workspace, what: str) -> float:
 
 
 def _pods(real: RealCluster, namespace: str) -> list[dict[str, Any]]:
-    pods: list[dict[str, Any]] = real.plane.kubectl_json("get", "pods", "-n", namespace)["items"]
-    return pods
+    return real.pods(namespace)
 
 
 def _service_address(real: RealCluster, namespace: str) -> tuple[str, int]:
@@ -142,13 +93,6 @@ def _service_address(real: RealCluster, namespace: str) -> tuple[str, int]:
     (service,) = [s for s in services if s["spec"].get("clusterIP") not in (None, "None")]
     port = next(p["port"] for p in service["spec"]["ports"] if p["name"] == "http")
     return service["spec"]["clusterIP"], int(port)
-
-
-def _inside(real: RealCluster, namespace: str, pod: str) -> dict[str, Any]:
-    """What the running container reports about itself (kubectl exec through the kubelet)."""
-    result = real.plane.kubectl("exec", "-n", namespace, pod, "--", "python", "-c", INSIDE_PROBE)
-    report: dict[str, Any] = json.loads(result.stdout)
-    return report
 
 
 def _get_tls(real: RealCluster, host_name: str, path: str) -> tuple[int, bytes]:
@@ -173,7 +117,7 @@ def _check_pods_as_shipped(real: RealCluster, stack: str, namespace: str) -> Non
         assert status["ready"] is True
         assert status["imageID"].endswith(real.image.digest), status["imageID"]
         assert pod["spec"]["nodeName"] == NODE_NAME
-        inside = _inside(real, namespace, pod["metadata"]["name"])
+        inside = real.inside(namespace, pod["metadata"]["name"], WRITABLE)
         assert (inside["uid"], inside["gid"]) == (10001, 10001)
         assert int(inside["cap_eff"], 16) == 0, inside
         assert inside["no_new_privs"] == "1"

@@ -23,6 +23,7 @@ size, build seconds).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
@@ -58,6 +59,10 @@ USER 65535:65535
 ENTRYPOINT ["/pause", "-P"]
 """
 REPOSITORY = "webapp"
+APP_DOCKERFILE_DIR = REPO_ROOT / "app"
+HELLO_DOCKERFILE_DIR = REPO_ROOT / "examples" / "hello" / "image"
+HELLO_REPOSITORY = "hello"
+VARIANT_LABEL = "--opt=label:org.example.webapp.variant=e2e"
 BASE_REPOSITORY = "python-standin"
 BASE_TAG = "3.11-slim-bookworm"
 BUILD_TIMEOUT_SECONDS = 900
@@ -88,6 +93,10 @@ class BuiltImage:
     variant_tag: str
     """A second build of the same sources, differing only in a label, so a stack can change its image."""
     variant_digest: str
+    hello_repository: str
+    """examples/hello's image (the second app), pushed as hello:`tag`, and its variant as hello:`variant_tag`."""
+    hello_digest: str
+    hello_variant_digest: str
 
     @classmethod
     def load(cls) -> BuiltImage:
@@ -233,23 +242,32 @@ def build_pause(kit: BuildKit, work: Path) -> None:
     )
 
 
-def dockerfile_base() -> str:
-    """The image app/Dockerfile's FROM line names (the official base CI builds on)."""
-    (base,) = re.findall(r"^FROM (\S+)$", (REPO_ROOT / "app" / "Dockerfile").read_text(), re.MULTILINE)
+def dockerfile_base(dockerfile_dir: Path = APP_DOCKERFILE_DIR) -> str:
+    """The image a Dockerfile's FROM line names (the official base CI builds on)."""
+    (base,) = re.findall(r"^FROM (\S+)$", (dockerfile_dir / "Dockerfile").read_text(), re.MULTILINE)
     return str(base)
 
 
-def build_app(kit: BuildKit, registry: Registry, base: str, tag: str, *options: str) -> str:
-    """app/Dockerfile on `base`, pushed as webapp:`tag`; return the digest the push printed."""
+def build_app(
+    kit: BuildKit,
+    registry: Registry,
+    base: str,
+    tag: str,
+    *options: str,
+    dockerfile_dir: Path = APP_DOCKERFILE_DIR,
+    repository: str = REPOSITORY,
+) -> str:
+    """A Dockerfile (app/Dockerfile unless given) on `base`, pushed as `repository`:`tag`; return the digest the
+    push printed."""
     metadata = kit.build(
         "--frontend=dockerfile.v0",
         f"--local=context={REPO_ROOT}",
-        f"--local=dockerfile={REPO_ROOT / 'app'}",
+        f"--local=dockerfile={dockerfile_dir}",
         "--opt=filename=Dockerfile",
-        f"--opt=context:{dockerfile_base()}=docker-image://{base}",
+        f"--opt=context:{dockerfile_base(dockerfile_dir)}=docker-image://{base}",
         f"--opt=label:org.opencontainers.image.revision={git_tag()}",
         *options,
-        f"--output=type=image,name={registry.host}/{REPOSITORY}:{tag},push=true,registry.insecure=true",
+        f"--output=type=image,name={registry.host}/{repository}:{tag},push=true,registry.insecure=true",
     )
     return metadata["containerimage.digest"]
 
@@ -272,10 +290,24 @@ def build_and_push() -> BuiltImage:
             build_seconds = time.monotonic() - started
             size = registry.image_size(REPOSITORY, digest)
             variant_tag = tag[:12]
-            variant = build_app(kit, registry, base, variant_tag, "--opt=label:org.example.webapp.variant=e2e")
+            variant = build_app(kit, registry, base, variant_tag, VARIANT_LABEL)
+            # examples/hello's image, the second app, on the same stand-in base: its build and a variant.
+            hello = functools.partial(build_app, dockerfile_dir=HELLO_DOCKERFILE_DIR, repository=HELLO_REPOSITORY)
+            hello_digest = hello(kit, registry, base, tag)
+            hello_variant = hello(kit, registry, base, variant_tag, VARIANT_LABEL)
             build_pause(kit, work)
     built = BuiltImage(
-        REPOSITORY, tag, digest, size, round(build_seconds, 1), round(base_seconds, 1), variant_tag, variant
+        REPOSITORY,
+        tag,
+        digest,
+        size,
+        round(build_seconds, 1),
+        round(base_seconds, 1),
+        variant_tag,
+        variant,
+        HELLO_REPOSITORY,
+        hello_digest,
+        hello_variant,
     )
     RESULT_FILE.write_text(json.dumps(asdict(built), indent=2) + "\n")
     return built

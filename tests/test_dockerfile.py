@@ -50,3 +50,19 @@ def test_dependencies_come_from_the_pinned_list() -> None:
 
 def test_port_matches_the_app_default() -> None:
     assert "EXPOSE 8080" in DOCKERFILE.read_text()
+
+
+HELLO_DOCKERFILE = REPO_ROOT / "examples" / "hello" / "image" / "Dockerfile"
+
+
+def test_the_second_apps_image_is_hadolint_clean_on_the_same_base_with_its_own_user() -> None:
+    hadolint = shutil.which("hadolint") or str(Path(__import__("sys").executable).parent / "hadolint")
+    result = subprocess.run(
+        [hadolint, "--failure-threshold", "info", str(HELLO_DOCKERFILE)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    text = HELLO_DOCKERFILE.read_text()
+    # The e2e swaps one stand-in in for both bases (localcluster/image.py), so they must be the same image.
+    assert re.findall(r"^FROM (.+)$", text, re.MULTILINE) == re.findall(r"^FROM (.+)$", DOCKERFILE.read_text(), re.M)
+    assert re.findall(r"^USER (\S+)", text, re.MULTILINE) == ["20002:20002"]
+    assert re.findall(r"^CMD (.+)$", text, re.MULTILINE) == ['["python", "/srv/hello/server.py"]']
