@@ -117,11 +117,11 @@ CLUSTER_SOURCES := toolchain/build-cluster.sh toolchain/lib.sh $(foreach m,toolc
 
 cluster: .engine/cluster/.built ## Build the Kubernetes control plane and kwok the e2e runs on 127.0.0.1
 
-# The parts of a real node (runc, containerd, CNI plugins, kubelet, kube-proxy, Traefik) and of the image's path
-# (BuildKit, the distribution registry), built from pinned Go modules into .engine/node
+# The parts of a real node (runc, containerd, CNI plugins, kubelet, kube-proxy, Traefik, Prometheus) and of the
+# image's path (BuildKit, the distribution registry), built from pinned Go modules into .engine/node
 # (see toolchain/build-node.sh). runc's seccomp needs Debian's libseccomp-dev and pkg-config.
 NODE_SOURCES := toolchain/build-node.sh toolchain/lib.sh \
-	$(foreach m,toolchain/runc toolchain/containerd toolchain/cni toolchain/cluster toolchain/traefik toolchain/buildkit toolchain/registry,$(m)/go.mod $(m)/go.sum)
+	$(foreach m,toolchain/runc toolchain/containerd toolchain/cni toolchain/cluster toolchain/traefik toolchain/buildkit toolchain/registry toolchain/prometheus,$(m)/go.mod $(m)/go.sum)
 .engine/node/.built: $(NODE_SOURCES)
 	toolchain/build-node.sh
 	touch $@
@@ -131,7 +131,7 @@ node: .engine/node/.built ## Build the real node's parts and BuildKit and the re
 # app/Dockerfile built by BuildKit on a stand-in base and pushed by digest to a registry on loopback (as root);
 # rebuilt when the app changes. `make image` builds again whatever changed (a warm build).
 IMAGE_SOURCES := app/Dockerfile app/requirements.txt $(wildcard app/*.py) localcluster/image.py localcluster/registry.py \
-	examples/hello/image/Dockerfile examples/hello/image/server.py
+	examples/hello/image/Dockerfile examples/hello/image/server.py e2e/releases/Dockerfile e2e/releases/failing_release.py
 .engine/image/webapp.json: $(VENV)/.installed .engine/node/.built $(IMAGE_SOURCES)
 	$(PY) -m localcluster.image
 
@@ -160,10 +160,10 @@ $(EXAMPLE_VENV)/.installed: $(VENV)/.installed pyproject.toml constraints.txt $(
 E2E_DEPS := $(VENV)/.installed $(CHECKOV_VENV)/.installed policy/venv/.installed .engine/.built .engine/cluster/.built \
 	.engine/image/webapp.json $(EXAMPLE_VENV)/.installed
 e2e: $(E2E_DEPS) stress ## The app's stress tests, the program under the real engine, every stack, the image on a real node
-	$(PY) -m pytest e2e --ignore=e2e/test_cluster.py --ignore=e2e/test_real_node.py --ignore=e2e/test_own_app.py \
+	$(PY) -m pytest e2e --ignore=e2e/test_cluster.py --ignore=e2e/test_real_node.py --ignore=e2e/test_own_app.py --ignore=e2e/test_monitoring.py \
 		--ignore=e2e/test_local_cluster.py
 	$(PY) -m pytest e2e/test_cluster.py
-	e2e/in-namespaces $(PY) -m pytest e2e/test_real_node.py e2e/test_own_app.py
+	e2e/in-namespaces $(PY) -m pytest e2e/test_real_node.py e2e/test_own_app.py e2e/test_monitoring.py
 	$(PY) -m pytest e2e/test_local_cluster.py
 
 policy-rules: ## Copy webapp_platform/config/rules.py into the policy pack (it runs in its own virtualenv)

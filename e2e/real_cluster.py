@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from e2e.stacks import SECRET_VALUE
 from localcluster.control_plane import ControlPlane, running_control_plane
 from localcluster.image import LOGIN_FILE, STORAGE, BuiltImage
 from localcluster.kubectl import Kubectl
 from localcluster.node import Node, in_private_namespaces, running_node
-from localcluster.platform import prepare_namespace
-from localcluster.pulumi_cli import TIMINGS
+from localcluster.platform import ImageReference, configure_stack, prepare_namespace
+from localcluster.pulumi_cli import TIMINGS, Workspace
 from localcluster.registry import Login, Registry, running_registry
 
 REGISTRY_PORT = 5000
@@ -55,6 +56,22 @@ class RealCluster:
         """The namespace as a platform team hands it over (localcluster/platform.py), signed by the e2e's CA."""
         registry = (self.registry.host, self.registry.login) if pull_secret else None
         prepare_namespace(Kubectl(self.plane.kubeconfig), self.plane.pki, stack, namespace, registry)
+
+    def image_reference(self, tag: str, digest: str) -> ImageReference:
+        """The app's image in this cluster's registry, by digest."""
+        return ImageReference(f"{self.registry.host}/{self.image.repository}", tag, digest)
+
+    def workspace(self, tmp_path: Path, stack: str, **settings: str) -> Workspace:
+        """A workspace for `stack` on this cluster: the built image by digest, its pull Secret, the settings given
+        (`pulumi config set --path 'webapp:<key>' '<value>'`)."""
+        ws = Workspace.create(tmp_path)
+        ws.label = f"real node {stack}"
+        ws.extra_env["KUBECONFIG"] = str(self.plane.kubeconfig)
+        ws.login()
+        configure_stack(ws, stack, self.image_reference(self.image.tag, self.image.digest), SECRET_VALUE)
+        for key, value in settings.items():
+            ws.run(f"pulumi config set --path 'webapp:{key}' '{value}'")
+        return ws
 
     def pods(self, namespace: str) -> list[dict[str, Any]]:
         """The namespace's pods as the API reports them."""

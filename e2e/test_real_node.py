@@ -28,7 +28,7 @@ import pytest
 
 from app.views import MAX_BLOCK_SECONDS
 from e2e.real_cluster import RealCluster
-from e2e.stacks import SECRET_VALUE, expected_replicas, stack_file
+from e2e.stacks import expected_replicas, stack_file
 from harness.clients import read_until_closed
 from harness.http import get
 from harness.processes import wait_until
@@ -39,7 +39,7 @@ from localcluster.node import (
     NODE_IP,
     NODE_NAME,
 )
-from localcluster.platform import ImageReference, configure_stack, public_hosts, set_image
+from localcluster.platform import ImageReference, public_hosts, set_image
 from localcluster.pulumi_cli import TIMINGS, Workspace
 from tools.stack_config import stack_names
 
@@ -57,19 +57,11 @@ def _prepare_namespace(real: RealCluster, stack: str, namespace: str, *, pull_se
 
 
 def _image(real: RealCluster, tag: str, digest: str) -> ImageReference:
-    return ImageReference(f"{real.registry.host}/{real.image.repository}", tag, digest)
+    return real.image_reference(tag, digest)
 
 
 def _workspace(real: RealCluster, tmp_path: Path, stack: str, **settings: str) -> Workspace:
-    """A workspace for `stack` on this cluster: the built image by digest, its pull Secret, the namespace given."""
-    ws = Workspace.create(tmp_path)
-    ws.label = f"real node {stack}"
-    ws.extra_env["KUBECONFIG"] = str(real.plane.kubeconfig)
-    ws.login()
-    configure_stack(ws, stack, _image(real, real.image.tag, real.image.digest), SECRET_VALUE)
-    for key, value in settings.items():
-        ws.run(f"pulumi config set --path 'webapp:{key}' '{value}'")
-    return ws
+    return real.workspace(tmp_path, stack, **settings)
 
 
 def _set_image(ws: Workspace, real: RealCluster, tag: str, digest: str) -> None:

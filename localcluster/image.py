@@ -63,6 +63,7 @@ APP_DOCKERFILE_DIR = REPO_ROOT / "app"
 HELLO_DOCKERFILE_DIR = REPO_ROOT / "examples" / "hello" / "image"
 HELLO_REPOSITORY = "hello"
 VARIANT_LABEL = "--opt=label:org.example.webapp.variant=e2e"
+RELEASES_DOCKERFILE_DIR = REPO_ROOT / "e2e" / "releases"
 BASE_REPOSITORY = "python-standin"
 BASE_TAG = "3.11-slim-bookworm"
 BUILD_TIMEOUT_SECONDS = 900
@@ -97,6 +98,9 @@ class BuiltImage:
     """examples/hello's image (the second app), pushed as hello:`tag`, and its variant as hello:`variant_tag`."""
     hello_digest: str
     hello_variant_digest: str
+    failing_tag: str
+    """A bad release of the app (e2e/releases/Dockerfile: every fifth `GET /` answers 500), as webapp:`failing_tag`."""
+    failing_digest: str
 
     @classmethod
     def load(cls) -> BuiltImage:
@@ -272,6 +276,19 @@ def build_app(
     return metadata["containerimage.digest"]
 
 
+def build_release(kit: BuildKit, registry: Registry, app: str, tag: str) -> str:
+    """e2e/releases/Dockerfile on the built app image `app` (by digest), pushed as webapp:`tag`; return its digest."""
+    metadata = kit.build(
+        "--frontend=dockerfile.v0",
+        f"--local=context={REPO_ROOT}",
+        f"--local=dockerfile={RELEASES_DOCKERFILE_DIR}",
+        "--opt=filename=Dockerfile",
+        f"--opt=context:{REPOSITORY}=docker-image://{app}",
+        f"--output=type=image,name={registry.host}/{REPOSITORY}:{tag},push=true,registry.insecure=true",
+    )
+    return metadata["containerimage.digest"]
+
+
 def build_and_push() -> BuiltImage:
     """The whole of `make image`: registry and builder up, base, app, figures; everything stopped after."""
     login = Login.load_or_create(LOGIN_FILE)
@@ -295,6 +312,8 @@ def build_and_push() -> BuiltImage:
             hello = functools.partial(build_app, dockerfile_dir=HELLO_DOCKERFILE_DIR, repository=HELLO_REPOSITORY)
             hello_digest = hello(kit, registry, base, tag)
             hello_variant = hello(kit, registry, base, variant_tag, VARIANT_LABEL)
+            failing_tag = f"{variant_tag}-failing"
+            failing = build_release(kit, registry, f"{registry.host}/{REPOSITORY}@{digest}", failing_tag)
             build_pause(kit, work)
     built = BuiltImage(
         REPOSITORY,
@@ -308,6 +327,8 @@ def build_and_push() -> BuiltImage:
         HELLO_REPOSITORY,
         hello_digest,
         hello_variant,
+        failing_tag,
+        failing,
     )
     RESULT_FILE.write_text(json.dumps(asdict(built), indent=2) + "\n")
     return built

@@ -63,3 +63,19 @@ def test_pod_alerts_select_only_this_deployments_pods() -> None:
     rules = _rules(rule_groups(Scope("shop", "web"), MetricsSettings.model_validate({**MONITORED, "alerts": True})))
     restarts = next(r for r in rules if r.get("alert") == "WebappPodsRestarting")
     assert 'namespace="shop", pod=~"web-[a-z0-9]+-[a-z0-9]+"' in restarts["expr"]
+
+
+def test_a_test_stack_scales_the_burn_windows_and_the_evaluation_through_its_setting() -> None:
+    metrics = MetricsSettings.model_validate({**MONITORED, "alerts": True, "sloWindowDivisor": 60})
+    groups = rule_groups(Scope("shop", "web"), metrics)
+    ratios = groups[0]
+    assert ratios["interval"] == "1s"  # 30 s / 60, at least a second
+    recorded = [rule["record"] for rule in ratios["rules"]]
+    assert recorded[:6] == [
+        f"webapp:http_requests_failed:ratio_rate{w}" for w in ("5s", "30s", "1m", "2m", "6m", "24m")
+    ]
+    fast = next(r for r in _rules(groups) if r.get("alert") == "WebappAvailabilityBudgetBurn")
+    assert fast["labels"]["burn_window"] == "1m"
+    assert "ratio_rate1m{" in fast["expr"]
+    assert "ratio_rate5s{" in fast["expr"]
+    assert "[5s]" in next(r for r in ratios["rules"] if r["record"].endswith("ratio_rate5s"))["expr"]

@@ -19,27 +19,54 @@ from webapp_platform.config.monitoring import MetricsSettings
 
 @dataclass(frozen=True)
 class BurnRate:
-    """A pair of windows whose error ratios must both exceed `factor` times the budget, and how urgent that is."""
+    """A pair of windows (in seconds) whose error ratios must both exceed `factor` times the budget, and how urgent
+    that is."""
 
-    long_window: str
-    short_window: str
+    long_seconds: int
+    short_seconds: int
     factor: float
     severity: str
 
 
 BURN_RATES = (
-    BurnRate("1h", "5m", 14.4, "critical"),
-    BurnRate("6h", "30m", 6.0, "critical"),
-    BurnRate("1d", "2h", 3.0, "warning"),
+    BurnRate(3600, 300, 14.4, "critical"),
+    BurnRate(6 * 3600, 1800, 6.0, "critical"),
+    BurnRate(86400, 2 * 3600, 3.0, "warning"),
 )
-_UNIT_SECONDS = {"m": 60, "h": 3600, "d": 86400}
-WINDOWS = tuple(
-    sorted(
-        {window for rate in BURN_RATES for window in (rate.long_window, rate.short_window)},
-        key=lambda window: int(window[:-1]) * _UNIT_SECONDS[window[-1]],
-    )
-)
-"""Every window a burn rate reads, shortest first: one recording rule per window and objective."""
+RECORDING_INTERVAL_SECONDS = 30
+"""How often the recorded ratios are evaluated (divided like the windows)."""
+_UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
+
+
+def duration(seconds: int) -> str:
+    """A whole number of seconds as a Prometheus duration in its largest exact unit (3600 -> 1h, 90 -> 90s)."""
+    unit, size = next((unit, size) for unit, size in _UNITS if seconds % size == 0)
+    return f"{seconds // size}{unit}"
+
+
+@dataclass(frozen=True)
+class Windows:
+    """The burn rates' windows as Prometheus durations, each divided by the stack's `metrics.sloWindowDivisor`
+    (1 everywhere but in tests, which scale an hour to a minute to see an alert fire)."""
+
+    divisor: int = 1
+
+    def of(self, seconds: int) -> str:
+        """One window, divided."""
+        return duration(max(1, seconds // self.divisor))
+
+    def long(self, rate: BurnRate) -> str:
+        return self.of(rate.long_seconds)
+
+    def short(self, rate: BurnRate) -> str:
+        return self.of(rate.short_seconds)
+
+    def every(self) -> tuple[str, ...]:
+        """Every window a burn rate reads, shortest first: one recording rule per window and objective."""
+        seconds = sorted({s for rate in BURN_RATES for s in (rate.long_seconds, rate.short_seconds)})
+        return tuple(self.of(s) for s in seconds)
+
+
 SLOW_REQUEST = "webapp:http_requests_slow:ratio_rate"
 FAILED_REQUEST = "webapp:http_requests_failed:ratio_rate"
 """Recorded ratios (level:metric:operations), suffixed with their window: the share of slow or failed requests."""
@@ -71,12 +98,11 @@ def _selector(*matchers: str) -> str:
 
 
 def failed_ratio(scope: Scope, window: str) -> str:
-    """The share of requests answered with a 5xx over `window`."""
+    """The share of requests answered with a 5xx over `window`: 0, not absent, while requests come and none fail
+    (a 5xx series exists only once one was answered), so dashboards show 0 and a real Prometheus records it."""
     requests = scope.names.requests
-    return (
-        f"sum by (namespace, job) (rate({requests}{scope.app(SERVER_ERROR)}[{window}]))"
-        f" / sum by (namespace, job) (rate({requests}{scope.app()}[{window}]))"
-    )
+    total = f"sum by (namespace, job) (rate({requests}{scope.app()}[{window}]))"
+    return f"(sum by (namespace, job) (rate({requests}{scope.app(SERVER_ERROR)}[{window}])) or 0 * {total}) / {total}"
 
 
 def slow_ratio(scope: Scope, window: str, seconds: float) -> str:
@@ -88,17 +114,20 @@ def slow_ratio(scope: Scope, window: str, seconds: float) -> str:
     )
 
 
-def _burn_alert(name: str, recorded: str, *, scope: Scope, budget: float, rate: BurnRate, what: str) -> dict[str, Any]:
+def _burn_alert(
+    name: str, recorded: str, *, scope: Scope, budget: float, rate: BurnRate, windows: Windows, what: str
+) -> dict[str, Any]:
     threshold = f"({rate.factor:g} * {budget:g})"
+    long_window, short_window = windows.long(rate), windows.short(rate)
     return {
         "alert": name,
-        "expr": f"{recorded}{rate.long_window}{scope.app()} > {threshold}"
-        f" and {recorded}{rate.short_window}{scope.app()} > {threshold}",
-        "labels": {"severity": rate.severity, "burn_window": rate.long_window},
+        "expr": f"{recorded}{long_window}{scope.app()} > {threshold}"
+        f" and {recorded}{short_window}{scope.app()} > {threshold}",
+        "labels": {"severity": rate.severity, "burn_window": long_window},
         "annotations": {
             "summary": f"{scope.name} in {scope.namespace} is spending its {what} error budget "
             f"{rate.factor:g} times too fast",
-            "description": f"Over the last {rate.long_window} (and {rate.short_window}) "
+            "description": f"Over the last {long_window} (and {short_window}) "
             "{{ $value | humanizePercentage }} of requests " + f"were {what} failures; at this pace the 30-day "
             "budget runs out early. See docs/runbook.md.",
         },
@@ -110,9 +139,11 @@ def rule_groups(scope: Scope, metrics: MetricsSettings) -> list[dict[str, Any]]:
     availability_budget = round(1 - metrics.availability_objective / 100, 6)
     latency_budget = round(1 - metrics.latency_objective_percent / 100, 6)
     seconds = metrics.latency_objective_seconds
-    recordings = [
-        {"record": f"{FAILED_REQUEST}{window}", "expr": failed_ratio(scope, window)} for window in WINDOWS
-    ] + [{"record": f"{SLOW_REQUEST}{window}", "expr": slow_ratio(scope, window, seconds)} for window in WINDOWS]
+    windows = Windows(metrics.slo_window_divisor)
+    every = windows.every()
+    recordings = [{"record": f"{FAILED_REQUEST}{window}", "expr": failed_ratio(scope, window)} for window in every] + [
+        {"record": f"{SLOW_REQUEST}{window}", "expr": slow_ratio(scope, window, seconds)} for window in every
+    ]
     slo_alerts = [
         _burn_alert(
             "WebappAvailabilityBudgetBurn",
@@ -120,6 +151,7 @@ def rule_groups(scope: Scope, metrics: MetricsSettings) -> list[dict[str, Any]]:
             scope=scope,
             budget=availability_budget,
             rate=rate,
+            windows=windows,
             what="availability",
         )
         for rate in BURN_RATES
@@ -130,12 +162,17 @@ def rule_groups(scope: Scope, metrics: MetricsSettings) -> list[dict[str, Any]]:
             scope=scope,
             budget=latency_budget,
             rate=rate,
+            windows=windows,
             what=f"latency (> {seconds:g} s)",
         )
         for rate in BURN_RATES
     ]
     return [
-        {"name": f"{scope.name}.{scope.namespace}.slo-ratios", "interval": "30s", "rules": recordings},
+        {
+            "name": f"{scope.name}.{scope.namespace}.slo-ratios",
+            "interval": windows.of(RECORDING_INTERVAL_SECONDS),
+            "rules": recordings,
+        },
         {"name": f"{scope.name}.{scope.namespace}.slo", "rules": slo_alerts},
         {"name": f"{scope.name}.{scope.namespace}.pods", "rules": _pod_alerts(scope)},
     ]

@@ -29,6 +29,9 @@ class MetricsSettings(SettingsModel):
     """A request slower than this counts against the latency objective: one of the app's histogram bounds."""
     latency_objective_percent: float = Field(default=99.0, ge=50, le=99.99)
     """Percent of requests that must be faster than latencyObjectiveSeconds, over 30 days."""
+    slo_window_divisor: int = Field(default=1, ge=1, le=3600)
+    """Divides the burn-rate windows (1h and 5m, 6h and 30m, 1d and 2h) and the ratios' 30 s evaluation interval:
+    1 in every real stack; a test stack sets 60 so an hour's burn shows in a minute."""
     dashboard: bool = False
     """Create a ConfigMap holding a Grafana dashboard, labelled `grafana_dashboard: "1"` for Grafana's sidecar. Needs
     serviceMonitor (the panels read its series)."""

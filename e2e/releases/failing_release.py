@@ -1,0 +1,40 @@
+"""A bad release of the bundled app, for the e2e's monitoring tests: every fifth `GET /` is answered 500.
+
+Not a switch in the shipped app: e2e/releases/Dockerfile builds it on top of the built image, and this module
+wraps the app the image ships (`python -m failing_release` instead of `python -m app`). The failures go through
+Flask, so the app's own metrics count them as any 5xx.
+"""
+
+import itertools
+import runpy
+import threading
+
+from flask import Response, request
+
+import app.factory
+
+FAIL_EVERY = 5
+_shipped = app.factory.create_app
+
+
+def create_app(*args, **kwargs):  # type: ignore[no-untyped-def]
+    """The shipped app, with one `GET /` in FAIL_EVERY answered 500."""
+    flask_app = _shipped(*args, **kwargs)
+    counter = itertools.count(1)
+    lock = threading.Lock()
+
+    def fail_a_share() -> Response | None:
+        if request.path != "/":
+            return None
+        with lock:
+            number = next(counter)
+        if number % FAIL_EVERY:
+            return None
+        return Response('{"error": "a bad release"}', status=500, mimetype="application/json")
+
+    flask_app.before_request(fail_a_share)
+    return flask_app
+
+
+app.factory.create_app = create_app
+runpy.run_module("app", run_name="__main__", alter_sys=True)
