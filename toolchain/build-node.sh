@@ -88,6 +88,6 @@ build prometheus "$out/bin/prometheus" github.com/prometheus/prometheus/cmd/prom
   -ldflags "$strip_ldflags -X github.com/prometheus/common/version.Version=$prometheus"
 took
 
-"$out/bin/runc" --version | head -1
+"$out/bin/runc" --version | sed -n 1p  # sed reads it all: head would exit first and SIGPIPE runc under pipefail
 "$out/bin/containerd" --version
 "$out/bin/kubelet" --version
