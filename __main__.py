@@ -8,8 +8,9 @@ components, export what an operator needs.
 import pulumi
 import pulumi_kubernetes as k8s
 
-from prerequisites.cluster import no_cluster, verify
+from prerequisites.cluster import no_cluster, verify, warn_unfinished_canary
 from prerequisites.expected import expected
+from webapp_platform.components.canary import canary_name
 from webapp_platform.components.webapp import WebApp, WebAppArgs
 from webapp_platform.config.loading import load_settings
 
@@ -18,6 +19,8 @@ settings = stack.settings
 if not no_cluster():  # what the cluster must hold already, checked before any resource exists
     verify(expected(settings, stack.name))
 namespace_name = settings.namespace_name(stack.name)
+if settings.canary.enabled and settings.canary_release is None and not no_cluster():
+    warn_unfinished_canary(namespace_name, canary_name(settings.name))
 
 namespace: pulumi.Input[str] = namespace_name
 if settings.create_namespace:
@@ -37,3 +40,18 @@ pulumi.export("deployment_name", webapp.service.deployment_name)
 pulumi.export("service_name", webapp.service.service_name)
 pulumi.export("url", webapp.url)
 pulumi.export("image", settings.image.reference)
+release = settings.canary_release
+if webapp.canary is not None and release is not None:
+    # What tools/canary.py reads back to find a release in progress after an interruption.
+    pulumi.export(
+        "canary",
+        {
+            "image": release.image.reference,
+            "tag": release.image.tag,
+            "digest": release.image.digest,
+            "appConfig": dict(release.app_config),
+            "weight": release.weight,
+            "effectiveWeight": webapp.canary.weight,
+            "replicas": webapp.canary.replicas,
+        },
+    )

@@ -7,7 +7,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from webapp_platform.config.settings import PROJECT
+from webapp_platform.config.app_config import PROJECT
 
 VALID_CONFIG: dict[str, Any] = {
     "image": {"repository": "ghcr.io/example/webapp", "tag": "1.4.2"},

@@ -106,15 +106,42 @@ def no_cluster() -> bool:
     return rendering or isinstance(get_monitor(), MockMonitor)
 
 
+def cluster_lookup(unchecked: str) -> Lookup | None:
+    """A lookup in the provider's cluster; None, with a warning starting `unchecked`, when its kubeconfig won't load."""
+    try:
+        return api_lookup(_provider_api())
+    except (config.ConfigException, OSError, TypeError, ValueError) as error:
+        pulumi.log.warn(f"{unchecked}: cannot load the kubeconfig ({error})")
+        return None
+
+
+def warn_unfinished_canary(namespace: str, deployment: str, lookup: Lookup | None = None) -> bool:
+    """Warn when the cluster runs `deployment` (a canary) that the stack's settings no longer describe: a canary run
+    was interrupted, and this update would take it out. Returns whether it warned."""
+    lookup = lookup or cluster_lookup("unfinished canary not checked")
+    if lookup is None:
+        return False
+    try:
+        found = lookup(f"/apis/apps/v1/namespaces/{namespace}/deployments/{deployment}")
+    except OSError as error:
+        pulumi.log.warn(f"unfinished canary not checked: {error}")
+        return False
+    if found:
+        pulumi.log.warn(
+            f"this stack is in a canary state: Deployment {namespace}/{deployment} runs a release that was neither "
+            "promoted nor rolled back (an interrupted `python -m tools.canary`); run it again with the same release "
+            "to finish it, or with --abort to roll it back. This update, as it stands, takes the canary out."
+        )
+    return bool(found)
+
+
 def verify(prerequisites: list[Prerequisite], lookup: Lookup | None = None) -> None:
     """Raise MissingPrerequisites naming every missing piece; warn about those that could not be checked."""
     if not prerequisites:
         return
     if lookup is None:
-        try:
-            lookup = api_lookup(_provider_api())
-        except (config.ConfigException, OSError, TypeError, ValueError) as error:
-            pulumi.log.warn(f"cluster prerequisites not checked: cannot load the kubeconfig ({error})")
+        lookup = cluster_lookup("cluster prerequisites not checked")
+        if lookup is None:
             return
     missing, unverified = find_missing(prerequisites, lookup)
     for item in unverified:

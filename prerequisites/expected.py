@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from webapp_platform.config.settings import PROJECT, StackSettings
+from webapp_platform.config.app_config import PROJECT
+from webapp_platform.config.settings import StackSettings
 
 GATEWAY_API = "the Gateway API's standard CRDs (https://gateway-api.sigs.k8s.io/guides/#installing-gateway-api)"
 PROMETHEUS_OPERATOR = "the Prometheus Operator's CRDs (kube-prometheus-stack installs them)"

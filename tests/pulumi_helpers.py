@@ -11,7 +11,7 @@ from harness.stack_values import TEST_SECRETS, config_values
 from tools.mocks import KubernetesMocks, ProgramRun, RecordedResource, is_secret_wrapper, run_program
 from tools.render import Rendered, render_stack
 from tools.stack_config import REPO_ROOT
-from webapp_platform.config.settings import PROJECT
+from webapp_platform.config.app_config import PROJECT
 
 
 def run_main(

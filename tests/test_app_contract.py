@@ -16,10 +16,11 @@ from webapp_platform.components.web_service import WebService, WebServiceArgs
 from webapp_platform.config.app_metrics import MetricNames
 from webapp_platform.config.contract import BUNDLED_APP, AppContract
 from webapp_platform.config.errors import ConfigError
+from webapp_platform.config.image import ImageSettings
 from webapp_platform.config.loading import parse_settings
 from webapp_platform.config.monitoring import MetricsSettings
 from webapp_platform.config.rules import TERMINATION_MARGIN_SECONDS
-from webapp_platform.config.settings import ImageSettings, ResourceSettings
+from webapp_platform.config.settings import ResourceSettings
 
 RESOURCES = ResourceSettings.model_validate(
     {"requests": {"cpu": "50m", "memory": "32Mi"}, "limits": {"cpu": "200m", "memory": "64Mi"}}

@@ -11,12 +11,12 @@ from tests.pulumi_helpers import container, kube, only, run_components
 from tools.mocks import ProgramRun
 from webapp_platform.components.labels import standard_labels
 from webapp_platform.components.web_service import WebService, WebServiceArgs
+from webapp_platform.config.image import ImageSettings
 from webapp_platform.config.monitoring import MetricsSettings
 from webapp_platform.config.rules import MANAGED_ENV
 from webapp_platform.config.scheduling import SchedulingSettings
 from webapp_platform.config.settings import (
     AutoscalingSettings,
-    ImageSettings,
     ResourceSettings,
     ServerTimings,
     ServiceAccountSettings,

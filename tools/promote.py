@@ -27,8 +27,8 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from webapp_platform.config.app_config import PROJECT
 from webapp_platform.config.rules import DIGEST, unpinned_tag_problem
-from webapp_platform.config.settings import PROJECT
 
 Pulumi = Callable[[Sequence[str]], str]
 """Runs `pulumi` with these arguments and returns its stdout; raises PromotionError when it fails."""

@@ -10,7 +10,8 @@ import pulumi
 from webapp_platform.components.labels import standard_labels
 from webapp_platform.components.web_service import WebService, WebServiceArgs
 from webapp_platform.config.contract import AppContract, Endpoint
-from webapp_platform.config.settings import ComputeResources, ImageSettings, ResourceSettings
+from webapp_platform.config.image import ImageSettings
+from webapp_platform.config.settings import ComputeResources, ResourceSettings
 
 config = pulumi.Config()
 hello = WebService(

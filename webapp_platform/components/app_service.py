@@ -15,7 +15,8 @@ from pulumi.provider.experimental.schema import generate_schema
 from webapp_platform.components.labels import standard_labels
 from webapp_platform.components.web_service import WebService, WebServiceArgs
 from webapp_platform.config.contract import AppContract, Endpoint
-from webapp_platform.config.settings import ComputeResources, ImageSettings, ResourceSettings
+from webapp_platform.config.image import ImageSettings
+from webapp_platform.config.settings import ComputeResources, ResourceSettings
 
 PROVIDER_NAME = "webapp"
 """The package's name in other languages: its types are `webapp:index:<Component>`."""

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 MANAGED_BY = "pulumi"
 VERSION_LABEL = "app.kubernetes.io/version"
+TRACK_LABEL = "track"
+"""Which release a workload is: `canary` on a canary's objects (none on the stable ones, whose selector predates it).
+Part of the canary's selector, so the stable Deployment's pods and the canary's never mix."""
 
 
 def selector_labels(name: str, instance: str) -> dict[str, str]:
@@ -19,8 +22,9 @@ def selector_labels(name: str, instance: str) -> dict[str, str]:
 
 
 def selector_of(labels: dict[str, str]) -> dict[str, str]:
-    """The selector labels within a service's `standard_labels`."""
-    return {key: labels[key] for key in ("app.kubernetes.io/name", "app.kubernetes.io/instance")}
+    """The selector labels within a service's `standard_labels` (and its track, a canary's)."""
+    keys = ("app.kubernetes.io/name", "app.kubernetes.io/instance", TRACK_LABEL)
+    return {key: labels[key] for key in keys if key in labels}
 
 
 def standard_labels(name: str, instance: str, component: str, part_of: str) -> dict[str, str]:

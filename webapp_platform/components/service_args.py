@@ -9,17 +9,18 @@ import pulumi_kubernetes as k8s
 
 from webapp_platform.components.labels import selector_of
 from webapp_platform.config.contract import BUNDLED_APP, AppContract
+from webapp_platform.config.image import ImageSettings
 from webapp_platform.config.monitoring import MetricsSettings
 from webapp_platform.config.rules import ROLLOUT_TIMEOUT_SECONDS
 from webapp_platform.config.scheduling import SchedulingSettings
 from webapp_platform.config.settings import (
     AutoscalingSettings,
     DisruptionBudgetSettings,
-    ImageSettings,
     ResourceSettings,
     ServerTimings,
     ServiceAccountSettings,
     ServiceSettings,
+    initial_replicas,
 )
 
 
@@ -79,7 +80,7 @@ class WebServiceArgs:
     @property
     def initial_replicas(self) -> int:
         """The Deployment's replicas: the autoscaler's minimum when it owns the count."""
-        return self.autoscaling.min_replicas if self.autoscaled else self.replicas
+        return initial_replicas(self.replicas, self.autoscaling)
 
     @property
     def several_pods(self) -> bool:

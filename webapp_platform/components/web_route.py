@@ -26,6 +26,14 @@ ACCEPTED = {
 
 
 @dataclass(frozen=True)
+class CanaryBackend:
+    """A canary's Service and the percent of the requests it gets; the stable Service gets the rest."""
+
+    service_name: pulumi.Input[str]
+    weight: int
+
+
+@dataclass(frozen=True)
 class WebRouteArgs:
     """Inputs of `WebRoute`."""
 
@@ -36,6 +44,8 @@ class WebRouteArgs:
     base_annotations: dict[str, str] = field(default_factory=dict)
     """Annotations the program sets (the provider's await timeout); the await for acceptance and then the
     settings' own annotations win over them."""
+    canary: CanaryBackend | None = None
+    """A canary release's Service and its weight: the route splits the requests between it and the stable one."""
 
 
 class WebRoute(pulumi.ComponentResource):
@@ -65,7 +75,7 @@ class WebRoute(pulumi.ComponentResource):
                 "rules": [
                     {
                         "matches": [{"path": {"type": "PathPrefix", "value": route.path}}],
-                        "backendRefs": [{"name": args.backend.service_name, "port": args.backend.service_port}],
+                        "backendRefs": _backend_refs(args),
                     }
                 ],
             },
@@ -73,3 +83,16 @@ class WebRoute(pulumi.ComponentResource):
         )
         self.url = pulumi.Output.from_input(f"{route.scheme}://{route.hostnames[0]}{route.path}")
         self.register_outputs({"url": self.url})
+
+
+def _backend_refs(args: WebRouteArgs) -> list[dict[str, pulumi.Input[str | int]]]:
+    """The stable Service alone, or the stable and the canary Services weighted (percent)."""
+    stable: dict[str, pulumi.Input[str | int]] = {"name": args.backend.service_name, "port": args.backend.service_port}
+    if args.canary is None:
+        return [stable]
+    canary: dict[str, pulumi.Input[str | int]] = {
+        "name": args.canary.service_name,
+        "port": args.backend.service_port,
+        "weight": args.canary.weight,
+    }
+    return [{**stable, "weight": 100 - args.canary.weight}, canary]

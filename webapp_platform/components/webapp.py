@@ -10,10 +10,11 @@ from webapp_platform.components.alert_rules import Scope
 from webapp_platform.components.app_config import AppConfig, AppConfigArgs
 from webapp_platform.components.awaits import rollout_await
 from webapp_platform.components.backend import Backend
+from webapp_platform.components.canary import WebCanary, WebCanaryArgs
 from webapp_platform.components.labels import standard_labels
 from webapp_platform.components.web_ingress import WebIngress, WebIngressArgs
 from webapp_platform.components.web_monitoring import WebMonitoring, WebMonitoringArgs
-from webapp_platform.components.web_route import WebRoute, WebRouteArgs
+from webapp_platform.components.web_route import CanaryBackend, WebRoute, WebRouteArgs
 from webapp_platform.components.web_service import WebService, WebServiceArgs
 from webapp_platform.config.app_metrics import BUNDLED, MetricNames
 from webapp_platform.config.loading import LoadedStack
@@ -48,6 +49,8 @@ class WebApp(pulumi.ComponentResource):
     """The Gateway API HTTPRoute, when enabled (instead of the Ingress)."""
     monitoring: WebMonitoring | None
     """The PrometheusRule and the Grafana dashboard, when either is enabled."""
+    canary: WebCanary | None
+    """The canary release in progress (the stack's `canaryRelease`), beside the stable service."""
     url: pulumi.Output[str]
     """The public URL when there is an Ingress or an HTTPRoute, else the in-cluster one."""
 
@@ -62,7 +65,18 @@ class WebApp(pulumi.ComponentResource):
         labels = standard_labels(name, f"{name}-{args.stack.name}", COMPONENT, PART_OF)
 
         self.config = AppConfig(name, _config_args(args, labels), opts=aliased)
-        self.service = WebService(name, _service_args(args, labels, self.config), opts=aliased)
+        service_args = _service_args(args, labels, self.config)
+        self.service = WebService(name, service_args, opts=aliased)
+        release = values.canary_release
+        self.canary = (
+            WebCanary(
+                f"{name}-canary",
+                WebCanaryArgs(service_args, release, by_route=values.canary_weighted_by_route),
+                opts=newer,
+            )
+            if release is not None
+            else None
+        )
         backend = Backend(namespace, self.service.service_name, values.service.port, values.name, labels)
         # The provider awaits the Ingress's address or the route's acceptance as long as the Deployment's rollout.
         await_rollout = rollout_await(values.rollout_timeout_seconds)
@@ -72,7 +86,21 @@ class WebApp(pulumi.ComponentResource):
             else None
         )
         self.route = (
-            WebRoute(name, WebRouteArgs(backend, values.http_route, base_annotations=await_rollout), opts=newer)
+            WebRoute(
+                name,
+                WebRouteArgs(
+                    backend,
+                    values.http_route,
+                    base_annotations=await_rollout,
+                    canary=CanaryBackend(self.canary.service_name, release.weight)
+                    if self.canary is not None and release is not None
+                    else None,
+                ),
+                # The canary's pods are Ready before the route sends them anything.
+                opts=pulumi.ResourceOptions.merge(newer, pulumi.ResourceOptions(depends_on=[self.canary]))
+                if self.canary is not None
+                else newer,
+            )
             if values.http_route.enabled
             else None
         )

@@ -10,6 +10,7 @@ lists every problem at once, before any resource exists.
 from __future__ import annotations
 
 import json
+import types
 import typing
 from collections.abc import Mapping
 from typing import Any
@@ -17,9 +18,10 @@ from typing import Any
 import pulumi
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from webapp_platform.config.app_config import PROJECT
 from webapp_platform.config.errors import ConfigError
 from webapp_platform.config.rules import missing_digest_problem
-from webapp_platform.config.settings import PROJECT, StackSettings
+from webapp_platform.config.settings import StackSettings
 
 
 class LoadedStack(BaseModel):
@@ -39,10 +41,12 @@ def _structured_keys() -> frozenset[str]:
     """Top-level settings whose values are objects or lists: the CLI hands those over as JSON text."""
     keys = set()
     for name, field in StackSettings.model_fields.items():
-        annotation = field.annotation
-        origin = typing.get_origin(annotation) or annotation
-        if origin in (dict, list) or (isinstance(origin, type) and issubclass(origin, BaseModel)):
-            keys.add(field.alias or name)
+        # `X | None` is structured when X is: look through the union.
+        union = typing.get_origin(field.annotation) in (typing.Union, types.UnionType)
+        for annotation in typing.get_args(field.annotation) if union else (field.annotation,):
+            origin = typing.get_origin(annotation) or annotation
+            if origin in (dict, list) or (isinstance(origin, type) and issubclass(origin, BaseModel)):
+                keys.add(field.alias or name)
     return frozenset(keys)
 
 
@@ -123,6 +127,20 @@ def parse_settings(stack: str, raw: Mapping[str, Any], secret_keys: set[str]) ->
     if problems or values is None:
         raise ConfigError(problems)
     return LoadedStack(name=stack, settings=values, secrets=secrets)
+
+
+def parse_settings_only(raw: Mapping[str, Any]) -> StackSettings:
+    """The settings of raw config values, secrets left aside (for tools that read a stack's settings outside a
+    program, such as tools/canary.py); raise `ConfigError` listing every problem found."""
+    problems: list[str] = []
+    decoded = {key: _decode(key, value, problems) for key, value in raw.items() if key != _SECRETS_KEY}
+    try:
+        values = StackSettings.model_validate(decoded)
+    except ValidationError as error:
+        problems.extend(_describe(e) for e in error.errors(include_url=False))  # type: ignore[arg-type]
+    if problems:
+        raise ConfigError(problems)
+    return values
 
 
 def _parse_secrets(

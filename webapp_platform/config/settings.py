@@ -12,7 +12,10 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
+from webapp_platform.config.app_config import PROJECT, checked_app_config
+from webapp_platform.config.canary import CanaryRelease, CanarySettings
 from webapp_platform.config.contract import AppContract
+from webapp_platform.config.image import ImageSettings
 from webapp_platform.config.monitoring import MetricsSettings
 from webapp_platform.config.quantity import parse_cpu, parse_memory
 from webapp_platform.config.routing import HttpRouteSettings, IngressSettings
@@ -24,30 +27,21 @@ from webapp_platform.config.rules import (
     ROLLOUT_TIMEOUT_SECONDS,
     STALL_SECONDS,
     TERMINATION_MARGIN_SECONDS,
-    TEST_ROUTES_ENV,
     app_variable,
-    looks_secret,
     published_metrics_problem,
     service_type_problem,
 )
 from webapp_platform.config.scheduling import SchedulingSettings
 from webapp_platform.config.types import (
-    ENV_NAME,
-    ENV_NAME_RULE,
     Annotations,
     Cpu,
     DnsLabel,
     EnvName,
     EnvValue,
-    ImageDigest,
-    ImageRepository,
-    ImageTag,
     Memory,
     SecretName,
     SettingsModel,
 )
-
-PROJECT = "webapp"
 
 
 def _app_field(name: str) -> Any:
@@ -81,23 +75,6 @@ class ServerTimings:
     def termination_grace_seconds(self) -> int:
         """How long Kubernetes waits after SIGTERM before SIGKILL: drain, then in-flight requests, plus a margin."""
         return self.drain_seconds + self.graceful_timeout_seconds + TERMINATION_MARGIN_SECONDS
-
-
-class ImageSettings(SettingsModel):
-    """Which container image to run."""
-
-    repository: ImageRepository
-    """Registry and path, without tag: ghcr.io/example/webapp."""
-    tag: ImageTag
-    """Any valid OCI tag but `latest` (`1.4.2`, `sha-860c190`). Also becomes APP_VERSION."""
-    digest: ImageDigest | None = None
-    """`sha256:…` digest, written by tools/promote.py; the image is pinned to it. Required for prod."""
-
-    @property
-    def reference(self) -> str:
-        """The full image reference for the pod spec."""
-        pinned = f"{self.repository}:{self.tag}"
-        return f"{pinned}@{self.digest}" if self.digest else pinned
 
 
 class ComputeResources(SettingsModel):
@@ -166,6 +143,11 @@ class AutoscalingSettings(SettingsModel):
         return self
 
 
+def initial_replicas(replicas: int, autoscaling: AutoscalingSettings) -> int:
+    """A Deployment's replicas: the autoscaler's minimum when it owns the count, else `replicas`."""
+    return autoscaling.min_replicas if autoscaling.enabled else replicas
+
+
 class ServiceAccountSettings(SettingsModel):
     """The ServiceAccount the pods run as: the stack's own, its token never mounted."""
 
@@ -222,6 +204,10 @@ class StackSettings(SettingsModel):
     service_account: ServiceAccountSettings = ServiceAccountSettings()
     scheduling: SchedulingSettings = SchedulingSettings()
     app: AppContract = AppContract()
+    canary: CanarySettings = CanarySettings()
+    """Releases through a canary judged by Prometheus (`python -m tools.canary`) instead of a plain rolling update."""
+    canary_release: CanaryRelease | None = None
+    """The canary release in progress: tools/canary.py writes it while it runs and removes it at the end."""
     """What the image does (command, ports, probes, user, drain, metrics, the platform's variables it reads): the
     bundled app's unless set, for another image built to the contract."""
 
@@ -235,29 +221,7 @@ class StackSettings(SettingsModel):
     @field_validator("app_config")
     @classmethod
     def _app_config(cls, value: dict[str, str]) -> dict[str, str]:
-        problems = []
-        for name in value:
-            if not ENV_NAME.match(name):  # a key, so not the EnvName type (its error would point into the key)
-                problems.append(f"{name!r} is not {ENV_NAME_RULE}")
-            elif name == TEST_ROUTES_ENV:
-                problems.append(
-                    f"{name} cannot be set through appConfig; the test routes are for test stacks only and are "
-                    "turned on by the setting enableTestRoutes, which the policy pack refuses"
-                )
-            elif name in MANAGED_ENV:
-                problems.append(
-                    f"{name} is set by the Deployment itself (from {MANAGED_ENV[name]}), which would override "
-                    "appConfig; use that setting instead"
-                )
-            elif looks_secret(name):
-                problems.append(
-                    f"{name} looks secret and would land in a plain ConfigMap; "
-                    f"list it in secretKeys and set it with "
-                    f"`pulumi config set --secret --path '{PROJECT}:secrets.{name}' <value>`"
-                )
-        if problems:
-            raise ValueError("; ".join(problems))
-        return value
+        return checked_app_config(value)
 
     @field_validator("secret_keys")
     @classmethod
@@ -317,6 +281,7 @@ class StackSettings(SettingsModel):
                     f"and trustedProxies {self.trusted_proxies} would believe the X-Forwarded-For they write; "
                     "use ClusterIP behind the ingress, or trustedProxies: 0"
                 )
+        self._canary_checks()
         scaling = self.autoscaling
         explicit_replicas = "replicas" in self.model_fields_set
         if scaling.enabled and explicit_replicas and not scaling.min_replicas <= self.replicas <= scaling.max_replicas:
@@ -325,6 +290,28 @@ class StackSettings(SettingsModel):
                 "the autoscaler owns the count, so set replicas within that range or leave it out"
             )
         return self
+
+    def _canary_checks(self) -> None:
+        if self.canary_release is not None and not self.canary.enabled:
+            raise ValueError(
+                "canaryRelease is set and canary.enabled is not; canaryRelease is tools/canary.py's state of a "
+                "release in progress: enable canary, or remove canaryRelease (`pulumi config rm webapp:canaryRelease`)"
+            )
+        if self.canary.enabled and not self.metrics.service_monitor:
+            raise ValueError(
+                "canary.enabled needs metrics.serviceMonitor: true: the analysis reads the canary's series by the job "
+                "its ServiceMonitor gives them (<name>-canary)"
+            )
+
+    @property
+    def initial_replicas(self) -> int:
+        """The stable Deployment's pod count: the autoscaler's minimum when it owns the count."""
+        return initial_replicas(self.replicas, self.autoscaling)
+
+    @property
+    def canary_weighted_by_route(self) -> bool:
+        """Whether the HTTPRoute splits the traffic by weight; else the Service does, by the share of ready pods."""
+        return self.http_route.enabled
 
     def namespace_name(self, stack: str) -> str:
         """The namespace to deploy into: the configured one, else `webapp-<stack>`."""
