@@ -160,10 +160,10 @@ $(EXAMPLE_VENV)/.installed: $(VENV)/.installed pyproject.toml constraints.txt $(
 E2E_DEPS := $(VENV)/.installed $(CHECKOV_VENV)/.installed policy/venv/.installed .engine/.built .engine/cluster/.built \
 	.engine/image/webapp.json $(EXAMPLE_VENV)/.installed
 e2e: $(E2E_DEPS) stress ## The app's stress tests, the program under the real engine, every stack, the image on a real node
-	$(PY) -m pytest e2e --ignore=e2e/test_cluster.py --ignore=e2e/test_real_node.py --ignore=e2e/test_own_app.py --ignore=e2e/test_monitoring.py \
+	$(PY) -m pytest e2e --ignore=e2e/test_cluster.py --ignore=e2e/test_real_node.py --ignore=e2e/test_own_app.py --ignore=e2e/test_monitoring.py --ignore=e2e/test_canary.py \
 		--ignore=e2e/test_local_cluster.py
 	$(PY) -m pytest e2e/test_cluster.py
-	e2e/in-namespaces $(PY) -m pytest e2e/test_real_node.py e2e/test_own_app.py e2e/test_monitoring.py
+	e2e/in-namespaces $(PY) -m pytest e2e/test_real_node.py e2e/test_own_app.py e2e/test_monitoring.py e2e/test_canary.py
 	$(PY) -m pytest e2e/test_local_cluster.py
 
 policy-rules: ## Copy webapp_platform/config/rules.py into the policy pack (it runs in its own virtualenv)

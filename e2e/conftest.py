@@ -10,6 +10,7 @@ import pytest
 from e2e.readme import readme_sourced_file
 from e2e.real_cluster import RealCluster, running_real_cluster
 from localcluster.paths import ENGINE_ENV_FILE, PULUMI_HOME
+from localcluster.prometheus import Prometheus, running_prometheus
 from localcluster.pulumi_cli import TIMINGS, Workspace, pinned_version, pulumi_binary
 
 
@@ -38,6 +39,13 @@ def real_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealClust
     """The control plane, real node and registry every real-node module of the run shares (e2e/real_cluster.py)."""
     with running_real_cluster(tmp_path_factory.mktemp("real-node")) as real:
         yield real
+
+
+@pytest.fixture(scope="session")
+def prometheus(real_cluster: RealCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
+    """One Prometheus (built by `make node`) for the real-node modules that judge a stack by its metrics."""
+    with running_prometheus(tmp_path_factory.mktemp("prometheus")) as running:
+        yield running
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

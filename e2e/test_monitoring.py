@@ -13,7 +13,6 @@ Runs in the same process, namespaces and cluster as e2e/test_real_node.py (`make
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,7 +21,7 @@ from e2e.real_cluster import RealCluster
 from harness.processes import wait_until
 from localcluster.load import LoadClient
 from localcluster.platform import set_image
-from localcluster.prometheus import Prometheus, running_prometheus, scrape_config
+from localcluster.prometheus import Prometheus, scrape_config
 from localcluster.pulumi_cli import TIMINGS, Workspace
 
 STACK, NAMESPACE = "staging", "webapp-monitored"
@@ -31,12 +30,6 @@ SELECT = f'{{namespace="{NAMESPACE}", job="{JOB}"}}'
 FAST_BURN = "WebappAvailabilityBudgetBurn"
 HEALTHY_WATCH_SECONDS = 75
 """Longer than the scaled fast burn's long window (1 min), so a healthy release has had every chance to fire it."""
-
-
-@pytest.fixture(scope="module")
-def prometheus(real_cluster: RealCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
-    with running_prometheus(tmp_path_factory.mktemp("prometheus")) as running:
-        yield running
 
 
 @pytest.fixture(scope="module")

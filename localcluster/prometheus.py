@@ -15,9 +15,10 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import threading
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -202,3 +203,46 @@ def running_prometheus(directory: Path) -> Iterator[Prometheus]:
         yield prometheus
     finally:
         daemons.stop_all()
+
+
+ListObjects = Callable[[str], list[dict[str, Any]]]
+"""A kind (`servicemonitors`, `prometheusrules`) -> the objects of it in the followed namespace."""
+FOLLOW_INTERVAL_SECONDS = 1.0
+
+
+@contextlib.contextmanager
+def following(prometheus: Prometheus, list_objects: ListObjects, kubeconfig: Path) -> Iterator[None]:
+    """The operator's watch for one namespace: while inside, every ServiceMonitor and PrometheusRule there becomes
+    Prometheus's configuration, reloaded whenever one appears, changes or goes (a canary's ServiceMonitor comes and
+    goes with each release)."""
+    stop = threading.Event()
+    applied: list[str] = []
+    problems: list[BaseException] = []
+
+    def sync() -> None:
+        monitors, rules = list_objects("servicemonitors"), list_objects("prometheusrules")
+        wanted = json.dumps([[m["metadata"]["name"], m["spec"]] for m in monitors] + [r["spec"] for r in rules])
+        if applied and applied[-1] == wanted:
+            return
+        scrapes = [job for monitor in monitors for job in scrape_config(monitor, kubeconfig)]
+        prometheus.reload(scrapes, [group for rule in rules for group in rule["spec"].get("groups", [])])
+        applied.append(wanted)
+
+    def loop() -> None:
+        while not stop.wait(FOLLOW_INTERVAL_SECONDS):
+            try:
+                sync()
+            except Exception as error:  # reported when the block ends
+                problems.append(error)
+                return
+
+    sync()
+    thread = threading.Thread(target=loop, name="prometheus-follower", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    if problems:
+        raise RuntimeError(f"following the namespace's ServiceMonitors failed: {problems[0]!r}") from problems[0]

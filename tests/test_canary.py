@@ -104,6 +104,14 @@ def test_behind_an_ingress_the_stable_service_balances_over_both_by_their_share_
     assert all(pod_labels.get(key) == value for key, value in stable_selector.items())
     assert canary.inputs["spec"]["replicas"] == 4
     assert run.outputs["canary"]["effectiveWeight"] == 50.0
+    # One budget per pod: the stable one selects the canary's pods too (the eviction API refuses a pod two select).
+    (budget,) = kube(run, "PodDisruptionBudget")
+    assert all(pod_labels.get(key) == value for key, value in budget.inputs["spec"]["selector"]["matchLabels"].items())
+
+
+def test_behind_an_httproute_a_canary_of_several_pods_has_its_own_budget() -> None:
+    run = run_main(_config(_release(weight=50), httpRoute=ROUTE))
+    assert set(_by_name(run, "PodDisruptionBudget")) == {"webapp", "webapp-canary"}
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ import pytest
 from harness.stack_values import valid_config
 from tools import canary as driver
 from tools.canary import Release
-from tools.canary_analysis import PrometheusUnavailable, prometheus_query
+from tools.canary_analysis import PrometheusUnavailable, Query, prometheus_query
 from webapp_platform.config.loading import parse_settings_only
 from webapp_platform.config.settings import StackSettings
 
@@ -51,6 +51,7 @@ class RecordingStack:
     deployed: dict[str, Any] | None = None
     ups: list[dict[str, Any]] = field(default_factory=list)
     fail_up_at: int | None = None
+    recovered: list[bool] = field(default_factory=list)
 
     def settings(self) -> StackSettings:
         return parse_settings_only(self.config)
@@ -68,6 +69,10 @@ class RecordingStack:
         image = release.image
         self.config["image"] = {"repository": image.repository, "tag": image.tag, "digest": image.digest}
         self.config["appConfig"] = dict(release.app_config)
+
+    def recover(self, *, cancel_stale: bool) -> list[str]:
+        self.recovered.append(cancel_stale)
+        return []
 
     def up(self) -> None:
         self.settings()  # the program validates what it is given
@@ -87,7 +92,7 @@ class RecordingStack:
         )
 
 
-def _prometheus(requests: float = 600.0, failed: float = 0.0, slow: float = 0.0) -> driver.Query:
+def _prometheus(requests: float = 600.0, failed: float = 0.0, slow: float = 0.0) -> Query:
     def query(expression: str) -> float | None:
         assert 'job="webapp-canary"' in expression, expression
         if "increase(" in expression:
@@ -97,7 +102,7 @@ def _prometheus(requests: float = 600.0, failed: float = 0.0, slow: float = 0.0)
     return query
 
 
-def _run(stack: RecordingStack, query: driver.Query, *argv: str) -> tuple[int, list[str]]:
+def _run(stack: RecordingStack, query: Query, *argv: str) -> tuple[int, list[str]]:
     lines: list[str] = []
     original = driver.Canary.__init__
 
@@ -137,7 +142,8 @@ def test_a_release_failing_a_fifth_of_its_requests_is_rolled_back_naming_availab
     code, _ = _run(stack, _prometheus(failed=0.2), "--image", NEW)
     assert code == 1
     err = capsys.readouterr().err
-    assert "rolled back" in err and "availability: 20.00% of 600 requests failed with a 5xx in 10s" in err, err
+    assert "rolled back" in err
+    assert "availability: 20.00% of 600 requests failed with a 5xx in 10s" in err, err
     assert "burn rate of 200.0 (threshold 14.4" in err
     assert [up["canary"] and up["canary"]["weight"] for up in stack.ups] == [20, None]
     assert stack.config["image"]["digest"] == STABLE_DIGEST
@@ -153,16 +159,23 @@ def test_a_slow_release_is_rolled_back_naming_latency(capsys: pytest.CaptureFixt
     assert "availability" not in err
 
 
-def test_failed_checks_up_to_max_failed_checks_are_tolerated() -> None:
-    answers = iter([0.2] + [0.0] * 20)
+def _bad_checks(count: int) -> Query:
+    """A canary whose first `count` checks fail (a fifth of its requests), then pass."""
+    answers = iter([0.2] * count + [0.0] * 20)
 
-    def one_bad_check(expression: str) -> float | None:
+    def query(expression: str) -> float | None:
         if "increase(" in expression:
             return 600.0
         return next(answers) if 'status=~"5.."' in expression else 0.0
 
-    assert _run(RecordingStack(_settings(maxFailedChecks=1)), one_bad_check, "--image", NEW)[0] == 0
-    assert _run(RecordingStack(_settings(maxFailedChecks=0)), _prometheus(failed=0.2), "--image", NEW)[0] == 1
+    return query
+
+
+@pytest.mark.parametrize(("allowed", "bad", "code"), [(1, 1, 0), (1, 2, 1), (0, 1, 1), (2, 2, 0)])
+def test_failed_checks_up_to_max_failed_checks_are_tolerated_and_one_more_rolls_back(
+    allowed: int, bad: int, code: int
+) -> None:
+    assert _run(RecordingStack(_settings(maxFailedChecks=allowed)), _bad_checks(bad), "--image", NEW)[0] == code
 
 
 def test_a_step_whose_checks_all_saw_too_few_requests_rolls_back(capsys: pytest.CaptureFixture[str]) -> None:
@@ -186,7 +199,8 @@ def test_a_failed_update_rolls_back_with_the_engines_message(capsys: pytest.Capt
     stack = RecordingStack(_settings(), fail_up_at=1)
     assert _run(stack, _prometheus(), "--image", NEW)[0] == 1
     assert "step 2's update failed: error: the Deployment's rollout failed: CrashLoopBackOff" in capsys.readouterr().err
-    assert stack.ups[-1]["canary"] is None and "canaryRelease" not in stack.config
+    assert stack.ups[-1]["canary"] is None
+    assert "canaryRelease" not in stack.config
 
 
 def test_an_interrupted_run_of_the_same_release_resumes_at_its_step() -> None:
@@ -210,7 +224,8 @@ def test_abort_rolls_back_what_is_in_progress_and_nothing_else(capsys: pytest.Ca
     assert stack.ups == [{"image": "1.0.0", "canary": None}]
     idle = RecordingStack(_settings())
     assert _run(idle, _prometheus(), "--abort")[0] == 0
-    assert idle.ups == [] and "no canary in progress" in capsys.readouterr().out
+    assert idle.ups == []
+    assert "no canary in progress" in capsys.readouterr().out
 
 
 def test_releasing_what_already_runs_updates_nothing() -> None:

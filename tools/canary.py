@@ -96,6 +96,10 @@ class Target(Protocol):
     def up(self) -> None:
         """`pulumi up`; raise UpFailed with the engine's message."""
 
+    def recover(self, *, cancel_stale: bool) -> list[str]:
+        """Undo what a killed run left behind: its update's lock (when `cancel_stale`), then its pending operations
+        (by a refresh that clears them); say what was done."""
+
 
 Log = Callable[[str], None]
 
@@ -233,7 +237,25 @@ class AutomationTarget:
         image = release.image
         for name, value in (("repository", image.repository), ("tag", image.tag), ("digest", image.digest)):
             self.stack.set_config(f"{PROJECT}:image.{name}", self._auto.ConfigValue(value), path=True)
-        self.stack.set_config(f"{PROJECT}:appConfig", self._auto.ConfigValue(json.dumps(dict(release.app_config))))
+        # Key by key, so the stack file keeps its appConfig a map (and its comments).
+        for name in set(self.settings().app_config) - set(release.app_config):
+            self.stack.remove_config(f"{PROJECT}:appConfig.{name}", path=True)
+        for name, value in release.app_config.items():
+            self.stack.set_config(f"{PROJECT}:appConfig.{name}", self._auto.ConfigValue(value), path=True)
+
+    def recover(self, *, cancel_stale: bool) -> list[str]:
+        done = []
+        if cancel_stale:
+            self.stack.cancel()
+            done.append("cancelled any update a killed run left holding the stack's lock")
+        pending = (self.stack.export_stack().deployment or {}).get("pending_operations") or []
+        if pending:
+            try:
+                self.stack.refresh(clear_pending_creates=True, on_output=print)
+            except self._auto.errors.CommandError as error:
+                raise UpFailed(str(error)) from error
+            done.append(f"refreshed the state, clearing {len(pending)} operation(s) a killed run left pending")
+        return done
 
     def up(self) -> None:
         try:
@@ -293,6 +315,12 @@ def main(
         "--unset-config", action="append", default=[], metavar="KEY", help="an appConfig key the release drops"
     )
     parser.add_argument("--work-dir", type=Path, default=Path.cwd(), help="the project's directory")
+    parser.add_argument(
+        "--cancel-stale-update",
+        action="store_true",
+        help="first cancel an update a killed run left holding the lock (only where nothing else can be updating "
+        "the stack, as in the deploy workflow's one-at-a-time concurrency group)",
+    )
     parser.add_argument("--policy-pack", action="append", default=[])
     parser.add_argument("--policy-pack-config", action="append", default=[])
     args = parser.parse_args(argv)
@@ -303,6 +331,8 @@ def main(
     )
     try:
         target = factory(args)
+        for line in target.recover(cancel_stale=args.cancel_stale_update):
+            print(line)
         stable = target.settings()
         namespace = stable.namespace_name(args.stack.rsplit("/", 1)[-1])
         canary = Canary(target, prometheus_query(args.prometheus) if args.prometheus else _no_query, namespace)

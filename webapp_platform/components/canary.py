@@ -106,6 +106,8 @@ class WebCanary(pulumi.ComponentResource):
                 object_name=canary_name(stable.object_name),
                 replicas=self.replicas,
                 autoscaling=AutoscalingSettings(),
+                # Among the stable Service's pods, the stable budget selects its pods already.
+                own_disruption_budget=args.by_route,
                 config_map_name=config_map.metadata.name,
             ),
             opts=pulumi.ResourceOptions(parent=self),

@@ -69,6 +69,9 @@ class WebServiceArgs:
     """Set the app's ENABLE_TEST_ROUTES=true (test stacks only; the policy pack refuses it)."""
     image_pull_secrets: tuple[str, ...] = ()
     """Names of `kubernetes.io/dockerconfigjson` Secrets the kubelet pulls the image with (private registries)."""
+    own_disruption_budget: bool = True
+    """Make a PodDisruptionBudget when several pods run. False where another budget already selects the pods (a
+    canary among the stable Service's pods): the eviction API refuses to evict a pod two budgets select."""
     rollout_timeout_seconds: int = ROLLOUT_TIMEOUT_SECONDS
     """Seconds a rollout may take: the provider's await (`pulumi.com/timeoutSeconds`) and progressDeadlineSeconds."""
 

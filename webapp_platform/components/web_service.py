@@ -48,7 +48,7 @@ class WebService(pulumi.ComponentResource):
         _network_policy(objects)
         if args.metrics.service_monitor:
             _service_monitor(objects)
-        if args.several_pods:
+        if args.several_pods and args.own_disruption_budget:
             disruption_budget(objects)
         if args.autoscaled:
             autoscaler(objects, deployment)

@@ -1,0 +1,274 @@
+"""Canary releases for real: tools/canary.py drives the real engine through the Automation API on the real node,
+with requests through the HTTPRoute (Traefik's Gateway) the whole time and a real Prometheus judging the canary.
+
+The test stack is dev (one pod, an HTTPRoute) with a ServiceMonitor scraped every second and the canary's steps and
+analysis scaled to seconds through its own settings (two steps, 20 % and 50 %, 6 s each, one check every 3 s).
+Prometheus follows the namespace as the operator would (`localcluster.prometheus.following`): the canary's
+ServiceMonitor is scraped from the moment it exists. The bad releases are real images or config built for the test
+(e2e/releases/): one failing every fifth request, the same image answering every request in 0.8 s, and a ConfigMap
+value the app refuses at start.
+
+Runs in the same process, namespaces and cluster as e2e/test_real_node.py (`make e2e`: e2e/real_cluster.py).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from e2e.real_cluster import RealCluster
+from localcluster.load import LoadClient, LoadReport
+from localcluster.node import INGRESS_HTTP_PORT, NODE_IP
+from localcluster.prometheus import Prometheus, following
+from localcluster.pulumi_cli import TIMINGS, CommandResult, Workspace
+from tools.stack_config import REPO_ROOT
+
+STACK, NAMESPACE = "dev", "webapp-canary-e2e"
+HOST = "canary.dev.example.com"
+STEPS = ((20, 6), (50, 6))
+SETTINGS = {
+    "httpRoute.hostnames[0]": HOST,
+    "metrics.serviceMonitor": "true",
+    "metrics.interval": "1s",
+    "rolloutTimeoutSeconds": "30",
+    # dev's own 2 s drain is shorter than Traefik's 2 s throttle of configuration changes: with it, a pod taken out
+    # (the canary's, or a stable one the promotion replaces) was sent requests after it stopped listening (502s).
+    "drainSeconds": "5",
+    "canary.enabled": "true",
+    **{f"canary.steps[{i}].weight": str(weight) for i, (weight, _) in enumerate(STEPS)},
+    **{f"canary.steps[{i}].seconds": str(seconds) for i, (_, seconds) in enumerate(STEPS)},
+    "canary.analysis.intervalSeconds": "3",
+    "canary.analysis.minRequests": "10",
+}
+CLEAN_RELEASES = 10
+
+
+@dataclass
+class CanaryStack:
+    """The deployed test stack, the Prometheus judging it, and how to run the driver on it."""
+
+    real: RealCluster
+    ws: Workspace
+    prometheus: Prometheus
+
+    def command(self, *args: str) -> list[str]:
+        """`python -m tools.canary` on this stack, with this Prometheus."""
+        return [
+            str(REPO_ROOT / ".venv" / "bin" / "python"),
+            "-m",
+            "tools.canary",
+            "--stack",
+            STACK,
+            "--prometheus",
+            f"http://127.0.0.1:{self.prometheus.port}",
+            "--work-dir",
+            str(self.ws.root),
+            *args,
+        ]
+
+    def release(self, label: str, *args: str) -> CommandResult:
+        """Run the driver to its end; its exit code is the test's to judge."""
+        return self.ws.run_python_module(f"canary: {label}", *self.command(*args)[2:], check=False)
+
+    def image(self, tag: str, digest: str) -> str:
+        """A release's `--image`: the built image in the cluster's registry, by digest."""
+        reference = self.real.image_reference(tag, digest)
+        return f"{reference.repository}:{reference.tag}@{reference.digest}"
+
+    def stable_pods(self) -> dict[str, int]:
+        """The stable pods' names and restart counts."""
+        return {
+            pod["metadata"]["name"]: sum(s.get("restartCount", 0) for s in pod["status"].get("containerStatuses", []))
+            for pod in self.real.pods(NAMESPACE)
+            if pod["metadata"]["labels"].get("track") != "canary" and not pod["metadata"].get("deletionTimestamp")
+        }
+
+    def deployments(self) -> set[str]:
+        """The Deployments in the namespace."""
+        items = self.real.plane.kubectl_json("get", "deployments", "-n", NAMESPACE)["items"]
+        return {item["metadata"]["name"] for item in items}
+
+    def stack_file(self) -> str:
+        """The workspace's stack file, as the driver left it."""
+        return (self.ws.root / f"Pulumi.{STACK}.yaml").read_text()
+
+
+@pytest.fixture(scope="module")
+def canary(
+    real_cluster: RealCluster, prometheus: Prometheus, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[CanaryStack]:
+    """The test stack deployed at the built image, with Prometheus following its namespace."""
+    real = real_cluster
+    real.prepare_namespace(STACK, NAMESPACE)
+    ws = real.workspace(tmp_path_factory.mktemp("canary"), STACK, namespace=NAMESPACE, **SETTINGS)
+    ws.label = "canary"
+    ws.run("pulumi up --yes")
+
+    def list_objects(kind: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = real.plane.kubectl_json("get", kind, "-n", NAMESPACE)["items"]
+        return items
+
+    with following(prometheus, list_objects, real.plane.kubeconfig):
+        yield CanaryStack(real, ws, prometheus)
+    ws.run("pulumi destroy --yes")
+
+
+def _load() -> LoadClient:
+    return LoadClient(NODE_IP, INGRESS_HTTP_PORT, host_header=HOST)
+
+
+def _share(report: LoadReport, tag: str) -> float:
+    """The share of all requests the release tagged `tag` answered (its 200s and its 500s)."""
+    answered = sum(count for answer, count in report.answers.items() if answer.endswith(f" {tag}"))
+    failed = sum("HTTP 500" in failure for failure in report.failures)
+    return (answered + failed) / max(1, report.total)
+
+
+def test_a_good_release_killed_mid_update_is_shown_by_preview_then_resumed_and_promoted_without_a_failed_request(
+    canary: CanaryStack,
+) -> None:
+    image = canary.real.image
+    release = canary.image(image.variant_tag, image.variant_digest)
+    with _load() as load:
+        # Killed (SIGKILL, as a job past its cancellation's grace is) while its second step's update runs: the
+        # update's lock and its pending operations are left behind, as in a killed CI job.
+        with subprocess.Popen(
+            canary.command("--image", release),
+            cwd=canary.ws.root,
+            env={**canary.ws.environment(language_host=False), "PYTHONPATH": str(REPO_ROOT), "PYTHONUNBUFFERED": "1"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        ) as process:
+            assert process.stdout is not None
+            seen = []
+            for line in process.stdout:
+                seen.append(line)
+                if line.startswith("step 2/"):
+                    time.sleep(1.5)
+                    os.killpg(process.pid, signal.SIGKILL)
+                    break
+            process.wait(timeout=30)
+        assert any(line.startswith("step 2/") for line in seen), "".join(seen)[-3000:]
+        assert "webapp-canary" in canary.deployments()
+
+        # A killed job's next run starts from a fresh checkout: the stack file without the driver's canaryRelease.
+        canary.ws.run("pulumi config rm webapp:canaryRelease")
+        preview = canary.ws.run("pulumi preview")
+        assert "this stack is in a canary state" in preview.output, preview.output[-3000:]
+
+        started = time.monotonic()
+        resumed = canary.release("resume the interrupted release", "--image", release, "--cancel-stale-update")
+        promotion = time.monotonic() - started
+    assert resumed.returncode == 0, resumed.output[-4000:]
+    assert "resuming the interrupted canary" in resumed.output
+    print(resumed.output[-3000:])
+    assert "promoted" in resumed.output
+    assert load.report.failures == [], load.report.failures[:10]
+    assert canary.deployments() == {"webapp"}
+    assert f"tag: {image.variant_tag}" in canary.stack_file()
+    assert "canaryRelease" not in canary.stack_file()
+    # The state matches the stack file: nothing left to change.
+    canary.ws.run("pulumi preview --expect-no-changes")
+    TIMINGS.append(("canary", f"good release resumed and promoted, {load.report.total} requests", promotion))
+
+
+def test_a_release_failing_a_fifth_of_its_requests_is_rolled_back_having_served_no_more_than_its_weight(
+    canary: CanaryStack,
+) -> None:
+    image = canary.real.image
+    before = canary.stable_pods()
+    with _load() as load:
+        started = time.monotonic()
+        result = canary.release("failing release", "--image", canary.image(image.failing_tag, image.failing_digest))
+        decided = time.monotonic() - started
+    assert result.returncode == 1, result.output[-4000:]
+    assert "availability:" in result.output, result.output[-3000:]
+    assert "failed with a 5xx" in result.output
+    share = _share(load.report, image.failing_tag)
+    print(f"the failing release answered {share:.1%} of {load.report.total} requests (largest weight {STEPS[0][0]} %)")
+    assert 0 < share <= STEPS[0][0] / 100
+    assert all("HTTP 500" in failure for failure in load.report.failures), load.report.failures[:10]
+    assert canary.deployments() == {"webapp"}
+    assert canary.stable_pods() == before
+    assert "canaryRelease" not in canary.stack_file()
+    TIMINGS.append(("canary", f"failing release rolled back, served {share:.1%} of {load.report.total}", decided))
+
+
+def test_a_slow_release_is_rolled_back_on_the_latency_objective(canary: CanaryStack) -> None:
+    image = canary.real.image
+    before = canary.stable_pods()
+    with _load() as load:
+        started = time.monotonic()
+        result = canary.release(
+            "slow release",
+            "--image",
+            canary.image(image.failing_tag, image.failing_digest),
+            "--config",
+            "RELEASE_FAULT=slow",
+        )
+        decided = time.monotonic() - started
+    assert result.returncode == 1, result.output[-4000:]
+    assert "latency:" in result.output, result.output[-3000:]
+    assert "took longer than 0.5 s" in result.output
+    assert load.report.failures == [], load.report.failures[:10]
+    assert canary.stable_pods() == before
+    assert canary.deployments() == {"webapp"}
+    TIMINGS.append(("canary", "slow release rolled back", decided))
+
+
+def test_a_release_with_a_config_value_the_app_refuses_is_rolled_back_and_the_stable_pods_never_restart(
+    canary: CanaryStack,
+) -> None:
+    before = canary.stable_pods()
+    file_before = canary.stack_file()
+    with _load() as load:
+        result = canary.release("bad config", "--image", _stable_image(canary), "--config", "LOG_LEVEL=verbose")
+    assert result.returncode == 1, result.output[-4000:]
+    assert "step 1's update failed" in result.output, result.output[-3000:]
+    assert load.report.failures == [], load.report.failures[:10]
+    assert canary.stable_pods() == before
+    assert canary.deployments() == {"webapp"}
+    assert canary.stack_file() == file_before
+
+
+def test_clean_releases_are_never_rolled_back(canary: CanaryStack) -> None:
+    image = canary.real.image
+    images = [(image.tag, image.digest), (image.variant_tag, image.variant_digest)]
+    # One step of two checks per release: what is tested here is the analysis's verdict on a healthy release,
+    # ten times over, not the steps (the tests above take each release through both).
+    canary.ws.run("pulumi config rm --path 'webapp:canary.steps[1]'")
+    canary.ws.run("pulumi config set --path 'webapp:canary.steps[0].weight' 50")
+    with _load() as load:
+        for number in range(CLEAN_RELEASES):
+            tag, digest = images[number % 2]
+            started = time.monotonic()
+            result = canary.release(
+                f"clean release {number + 1}",
+                "--image",
+                canary.image(tag, digest),
+                "--config",
+                f"GREETING=Release {number + 1}",
+            )
+            assert result.returncode == 0, result.output[-4000:]
+            TIMINGS.append(("canary", f"clean release {number + 1} promoted", time.monotonic() - started))
+    assert load.report.failures == [], load.report.failures[:10]
+    assert f"Release {CLEAN_RELEASES}" in canary.stack_file()
+
+
+def _stable_image(canary: CanaryStack) -> str:
+    (deployment,) = [
+        d
+        for d in canary.real.plane.kubectl_json("get", "deployments", "-n", NAMESPACE)["items"]
+        if d["metadata"]["name"] == "webapp"
+    ]
+    image: str = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+    return image
