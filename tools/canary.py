@@ -235,13 +235,12 @@ class AutomationTarget:
 
     def adopt(self, release: Release) -> None:
         image = release.image
-        for name, value in (("repository", image.repository), ("tag", image.tag), ("digest", image.digest)):
-            self.stack.set_config(f"{PROJECT}:image.{name}", self._auto.ConfigValue(value), path=True)
+        values = {f"{PROJECT}:image.{name}": getattr(image, name) for name in ("repository", "tag", "digest")}
         # Key by key, so the stack file keeps its appConfig a map (and its comments).
+        values |= {f"{PROJECT}:appConfig.{name}": value for name, value in release.app_config.items()}
         for name in set(self.settings().app_config) - set(release.app_config):
             self.stack.remove_config(f"{PROJECT}:appConfig.{name}", path=True)
-        for name, value in release.app_config.items():
-            self.stack.set_config(f"{PROJECT}:appConfig.{name}", self._auto.ConfigValue(value), path=True)
+        self.stack.set_all_config({key: self._auto.ConfigValue(value) for key, value in values.items()}, path=True)
 
     def recover(self, *, cancel_stale: bool) -> list[str]:
         done = []
