@@ -13,7 +13,6 @@ from webapp_platform.config.contract import AppContract, Endpoint, PortRole
 from webapp_platform.config.rules import (
     APP_ENVIRONMENT,
     MANAGEMENT_PORT_NAME,
-    TERMINATION_MARGIN_SECONDS,
     TEST_ROUTES_ENV,
 )
 
@@ -44,10 +43,7 @@ def scrape_annotations(app: AppContract) -> dict[str, str] | None:
 def termination_grace_seconds(args: WebServiceArgs) -> int:
     """How long Kubernetes waits, from the pod's deletion, before SIGKILL: the drain (the app's own, or the preStop
     wait before SIGTERM), then the in-flight requests, plus a margin."""
-    timings = args.timings
-    if args.app.drain == "preStop":
-        return args.app.pre_stop_seconds + timings.graceful_timeout_seconds + TERMINATION_MARGIN_SECONDS
-    return timings.termination_grace_seconds()
+    return args.timings.termination_grace_seconds(args.app.pre_stop_seconds if args.app.drain == "preStop" else None)
 
 
 def pod_spec(objects: ServiceObjects, service_account_name: pulumi.Input[str]) -> k8s.core.v1.PodSpecArgs:

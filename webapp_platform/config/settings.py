@@ -72,9 +72,12 @@ class ServerTimings:
             "GRACEFUL_TIMEOUT_SECONDS": str(self.graceful_timeout_seconds),
         }
 
-    def termination_grace_seconds(self) -> int:
-        """How long Kubernetes waits after SIGTERM before SIGKILL: drain, then in-flight requests, plus a margin."""
-        return self.drain_seconds + self.graceful_timeout_seconds + TERMINATION_MARGIN_SECONDS
+    def termination_grace_seconds(self, wait_seconds: int | None = None) -> int:
+        """How long Kubernetes waits before SIGKILL: the wait before the server stops accepting (the app's own drain,
+        or `wait_seconds` when something else waits, such as a preStop sleep), then in-flight requests, plus a
+        margin."""
+        wait = self.drain_seconds if wait_seconds is None else wait_seconds
+        return wait + self.graceful_timeout_seconds + TERMINATION_MARGIN_SECONDS
 
 
 class ComputeResources(SettingsModel):
