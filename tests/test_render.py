@@ -74,7 +74,7 @@ def test_project_defaults_apply_and_stack_values_win(tmp_path: Path) -> None:
     (tmp_path / "Pulumi.yaml").write_text(project)
     for stack in ("dev", "staging"):
         (tmp_path / f"Pulumi.{stack}.yaml").write_text((root / f"Pulumi.{stack}.yaml").read_text())
-    assert load_stack_config("dev", tmp_path).values["webapp:drainSeconds"] == "2"  # set in Pulumi.dev.yaml
+    assert load_stack_config("dev", tmp_path).values["webapp:drainSeconds"] == "5"  # set in Pulumi.dev.yaml
     assert load_stack_config("staging", tmp_path).values["webapp:drainSeconds"] == "9"  # the project default
 
 
