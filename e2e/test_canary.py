@@ -38,9 +38,6 @@ SETTINGS = {
     "metrics.serviceMonitor": "true",
     "metrics.interval": "1s",
     "rolloutTimeoutSeconds": "30",
-    # dev's own 2 s drain is shorter than Traefik's 2 s throttle of configuration changes: with it, a pod taken out
-    # (the canary's, or a stable one the promotion replaces) was sent requests after it stopped listening (502s).
-    "drainSeconds": "5",
     "canary.enabled": "true",
     **{f"canary.steps[{i}].weight": str(weight) for i, (weight, _) in enumerate(STEPS)},
     **{f"canary.steps[{i}].seconds": str(seconds) for i, (_, seconds) in enumerate(STEPS)},
