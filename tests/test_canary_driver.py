@@ -300,6 +300,10 @@ def prometheus_server() -> Iterator[tuple[str, type[_Answers]]]:
         (503, b"overloaded"),
         (200, b'{"status": "success", "data": {"result": [{"value": [0, "' + b"9" * 2_000_000 + b'"]}]}}'),
         (200, b'{"status": "success", "data": {"res'),
+        (200, b'{"status": "success", "data": {"result": [{}]}}'),
+        (200, b'{"status": "success", "data": {"result": [{"value": []}]}}'),
+        (200, b'{"status": "success", "data": []}'),
+        (200, b'{"status": "success", "data": {"result": [{"value": [1, "not a number"]}]}}'),
     ],
 )
 def test_the_prometheus_client_turns_every_bad_answer_into_unavailable(

@@ -45,10 +45,11 @@ def prometheus_query(url: str) -> Query:
             raise PrometheusUnavailable(f"{url}: {error}") from error
         if not isinstance(answer, dict) or answer.get("status") != "success":
             raise PrometheusUnavailable(f"{url}: {str(answer)[:300]}")
-        result = answer.get("data", {}).get("result", [])
-        if not result:
-            return None
-        value = float(result[0]["value"][1])
+        try:
+            result = answer["data"]["result"]
+            value = float(result[0]["value"][1]) if result else math.nan
+        except (KeyError, IndexError, TypeError, ValueError) as error:
+            raise PrometheusUnavailable(f"{url}: an answer that is not a vector: {str(answer)[:300]}") from error
         return None if math.isnan(value) else value
 
     return query
@@ -69,8 +70,8 @@ class Objectives:
     def of(cls, metrics: MetricsSettings, analysis: CanaryAnalysis) -> Objectives:
         """The stack's objectives (metrics.*) with the canary's analysis settings."""
         return cls(
-            availability_budget=1 - metrics.availability_objective / 100,
-            latency_budget=1 - metrics.latency_objective_percent / 100,
+            availability_budget=metrics.availability_budget,
+            latency_budget=metrics.latency_budget,
             latency_seconds=metrics.latency_objective_seconds,
             burn_rate_threshold=analysis.burn_rate_threshold,
             min_requests=analysis.min_requests,
