@@ -136,8 +136,7 @@ def _burn_alert(
 
 def rule_groups(scope: Scope, metrics: MetricsSettings) -> list[dict[str, Any]]:
     """The PrometheusRule's `spec.groups`: the recorded ratios, the SLO alerts and the pod and worker alerts."""
-    availability_budget = round(1 - metrics.availability_objective / 100, 6)
-    latency_budget = round(1 - metrics.latency_objective_percent / 100, 6)
+    availability_budget, latency_budget = metrics.availability_budget, metrics.latency_budget
     seconds = metrics.latency_objective_seconds
     windows = Windows(metrics.slo_window_divisor)
     every = windows.every()

@@ -36,6 +36,17 @@ class MetricsSettings(SettingsModel):
     """Create a ConfigMap holding a Grafana dashboard, labelled `grafana_dashboard: "1"` for Grafana's sidecar. Needs
     serviceMonitor (the panels read its series)."""
 
+    @property
+    def availability_budget(self) -> float:
+        """The share of requests allowed to fail with a 5xx: what the alerts' burn rates and the canary's checks
+        divide by."""
+        return round(1 - self.availability_objective / 100, 6)
+
+    @property
+    def latency_budget(self) -> float:
+        """The share of requests allowed to be slower than latencyObjectiveSeconds."""
+        return round(1 - self.latency_objective_percent / 100, 6)
+
     @field_validator("latency_objective_seconds")
     @classmethod
     def _a_bucket_bound(cls, value: float) -> float:
