@@ -5,7 +5,7 @@ busy, anything queued behind them waits, and a kubelet probe that waits
 longer than its timeout restarts a pod that was only busy. The master
 process never handles application requests, so this listener, one selector
 thread of the master that reads each request whole before answering it
-(idle or slow clients cost a socket, never a thread, and at most 64 are
+(idle or slow clients cost a socket, never a thread, and at most 512 are
 held), answers within milliseconds however loaded the workers are. It reads the workers' state
 from shared memory (`app.progress`, `app.shutdown_state`) and their metric files
 (`app.metrics`), and it writes no log line per request.
@@ -19,6 +19,7 @@ inherited copies of the sockets at once. Every error it answers is JSON.
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import json
 import logging
@@ -59,9 +60,11 @@ def management_app(probes: Probes, registry: CollectorRegistry) -> WSGIApp:
     return serve_probes_in_front(metrics, probes)
 
 
-MAX_CONNECTIONS = 64
+MAX_CONNECTIONS = 512
 """Connections the management port holds at once; a new one beyond it evicts the oldest that has not sent a whole
-request (one that has is answered first)."""
+request (one that has is answered first). A flood of silent connections therefore leaves each newcomer the time the
+flood takes to open this many more to send its request: at 64 a probe whose client was descheduled for 20 ms between
+connect and send was evicted under ~3,000 connections/s. A held socket costs a few KiB of kernel memory."""
 CONNECTION_TIMEOUT_SECONDS = 5.0
 """A connection must have sent its request and taken its answer within this long (kubelet's probes wait 2 s)."""
 MAX_HEAD_BYTES = 8 * 1024
@@ -249,7 +252,12 @@ class ManagementServer:
                 sock, address = self._listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError:
+            except OSError as error:
+                if error.errno in (errno.EMFILE, errno.ENFILE) and self._connections:
+                    self._make_room(
+                        below=len(self._connections)
+                    )  # out of descriptors: the limit was not raised; a held one gives way
+                    continue
                 return  # ECONNABORTED and the like: the client is gone
             if len(self._connections) >= MAX_CONNECTIONS:
                 self._make_room()
@@ -258,19 +266,20 @@ class ManagementServer:
             self._connections[sock] = connection
             self._selector.register(sock, selectors.EVENT_READ, connection)
 
-    def _make_room(self) -> None:
-        """Free a slot for a new connection: the oldest ones still being read are read first (a probe's request may
-        have arrived since the last select: it is answered, not evicted); the oldest that has sent no whole request
-        is closed."""
-        for connection in sorted(self._connections.values(), key=lambda c: c.deadline):
+    def _make_room(self, below: int = MAX_CONNECTIONS) -> None:
+        """Hold fewer than `below` connections, to free a slot for a new one: the oldest ones still being read are
+        read first (a probe's request may have arrived since the last select: it is answered, not evicted); the
+        oldest that has sent no whole request is closed. Connections are held in the order they arrived, so the
+        oldest come first without sorting."""
+        for connection in list(self._connections.values()):
             if connection.unsent is None:
                 self._read(connection)
-            if len(self._connections) < MAX_CONNECTIONS:
+            if len(self._connections) < below:
                 return
             if connection.sock in self._connections and connection.unsent is None:
                 self._close(connection)
                 return
-        self._close(min(self._connections.values(), key=lambda c: c.deadline))
+        self._close(next(iter(self._connections.values())))
 
     def _on_ready(self, connection: _Connection) -> None:
         if connection.unsent is None:

@@ -56,6 +56,7 @@ from app.crash_watch import CrashWatch
 from app.early_signals import SHUTDOWN_SIGNALS, take_held_signals
 from app.jsonlog import configure_logging, log_lifecycle_event
 from app.listener import refuse_new_connections
+from app.open_files import raise_open_files_limit
 from app.progress import LEFT, ProgressTable, slots_for
 from app.settings import AppSettings
 from app.shutdown_state import ShutdownState
@@ -95,6 +96,7 @@ class DrainingArbiter(Arbiter):
         from app.metrics import ServerCollector, management_registry
         from app.probes import Probes
 
+        self._raise_open_files_limit()
         settings = self.app.settings
         progress = self.app.progress
         probes = Probes(settings.version, self.shutdown, progress, self.crashes)
@@ -102,6 +104,20 @@ class DrainingArbiter(Arbiter):
         self.server_metrics = ServerCollector(settings.version, self.shutdown, progress, self.crashes)
         registry = management_registry(self.metric_files, self.server_metrics)
         self.management = ManagementServer("0.0.0.0", settings.management_port, management_app(probes, registry))
+
+    def _raise_open_files_limit(self) -> None:
+        from app.management import MAX_CONNECTIONS
+
+        limit = raise_open_files_limit(max(MAX_CONNECTIONS_PER_WORKER, MAX_CONNECTIONS))
+        if not limit.sufficient:
+            self.log.warning(
+                "The open-files limit is %d and its hard limit allows no more; a process may hold %d connections "
+                "and needs %d descriptors, so accept() fails with EMFILE before that bound",
+                limit.after,
+                max(MAX_CONNECTIONS_PER_WORKER, MAX_CONNECTIONS),
+                limit.needed,
+                extra={"fields": {"event": "open_files_limit_low", "limit": limit.after, "needed": limit.needed}},
+            )
 
     def worker_exited(self, worker: Any) -> None:
         """A reaped worker: free its progress slot, fold its metric files, and count it if it crashed."""

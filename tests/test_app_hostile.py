@@ -11,6 +11,7 @@ import contextlib
 import http.client
 import json
 import socket
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from app.management import MAX_CONNECTIONS
 from app.metrics import OTHER_METHOD, STANDARD_METHODS
 from app.server import MAX_CONNECTIONS_PER_WORKER
 from app.worker import MAX_HEAD_BYTES
@@ -30,6 +32,7 @@ from harness.clients import (
     send_methods,
     stalled_connections,
 )
+from harness.http import Outcome
 from harness.processes import wait_until
 from tests.conftest import StartServer
 
@@ -214,35 +217,65 @@ def test_a_malformed_chunked_body_the_app_did_not_read_gets_one_answer(
     assert answer.startswith(b"HTTP/1.1 405"), answer[:200]
 
 
-def _flood(port: int, stop: threading.Event, held: int = 200) -> int:
-    """Open connections to `port` as fast as one thread can, holding the newest `held` open and saying nothing."""
-    opened: collections.deque[socket.socket] = collections.deque()
-    count = 0
+def _flood(port: int, stop: threading.Event, opened: list[int], held: int = MAX_CONNECTIONS) -> None:
+    """Open connections to `port` as fast as one thread can, holding the newest `held` open and saying nothing;
+    `opened` (one element) counts them as they go."""
+    clients: collections.deque[socket.socket] = collections.deque()
     try:
         while not stop.is_set():
             with contextlib.suppress(OSError):
-                opened.append(socket.create_connection(("127.0.0.1", port), timeout=1))
-                count += 1
-            while len(opened) > held:
-                opened.popleft().close()
+                clients.append(socket.create_connection(("127.0.0.1", port), timeout=1))
+                opened[0] += 1
+            while len(clients) > held:
+                clients.popleft().close()
     finally:
-        for client in opened:
+        for client in clients:
             client.close()
-    return count
+
+
+def _probes_during_a_flood(server: RunningServer, count: int = 50) -> tuple[list[Outcome], int]:
+    """`count` readiness probes while two threads flood the management port with silent connections, each holding
+    as many as the port does, so the port is full and evicting throughout; and how many connections the flood made."""
+    stop = threading.Event()
+    counts = [[0], [0]]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        floods = [pool.submit(_flood, server.management_port, stop, opened) for opened in counts]
+        try:
+            wait_until("the flood to fill the port", lambda: sum(c[0] for c in counts) > 2 * MAX_CONNECTIONS, 30.0)
+            probes = [server.probe("/ready", timeout=2.0) for _ in range(count)]
+        finally:
+            stop.set()
+        for flood in floods:
+            flood.result()
+        return probes, sum(c[0] for c in counts)
 
 
 @pytest.mark.stress
 def test_a_connection_flood_on_the_management_port_loses_no_probe(start_app: StartServer) -> None:
-    # The port holds 64 connections and evicts the oldest still being read: a probe whose request had arrived but
+    # The port holds MAX_CONNECTIONS and evicts the oldest still being read: a probe whose request had arrived but
     # was not yet read was evicted too (5 of 50 at ~3,000 connections/s), and with failureThreshold 1 a pod flaps.
+    # At 64 held, a probe whose client was descheduled between connect and send was evicted (1 of 50 in CI).
     server = start_app()
     server.wait_until_ready()
-    stop = threading.Event()
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        floods = [pool.submit(_flood, server.management_port, stop) for _ in range(2)]
-        try:
-            probes = [server.probe("/ready", timeout=2.0) for _ in range(50)]
-        finally:
-            stop.set()
-        opened = sum(flood.result() for flood in floods)
+    probes, opened = _probes_during_a_flood(server)
     assert [p.status for p in probes] == [200] * 50, ({p.error for p in probes}, opened)
+
+
+_LOW_OPEN_FILES_LIMIT = (
+    sys.executable,
+    "-c",
+    "import os, resource, sys; resource.setrlimit(resource.RLIMIT_NOFILE, (200, 200)); "
+    "os.execv(sys.argv[1], sys.argv[1:])",
+)
+
+
+@pytest.mark.stress
+def test_a_master_out_of_descriptors_still_answers_probes_and_says_why(start_app: StartServer) -> None:
+    # With a hard open-files limit of 200 the master cannot hold MAX_CONNECTIONS: accept() failed with EMFILE, the
+    # listener stayed readable and the selector thread spun while every probe waited in the kernel's queue.
+    server = start_app(prefix=_LOW_OPEN_FILES_LIMIT)
+    server.wait_until_ready()
+    probes, opened = _probes_during_a_flood(server)
+    assert [p.status for p in probes] == [200] * 50, ({p.error for p in probes}, opened)
+    warnings = [json.loads(line) for line in server.stderr().splitlines() if "open_files_limit_low" in line]
+    assert [w["limit"] for w in warnings] == [200], server.stderr()[-2000:]
