@@ -100,7 +100,7 @@ bench: setup ## Print the benchmark tables (not part of the tests)
 # pinned Go modules in toolchain/ into .engine/bin (see toolchain/build.sh). Rebuilt when a pin changes.
 ENGINE_MODULES := toolchain/cli toolchain/langhost toolchain/provider
 ENGINE_SOURCES := requirements.txt toolchain/build.sh toolchain/lib.sh $(foreach m,$(ENGINE_MODULES),$(m)/go.mod $(m)/go.sum) \
-	$(wildcard toolchain/provider/cmd/*/main.go)
+	$(wildcard toolchain/provider/cmd/*/main.go) $(wildcard toolchain/provider/patches/*.patch)
 .engine/.built: $(ENGINE_SOURCES)
 	toolchain/build.sh
 	touch $@

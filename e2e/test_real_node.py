@@ -258,6 +258,26 @@ def _waiting_reasons(real: RealCluster, namespace: str) -> set[str]:
     }
 
 
+def _rollout_state(cluster: RealCluster, namespace: str) -> str:
+    """The Deployment's generations, revision and conditions, and each ReplicaSet's revision and replicas: what a
+    rollout that `up` called finished can be checked against."""
+    deployment = cluster.plane.kubectl_json("get", "deployment", "webapp", "-n", namespace)
+    replica_sets = cluster.plane.kubectl_json("get", "replicasets", "-n", namespace)["items"]
+    lines = [
+        f"deployment generation {deployment['metadata']['generation']}, observed "
+        f"{deployment['status'].get('observedGeneration')}, revision "
+        f"{deployment['metadata'].get('annotations', {}).get('deployment.kubernetes.io/revision')}, conditions "
+        f"{[(c['type'], c['status'], c.get('reason')) for c in deployment['status'].get('conditions', [])]}"
+    ]
+    lines += [
+        f"replicaset {rs['metadata']['name']} revision "
+        f"{rs['metadata'].get('annotations', {}).get('deployment.kubernetes.io/revision')}: "
+        f"{rs['spec'].get('replicas')} wanted, {rs['status'].get('readyReplicas', 0)} ready"
+        for rs in replica_sets
+    ]
+    return "\n".join(lines)
+
+
 def test_bad_rollouts_fail_up_naming_the_cause_while_the_old_pods_keep_serving(
     cluster: RealCluster, tmp_path: Path
 ) -> None:
@@ -279,7 +299,9 @@ def test_bad_rollouts_fail_up_naming_the_cause_while_the_old_pods_keep_serving(
             failed = ws.run("pulumi up --yes", check=False)
             TIMINGS.append((ws.label, f"bad rollout ({what}) until up failed", time.monotonic() - started))
             seen = _waiting_reasons(cluster, namespace)
-        assert failed.returncode != 0, f"{what}: up succeeded"
+        assert failed.returncode != 0, (
+            f"{what}: up succeeded: {failed.output[-3000:]}\n{_rollout_state(cluster, namespace)}"
+        )
         assert "timed out" in failed.output or "ProgressDeadlineExceeded" in failed.output, failed.output[-3000:]
         assert seen & reasons, f"{what}: containers wait for {seen}, expected one of {reasons}"
         assert any(reason in failed.output for reason in reasons), f"{what}: {failed.output[-3000:]}"

@@ -67,11 +67,32 @@ langhost_sdk_dir="$(module_dir langhost github.com/pulumi/pulumi/sdk/v3)"
 install -m 0755 "$langhost_sdk_dir/python/dist/pulumi-analyzer-policy-python" "$analyzer/pulumi-analyzer-policy-python"
 
 step "Kubernetes provider v$kubernetes_version"
-provider_src="$(module_dir provider github.com/pulumi/pulumi-kubernetes/provider/v4)"
+# The pinned source with toolchain/provider/patches/*.patch applied (each says why and when to drop it), built
+# through a workspace whose replace points the module at that copy; the patches' tests run here too.
+module_src="$(module_dir provider github.com/pulumi/pulumi-kubernetes/provider/v4)"
+provider_src="$out/provider-src"
+rm -rf "$provider_src"
+cp -r "$module_src" "$provider_src"
+chmod -R u+w "$provider_src"
+for patch in "$root"/toolchain/provider/patches/*.patch; do
+  # The ceiling keeps git from finding this checkout's repository above .engine (in a work tree, git apply takes
+  # paths from its top and skips the rest without a word); the reverse check proves the patch is in.
+  (cd "$provider_src" && export GIT_CEILING_DIRECTORIES="$out" \
+    && git apply -p1 "$patch" && git apply -p1 --reverse --check "$patch")
+done
+cat > "$out/provider.work" <<WORK
+go 1.26
+
+use $root/toolchain/provider
+
+replace github.com/pulumi/pulumi-kubernetes/provider/v4 => $provider_src
+WORK
 embed_dir="$root/toolchain/provider/cmd/pulumi-resource-kubernetes"
 (cd "$root/toolchain/provider" \
+  && export GOWORK="$out/provider.work" \
   && go run ./cmd/stamp-schema -version "$kubernetes_version" \
        -src "$provider_src/cmd/pulumi-resource-kubernetes" -out "$embed_dir" \
+  && go test -timeout 120s -run 'Deployment' github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/await \
   && go build -o "$provider/pulumi-resource-kubernetes" \
        -ldflags "$strip_ldflags -X github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version.Version=$kubernetes_version" \
        ./cmd/pulumi-resource-kubernetes)
