@@ -254,9 +254,8 @@ class ManagementServer:
                 return
             except OSError as error:
                 if error.errno in (errno.EMFILE, errno.ENFILE) and self._connections:
-                    self._make_room(
-                        below=len(self._connections)
-                    )  # out of descriptors: the limit was not raised; a held one gives way
+                    # Out of descriptors (the open-files limit could not be raised): a held connection gives way.
+                    self._make_room(below=len(self._connections))
                     continue
                 return  # ECONNABORTED and the like: the client is gone
             if len(self._connections) >= MAX_CONNECTIONS:

@@ -40,9 +40,10 @@ def raise_open_files_limit(connections: int) -> OpenFilesLimit:
     the hard limit and never lowering it; forked workers inherit it."""
     needed = connections + FILES_BESIDES_CONNECTIONS
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if _finite(soft) >= needed:
-        return OpenFilesLimit(_finite(soft), _finite(soft), needed)
+    before = _finite(soft)
+    if before >= needed:
+        return OpenFilesLimit(before, before, needed)
     target = min(needed, _finite(hard))
-    if target > soft:
+    if target > before:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-    return OpenFilesLimit(soft, max(soft, target), needed)
+    return OpenFilesLimit(before, max(before, target), needed)

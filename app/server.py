@@ -108,13 +108,14 @@ class DrainingArbiter(Arbiter):
     def _raise_open_files_limit(self) -> None:
         from app.management import MAX_CONNECTIONS
 
-        limit = raise_open_files_limit(max(MAX_CONNECTIONS_PER_WORKER, MAX_CONNECTIONS))
+        connections = max(MAX_CONNECTIONS_PER_WORKER, MAX_CONNECTIONS)
+        limit = raise_open_files_limit(connections)
         if not limit.sufficient:
             self.log.warning(
                 "The open-files limit is %d and its hard limit allows no more; a process may hold %d connections "
                 "and needs %d descriptors, so accept() fails with EMFILE before that bound",
                 limit.after,
-                max(MAX_CONNECTIONS_PER_WORKER, MAX_CONNECTIONS),
+                connections,
                 limit.needed,
                 extra={"fields": {"event": "open_files_limit_low", "limit": limit.after, "needed": limit.needed}},
             )
