@@ -86,7 +86,7 @@ test: lint $(PROMCHECK) $(GRAFANACHECK) ## Lint, then the test suite (all but th
 
 # Thousands of hostile connections, odd requests and worker restarts against real servers (tests/, marked stress).
 stress: $(VENV)/.installed ## The app's stress tests (part of make e2e)
-	$(PY) -m pytest -n 2 --dist loadfile -m stress
+	$(PY) -m pytest -p harness.module_durations -n 2 --dist loadfile -m stress
 
 snapshots: setup ## Accept the current rendered manifests as the new snapshots
 	$(PY) -m pytest tests/test_snapshots.py --snapshot-update
@@ -157,14 +157,25 @@ $(EXAMPLE_VENV)/.installed: $(VENV)/.installed pyproject.toml constraints.txt $(
 
 # Four suites: the engine in render mode, the control plane with kwok's simulated nodes, the real node running
 # the built image (inside network and mount namespaces of its own, as root), and `make up`/`make down` from a clone.
+# The first two share nothing but the engine's binaries and mostly wait on it, so they run side by side (each
+# suite's output printed whole when it ends); the real node's suites, whose checks count failed requests under
+# load, run alone after them. Each suite ends with its seconds per test module (harness/module_durations.py).
 E2E_DEPS := $(VENV)/.installed $(CHECKOV_VENV)/.installed policy/venv/.installed .engine/.built .engine/cluster/.built \
 	.engine/image/webapp.json $(EXAMPLE_VENV)/.installed
+E2E_PYTEST := $(PY) -m pytest -p harness.module_durations
+E2E_OWN_SUITES := e2e/test_cluster.py e2e/test_real_node.py e2e/test_own_app.py e2e/test_monitoring.py e2e/test_canary.py \
+	e2e/test_local_cluster.py
 e2e: $(E2E_DEPS) stress ## The app's stress tests, the program under the real engine, every stack, the image on a real node
-	$(PY) -m pytest e2e --ignore=e2e/test_cluster.py --ignore=e2e/test_real_node.py --ignore=e2e/test_own_app.py --ignore=e2e/test_monitoring.py --ignore=e2e/test_canary.py \
-		--ignore=e2e/test_local_cluster.py
-	$(PY) -m pytest e2e/test_cluster.py
-	e2e/in-namespaces $(PY) -m pytest e2e/test_real_node.py e2e/test_own_app.py e2e/test_monitoring.py e2e/test_canary.py
-	$(PY) -m pytest e2e/test_local_cluster.py
+	$(MAKE) --no-print-directory -j2 --output-sync=target e2e-render-mode e2e-control-plane
+	e2e/in-namespaces $(E2E_PYTEST) e2e/test_real_node.py e2e/test_own_app.py e2e/test_monitoring.py e2e/test_canary.py
+	$(E2E_PYTEST) e2e/test_local_cluster.py
+
+.PHONY: e2e-render-mode e2e-control-plane
+e2e-render-mode: $(E2E_DEPS) ## The program under the real engine with no cluster (part of make e2e)
+	$(E2E_PYTEST) e2e $(addprefix --ignore=,$(E2E_OWN_SUITES))
+
+e2e-control-plane: $(E2E_DEPS) ## Every stack on a real control plane with kwok's nodes (part of make e2e)
+	$(E2E_PYTEST) e2e/test_cluster.py
 
 policy-rules: ## Copy webapp_platform/config/rules.py into the policy pack (it runs in its own virtualenv)
 	cp webapp_platform/config/rules.py policy/webapp_rules.py

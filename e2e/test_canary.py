@@ -44,7 +44,8 @@ SETTINGS = {
     "canary.analysis.intervalSeconds": "3",
     "canary.analysis.minRequests": "10",
 }
-CLEAN_RELEASES = 10
+CLEAN_RELEASES = int(os.environ.get("CANARY_CLEAN_RELEASES", "3"))
+"""How many clean releases in a row the last test promotes: three in CI; bench/canary_soak.py asks for more."""
 
 
 @dataclass
@@ -241,7 +242,7 @@ def test_clean_releases_are_never_rolled_back(canary: CanaryStack) -> None:
     image = canary.real.image
     images = [(image.tag, image.digest), (image.variant_tag, image.variant_digest)]
     # One step of one check per release: what is tested here is the analysis's verdict on a healthy release,
-    # ten times over, not the steps (the tests above take each release through both).
+    # several times over, not the steps (the tests above take each release through both).
     canary.ws.run("pulumi config rm --path 'webapp:canary.steps[1]'")
     canary.ws.run("pulumi config set --path 'webapp:canary.steps[0].weight' 50")
     canary.ws.run("pulumi config set --path 'webapp:canary.steps[0].seconds' 3")
