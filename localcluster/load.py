@@ -35,6 +35,8 @@ class LoadReport:
     failures: list[str] = field(default_factory=list)
     answers: Counter[str] = field(default_factory=Counter)
     """Successful answers per `message version`: both the old and the new pods' appear during a rollout."""
+    timeline: list[str] = field(default_factory=list)
+    """Every outcome in the order it was recorded: the answer of a success, the description of a failure."""
 
     @property
     def total(self) -> int:
@@ -64,6 +66,7 @@ class LoadClient:
                 self.report.answers[answer] += 1
             else:
                 self.report.failures.append(failure)
+            self.report.timeline.append(answer if failure is None else failure)
 
     def _one(self, connection: http.client.HTTPConnection) -> bool:
         """Send one GET; record it; return whether the connection may be reused."""
