@@ -2,7 +2,7 @@
 // under example/prometheus-operator-crd, the Gateway API's standard channel under config/crd/standard.
 module webapp.local/toolchain/crds
 
-go 1.24
+go 1.26.0
 
 require (
 	github.com/prometheus-operator/prometheus-operator v0.85.0
