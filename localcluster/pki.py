@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,9 +51,16 @@ def _key() -> rsa.RSAPrivateKey:
 
 
 def _write_key(path: Path, key: rsa.RSAPrivateKey) -> Path:
+    """Write `key` to `path`, readable by its owner alone from the moment the file exists.
+
+    Created with mode 0600 (never written under the umask's 0644 and narrowed afterwards, a window in which another
+    local user could read the CA key, which mints `system:masters` certificates), and never through a symlink.
+    """
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    path.write_bytes(pem)
-    path.chmod(0o600)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    with os.fdopen(descriptor, "wb") as out:
+        os.fchmod(out.fileno(), 0o600)  # a key file left by an earlier run keeps its own mode through O_CREAT
+        out.write(pem)
     return path
 
 
@@ -75,8 +83,10 @@ def _builder(subject: x509.Name, issuer: x509.Name, public_key: rsa.RSAPublicKey
 
 
 def create_pki(directory: Path, service_ip: str) -> Pki:
-    """A CA, the API server's serving certificate, an admin client certificate and the service-account keys."""
-    directory.mkdir(parents=True, exist_ok=True)
+    """A CA, the API server's serving certificate, an admin client certificate and the service-account keys, in
+    `directory`, which only its owner may enter."""
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    directory.chmod(0o700)
     ca_key = _key()
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "webapp-e2e-ca")])
     ca_cert = (
