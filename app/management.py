@@ -195,6 +195,11 @@ class ManagementServer:
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
 
+    @property
+    def listener(self) -> socket.socket:
+        """The listening socket (forked workers inherit a copy until `close_inherited_socket`)."""
+        return self._listener
+
     def start(self) -> None:
         """Serve on a daemon thread; idempotent. The master calls it every loop: a thread that died (which no
         request can make it do) is replaced, its connections closed, and the restart logged."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from typing import Any
 
 from flask import Flask, request
@@ -30,7 +30,8 @@ from prometheus_client.registry import Collector
 from app.crash_watch import CrashWatch
 from app.metric_files import MetricFiles, reserve_before_mapping
 from app.metrics_directory import ENV_VAR
-from app.progress import ClosingBody, ProgressTable, WSGIApp
+from app.open_sockets import open_client_sockets
+from app.progress import ClosingBody, ProgressTable, WorkerProgress, WSGIApp
 from app.request_head import HEAD_COMPLETE_KEY
 from app.shutdown_state import ShutdownState
 
@@ -133,16 +134,23 @@ def _remember_route() -> None:
 
 
 class ServerCollector(Collector):
-    """What the master reads at scrape time: draining, workers, requests in flight, stalls, crashes, dropped samples
-    and the build."""
+    """What the master reads at scrape time: draining, workers, requests in flight, stalls, crashes, dropped samples,
+    the workers' connections against their open sockets, and the build."""
 
     def __init__(
-        self, version: str, shutdown: ShutdownState, progress: ProgressTable, crashes: CrashWatch | None = None
+        self,
+        version: str,
+        shutdown: ShutdownState,
+        progress: ProgressTable,
+        crashes: CrashWatch | None = None,
+        listener_inodes: Callable[[], Collection[int]] | None = None,
     ) -> None:
         self.version = version
         self.shutdown = shutdown
         self.progress = progress
         self.crashes = crashes
+        self.listener_inodes = listener_inodes
+        """The inodes of the listening sockets the workers share, left out of their open sockets (None: not read)."""
         self.dropped_by_exited_workers = 0
         """Samples dropped by workers that have exited (added by the master when it reaps each)."""
 
@@ -156,6 +164,7 @@ class ServerCollector(Collector):
         yield GaugeMetricFamily(
             "webapp_http_requests_in_flight", "Requests being handled now.", sum(row.in_flight for row in workers)
         )
+        yield from self._connections(workers)
         yield GaugeMetricFamily(
             "webapp_stalled_workers",
             "Workers with every thread busy and nothing finished for STALL_SECONDS (liveness fails).",
@@ -171,6 +180,30 @@ class ServerCollector(Collector):
                 "webapp_worker_crashes", "Workers that died without being asked to.", self.crashes.total
             )
         yield InfoMetricFamily("webapp_build", "The running build.", value={"version": self.version})
+
+    def _connections(self, workers: list[WorkerProgress]) -> Iterator[GaugeMetricFamily]:
+        """The workers' own count of their connections, and what the kernel says they hold: at rest, the open
+        sockets are the connections held plus those closing; a difference that stays is a bookkeeping bug."""
+        yield GaugeMetricFamily(
+            "webapp_worker_connections",
+            "Connections the workers count against their limit (in flight, kept alive, or sending a head).",
+            sum(row.connections for row in workers),
+        )
+        yield GaugeMetricFamily(
+            "webapp_worker_closing_connections",
+            "Connections the workers answered and drain until the client closes (not counted against the limit).",
+            sum(row.closing for row in workers),
+        )
+        if self.listener_inodes is None:
+            return
+        excluded = self.listener_inodes()
+        counts = [open_client_sockets(row.pid, excluded) for row in workers]
+        if None not in counts:
+            yield GaugeMetricFamily(
+                "webapp_worker_open_sockets",
+                "Sockets the workers have open besides their listeners, as the kernel lists them (/proc/<pid>/fd).",
+                sum(count or 0 for count in counts),
+            )
 
 
 def management_registry(files: MetricFiles, server: ServerCollector) -> CollectorRegistry:

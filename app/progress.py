@@ -15,7 +15,9 @@ The table has `slots_for(WEB_CONCURRENCY)` slots. The master assigns each worker
 (`worker_exit`), and the master clears it when the worker has exited
 (`child_exit`): a slot not marked LEFT by then belonged to a worker that
 crashed. Each row also counts the metric samples its worker could not
-write (a full metrics directory, `app.metrics`). Slots are written by one process only; the lock below
+write (a full metrics directory, `app.metrics`), and the connections its
+main loop holds (`app.worker`: counted against its limit, and closing), which
+the master compares with the sockets the worker really has open. Slots are written by one process only; the lock below
 serialises that process's request threads.
 """
 
@@ -29,8 +31,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-# pid, requests in flight, requests finished, saturated since (monotonic), metric samples dropped
-_SLOT = struct.Struct("<qqqdq")
+# pid, requests in flight, requests finished, saturated since (monotonic), metric samples dropped,
+# connections held (counted against the worker's limit), connections closing (answered, drained until the client closes)
+_SLOT = struct.Struct("<qqqdqqq")
 _RESERVED = -1  # pid of a slot assigned to a worker that has not loaded its app yet
 LEFT = -2
 """pid of a slot whose worker ran its exit path: it stopped on purpose (recycled, or told to stop), not crashed."""
@@ -77,6 +80,10 @@ class WorkerProgress:
     """time.monotonic() when every thread became busy, 0.0 while one is free (CLOCK_MONOTONIC is system-wide)."""
     dropped_samples: int = 0
     """Request metric samples this worker could not write to its metric files."""
+    connections: int = 0
+    """Connections the worker counts against its connection limit (in flight, kept alive, or sending their head)."""
+    closing: int = 0
+    """Connections the worker has answered and half-closed, drained until the client closes (not counted above)."""
 
 
 class ProgressTable:
@@ -98,13 +105,14 @@ class ProgressTable:
         self._completed = 0
         self._saturated_since = 0.0
         self._dropped = 0
+        self._connections = (0, 0)
 
     # The master's side.
     def reserve(self) -> int | None:
         """Assign a free slot to a worker about to be forked; None when the table is full."""
         for slot in range(self.capacity):
             if self._row(slot).pid == 0:
-                self._write(slot, _RESERVED, 0, 0, 0.0, 0)
+                self._write(slot, _RESERVED, 0, 0, 0.0, 0, 0, 0)
                 return slot
         return None
 
@@ -113,7 +121,7 @@ class ProgressTable:
         if slot is None:
             return None
         row = self._row(slot)
-        self._write(slot, 0, 0, 0, 0.0, 0)
+        self._write(slot, 0, 0, 0, 0.0, 0, 0, 0)
         return row
 
     # A worker's side.
@@ -123,7 +131,8 @@ class ProgressTable:
             return
         self._own_slot = slot
         self._pid, self._in_flight, self._completed, self._saturated_since, self._dropped = pid, 0, 0, 0.0, 0
-        self._write(slot, pid, 0, 0, 0.0, 0)
+        self._connections = (0, 0)
+        self._write_own(slot)
 
     def leave(self) -> None:
         """Mark this worker's slot as exiting on purpose (from gunicorn's `worker_exit`, when it was asked to stop)."""
@@ -132,7 +141,8 @@ class ProgressTable:
             return
         with self._lock:
             self._pid = LEFT
-            self._write(slot, LEFT, self._in_flight, self._completed, 0.0, self._dropped)
+            self._saturated_since = 0.0
+            self._write_own(slot)
 
     def sample_dropped(self) -> None:
         """Count a request metric sample this worker could not write."""
@@ -141,7 +151,7 @@ class ProgressTable:
             return
         with self._lock:
             self._dropped += 1
-            self._write(slot, self._pid, self._in_flight, self._completed, self._saturated_since, self._dropped)
+            self._write_own(slot)
 
     def request_started(self) -> None:
         """Count a request in; note the moment the last free thread was taken."""
@@ -152,7 +162,7 @@ class ProgressTable:
             self._in_flight += 1
             if self._in_flight >= self.threads and self._saturated_since == 0.0:
                 self._saturated_since = self._clock()
-            self._write(slot, self._pid, self._in_flight, self._completed, self._saturated_since, self._dropped)
+            self._write_own(slot)
 
     def request_finished(self) -> None:
         """Count a request out: the worker made progress, so it is no longer saturated."""
@@ -163,7 +173,16 @@ class ProgressTable:
             self._in_flight -= 1
             self._completed += 1
             self._saturated_since = 0.0
-            self._write(slot, self._pid, self._in_flight, self._completed, 0.0, self._dropped)
+            self._write_own(slot)
+
+    def connections_held(self, connections: int, closing: int) -> None:
+        """Publish the connections this worker's main loop holds and closes (called every loop; writes on change)."""
+        slot = self._own_slot
+        if slot is None or self._connections == (connections, closing):
+            return
+        with self._lock:
+            self._connections = (connections, closing)
+            self._write_own(slot)
 
     def track(self, wsgi_app: WSGIApp) -> WSGIApp:
         """Wrap a WSGI app so each request counts in when it starts and out when its body is closed."""
@@ -205,6 +224,12 @@ class ProgressTable:
     def _row(self, slot: int) -> WorkerProgress:
         return WorkerProgress(*_SLOT.unpack_from(self._page, slot * _SLOT.size))
 
+    def _write_own(self, slot: int) -> None:
+        """Write this worker's whole row from its own state (the caller holds the lock, or is the only writer)."""
+        self._write(
+            slot, self._pid, self._in_flight, self._completed, self._saturated_since, self._dropped, *self._connections
+        )
+
     def _write(self, slot: int, *row: float) -> None:
-        """Write a whole row: pid, in flight, completed, saturated since, dropped samples."""
+        """Write a whole row: pid, in flight, completed, saturated since, dropped samples, connections, closing."""
         _SLOT.pack_into(self._page, slot * _SLOT.size, *row)

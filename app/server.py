@@ -101,9 +101,20 @@ class DrainingArbiter(Arbiter):
         progress = self.app.progress
         probes = Probes(settings.version, self.shutdown, progress, self.crashes)
         self.metric_files = MetricFiles(self.app.metrics_dir)
-        self.server_metrics = ServerCollector(settings.version, self.shutdown, progress, self.crashes)
+        self.server_metrics = ServerCollector(
+            settings.version, self.shutdown, progress, self.crashes, listener_inodes=self._listener_inodes
+        )
         registry = management_registry(self.metric_files, self.server_metrics)
         self.management = ManagementServer("0.0.0.0", settings.management_port, management_app(probes, registry))
+
+    def _listener_inodes(self) -> frozenset[int]:
+        """The listening sockets a worker inherits from this process: not among its clients' sockets."""
+        from app.open_sockets import socket_inodes
+
+        listeners = [listener.sock for listener in self.LISTENERS if listener.sock is not None]
+        if self.management is not None:
+            listeners.append(self.management.listener)
+        return socket_inodes(listeners)
 
     def _raise_open_files_limit(self) -> None:
         from app.management import MAX_CONNECTIONS

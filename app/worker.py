@@ -47,6 +47,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import logging
 import selectors
 import signal
 import socket
@@ -172,6 +173,7 @@ class DrainingThreadWorker(ThreadWorker):
         conn = self._idlest()
         if conn is None:
             return
+        self._log_eviction(conn)
         if conn in self._heads:
             self._drop_head(conn)
             return
@@ -180,6 +182,19 @@ class DrainingThreadWorker(ThreadWorker):
             self.poller.unregister(conn.sock)
         self.nr_conns -= 1
         conn.close()
+
+    def _log_eviction(self, conn: TConn) -> None:
+        """Say at debug level which connection gave way to a new client (kind and peer), and how many that had sent
+        nothing were held then: the adversarial tests (`bench/adversary.py`) check each client's lost request
+        against these lines, and the eviction order against the count."""
+        if not self.log.error_log.isEnabledFor(logging.DEBUG):
+            return
+        kind = "partial" if conn.head else "silent" if conn in self._heads else "idle"
+        fields: dict[str, Any] = {"event": "connection_evicted", "kind": kind, "remote_port": _port(conn)}
+        others = [head for head in self._heads if head is not conn]
+        fields["heads_held"] = len(others)
+        fields["silent_held"] = sum(1 for head in others if not head.head)
+        self.log.debug("Evicted a connection for a new client", extra={"fields": fields})
 
     def _pause_accepting(self, error: OSError) -> None:
         """Out of file descriptors or memory: stop accepting for a moment instead of dying (the connections in
@@ -292,6 +307,7 @@ class DrainingThreadWorker(ThreadWorker):
                 break
             self._end_lingering(sock)
         self._resume_accepting_if_idle()
+        self.app.progress.connections_held(self.nr_conns, len(self._lingering))
 
     def _resume_accepting_if_idle(self) -> None:
         """Accept again at the connection limit once some connection is idle enough to give way to a new client."""
@@ -413,3 +429,8 @@ class DrainingThreadWorker(ThreadWorker):
 def _address(conn: TConn) -> str | None:
     client = conn.client
     return str(client[0]) if isinstance(client, tuple) and client else None
+
+
+def _port(conn: TConn) -> int | None:
+    client = conn.client
+    return int(client[1]) if isinstance(client, tuple) and len(client) > 1 else None

@@ -102,17 +102,26 @@ def _one_shot(port: int, request: bytes) -> None:
             pass
 
 
+MALFORMED_REQUESTS = (
+    b"POST / HTTP/1.1\r\nHost: webapp\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
+    b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n",
+    b"GET / HTTP/9.9\r\nHost: webapp\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: webapp\r\nX-Forwarded-For: evil, <script>\r\nConnection: close\r\n\r\n",
+    b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: webapp\r\n\r\n",
+)
+"""Malformed chunked bodies, requests without Host, bad versions, forged X-Forwarded-For, an oversized request line:
+each a whole request the traffic port must answer (`bench/adversary.py` reuses them)."""
+MANAGEMENT_JUNK = (
+    b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\n\r\n",
+    b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n",
+)
+"""A request line over 8 KiB and the start of a TLS handshake, sent to the management port."""
+
+
 def malformed_requests(ports: Ports, stop: Event) -> None:
-    """Malformed chunked bodies, requests without Host, bad versions and forged X-Forwarded-For, back to back."""
-    requests = [
-        b"POST / HTTP/1.1\r\nHost: webapp\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
-        b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n",
-        b"GET / HTTP/9.9\r\nHost: webapp\r\n\r\n",
-        b"GET / HTTP/1.1\r\nHost: webapp\r\nX-Forwarded-For: evil, <script>\r\nConnection: close\r\n\r\n",
-        b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: webapp\r\n\r\n",
-    ]
+    """MALFORMED_REQUESTS, back to back."""
     while not stop.is_set():
-        for request in requests:
+        for request in MALFORMED_REQUESTS:
             _one_shot(ports.traffic, request)
 
 
@@ -125,10 +134,9 @@ def odd_method_flood(ports: Ports, stop: Event) -> None:
 
 
 def management_oversized(ports: Ports, stop: Event) -> None:
-    """Request lines over 8 KiB (and other junk) to the management port, back to back."""
-    junk = [b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\n\r\n", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n"]
+    """MANAGEMENT_JUNK (request lines over 8 KiB, a TLS handshake) to the management port, back to back."""
     while not stop.is_set():
-        for request in junk:
+        for request in MANAGEMENT_JUNK:
             _one_shot(ports.management, request)
 
 
