@@ -5,43 +5,141 @@ A check reads three instant queries over the last `analysis.intervalSeconds`, on
 with a 5xx, the share slower than `metrics.latencyObjectiveSeconds`. The shares are the very expressions the
 PrometheusRule records (`components.alert_rules`), so the canary is judged as the alerts would judge it. A share
 divided by its objective's budget is a burn rate; a check fails when either burns faster than
-`analysis.burnRateThreshold`. Too few requests, or no answer from Prometheus, judges nothing: the driver then
-fails a step that judged nothing, so a canary is never promoted on silence.
+`analysis.burnRateThreshold`. Too few requests, a share that cannot be measured (its series missing, NaN), or no
+whole answer from Prometheus within the query's deadline judges nothing: the driver then fails a step in which no
+check passed, so a canary is never promoted on silence, nor on one objective measured and the other not.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import http.client
 import json
 import math
-import urllib.error
+import socket
+import threading
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from webapp_platform.components.alert_rules import Scope, duration, failed_ratio, slow_ratio
 from webapp_platform.config.canary import CanaryAnalysis
 from webapp_platform.config.monitoring import MetricsSettings
 
 QUERY_TIMEOUT_SECONDS = 10
+"""A query's whole answer (connecting, sending, every byte of the answer) within this many seconds, or none."""
+MAX_ANSWER_BYTES = 1_000_000
 Query = Callable[[str], float | None]
 """A PromQL instant query -> its single value (None: no series, NaN, or Prometheus could not answer)."""
 
 
 class PrometheusUnavailable(Exception):
-    """Prometheus did not answer a query: unreachable, an HTTP error, or an answer that is not a result."""
+    """Prometheus did not answer a query: unreachable, an HTTP error, too slow, or an answer that is not a result."""
+
+
+@dataclass
+class _Deadline:
+    """The sockets one query opened, cut (shut down, which wakes a blocked read) when its deadline passes: a
+    socket timeout bounds each read, and an answer trickled a byte at a time would pass every one of them."""
+
+    expired: threading.Event = field(default_factory=threading.Event)
+    sockets: list[socket.socket] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def opened(self, sock: socket.socket) -> None:
+        """A connection of the query's is open: cut it at the deadline (at once if it has passed)."""
+        with self.lock:
+            self.sockets.append(sock)
+            if self.expired.is_set():
+                _cut(sock)
+
+    def expire(self) -> None:
+        """The deadline passed: cut every connection of the query's."""
+        with self.lock:
+            self.expired.set()
+            for sock in self.sockets:
+                _cut(sock)
+
+
+def _cut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+class _WatchedHTTP(http.client.HTTPConnection):
+    def __init__(self, host: str, *, deadline: _Deadline, **kwargs: Any) -> None:
+        super().__init__(host, **kwargs)
+        self._deadline = deadline
+
+    def connect(self) -> None:
+        super().connect()
+        self._deadline.opened(self.sock)
+
+
+class _WatchedHTTPS(http.client.HTTPSConnection):
+    def __init__(self, host: str, *, deadline: _Deadline, **kwargs: Any) -> None:
+        super().__init__(host, **kwargs)
+        self._deadline = deadline
+
+    def connect(self) -> None:
+        super().connect()
+        self._deadline.opened(self.sock)
+
+
+class _HTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, deadline: _Deadline) -> None:
+        super().__init__()
+        self._deadline = deadline
+
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(functools.partial(_WatchedHTTP, deadline=self._deadline), req)
+
+
+class _HTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, deadline: _Deadline) -> None:
+        super().__init__()
+        self._deadline = deadline
+
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(functools.partial(_WatchedHTTPS, deadline=self._deadline), req)
+
+
+def fetch(address: str, seconds: float) -> bytes:
+    """GET `address` through urllib (proxies and redirects as it handles them), the whole answer within `seconds`
+    or PrometheusUnavailable; at most MAX_ANSWER_BYTES of it."""
+    deadline = _Deadline()
+    opener = urllib.request.build_opener(_HTTPHandler(deadline), _HTTPSHandler(deadline))
+    timer = threading.Timer(seconds, deadline.expire)
+    timer.daemon = True
+    timer.start()
+    try:
+        with opener.open(address, timeout=seconds) as response:
+            body: bytes = response.read(MAX_ANSWER_BYTES)
+    except (OSError, http.client.HTTPException) as error:
+        if deadline.expired.is_set():
+            raise PrometheusUnavailable(f"no whole answer within {seconds:g} s") from error
+        raise PrometheusUnavailable(str(error)) from error
+    finally:
+        timer.cancel()
+    if deadline.expired.is_set():
+        raise PrometheusUnavailable(f"no whole answer within {seconds:g} s")
+    return body
 
 
 def prometheus_query(url: str) -> Query:
-    """Instant queries against the Prometheus HTTP API at `url` (e.g. http://prometheus.monitoring:9090)."""
+    """Instant queries against the Prometheus HTTP API at `url` (e.g. http://prometheus.monitoring:9090), each
+    answered whole within QUERY_TIMEOUT_SECONDS."""
 
     def query(expression: str) -> float | None:
         address = f"{url.rstrip('/')}/api/v1/query?{urllib.parse.urlencode({'query': expression})}"
         try:
-            with urllib.request.urlopen(address, timeout=QUERY_TIMEOUT_SECONDS) as response:
-                answer = json.loads(response.read(1_000_000))
-        except (OSError, ValueError) as error:
+            answer = json.loads(fetch(address, QUERY_TIMEOUT_SECONDS))
+        except PrometheusUnavailable as error:
+            raise PrometheusUnavailable(f"{url}: {error}") from error
+        except ValueError as error:
             raise PrometheusUnavailable(f"{url}: {error}") from error
         if not isinstance(answer, dict) or answer.get("status") != "success":
             raise PrometheusUnavailable(f"{url}: {str(answer)[:300]}")
@@ -123,8 +221,25 @@ def check_canary(query: Query, scope: Scope, window_seconds: int, objectives: Ob
             f"{window}, a burn rate of {slow / objectives.latency_budget:.1f} (threshold {limit:g}, budget "
             f"{objectives.latency_budget:.2%})"
         )
-    bound = objectives.latency_seconds
-    seen = f"{requests:.0f} requests, {failed or 0:.2%} failed, {slow or 0:.2%} slower than {bound:g} s"
     if problems:
         return Check("failed", requests, failed, slow, "; ".join(problems))
+    bound = objectives.latency_seconds
+    if failed is None or slow is None:
+        unmeasured = [
+            what
+            for what, share in (
+                (f"availability ({scope.names.requests} by status)", failed),
+                (f"latency ({scope.names.duration_bucket} at {bound:g} s)", slow),
+            )
+            if share is None
+        ]
+        return Check(
+            "inconclusive",
+            requests,
+            failed,
+            slow,
+            f"{requests:.0f} requests in {window}, but {' and '.join(unmeasured)} not measured: the series is "
+            "missing or NaN",
+        )
+    seen = f"{requests:.0f} requests, {failed:.2%} failed, {slow:.2%} slower than {bound:g} s"
     return Check("passed", requests, failed, slow, seen)
