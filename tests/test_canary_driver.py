@@ -6,90 +6,34 @@ fed a real HTTP server's bad answers."""
 
 from __future__ import annotations
 
-import copy
 import http.server
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from harness.stack_values import valid_config
+from tests.canary_stand_ins import (
+    NEW,
+    NEW_DIGEST,
+    OTHER,
+    STABLE_DIGEST,
+    FakeStack,
+    Fault,
+    PrometheusStandIn,
+    stack_settings,
+    version_of,
+)
 from tools import canary as driver
-from tools.canary import Release
+from tools import canary_analysis
 from tools.canary_analysis import PrometheusUnavailable, Query, prometheus_query
-from webapp_platform.config.loading import parse_settings_only
-from webapp_platform.config.settings import StackSettings
-
-STABLE_DIGEST = "sha256:" + "a" * 64
-NEW_DIGEST = "sha256:" + "b" * 64
-NEW = f"ghcr.io/example/webapp:2.0.0@{NEW_DIGEST}"
-OTHER = f"ghcr.io/example/webapp:3.0.0@{'sha256:' + 'c' * 64}"
 
 
-def _settings(**analysis: Any) -> dict[str, Any]:
-    raw = valid_config(
-        image={"repository": "ghcr.io/example/webapp", "tag": "1.0.0", "digest": STABLE_DIGEST},
-        metrics={"serviceMonitor": True},
-        appConfig={"GREETING": "Hello"},
-        canary={
-            "enabled": True,
-            "steps": [{"weight": 20, "seconds": 20}, {"weight": 50, "seconds": 20}],
-            "analysis": {"intervalSeconds": 10, "minRequests": 20, **analysis},
-        },
-    )
-    raw.pop("secrets", None)
-    return raw
-
-
-@dataclass
-class RecordingStack:
-    """A stack that keeps its config as a stack file would and records what each `up` deployed."""
-
-    config: dict[str, Any]
-    deployed: dict[str, Any] | None = None
-    ups: list[dict[str, Any]] = field(default_factory=list)
-    fail_up_at: int | None = None
-    recovered: list[bool] = field(default_factory=list)
-
-    def settings(self) -> StackSettings:
-        return parse_settings_only(self.config)
-
-    def in_progress(self) -> dict[str, Any] | None:
-        return self.deployed
-
-    def set_release(self, release: Release, weight: int) -> None:
-        self.config["canaryRelease"] = release.setting(weight)
-
-    def clear_release(self) -> None:
-        self.config.pop("canaryRelease", None)
-
-    def adopt(self, release: Release) -> None:
-        image = release.image
-        self.config["image"] = {"repository": image.repository, "tag": image.tag, "digest": image.digest}
-        self.config["appConfig"] = dict(release.app_config)
-
-    def recover(self, *, cancel_stale: bool) -> list[str]:
-        self.recovered.append(cancel_stale)
-        return []
-
-    def up(self) -> None:
-        self.settings()  # the program validates what it is given
-        if self.fail_up_at is not None and len(self.ups) == self.fail_up_at:
-            self.ups.append({"failed": True})
-            raise driver.UpFailed("error: the Deployment's rollout failed: CrashLoopBackOff")
-        release = self.config.get("canaryRelease")
-        self.ups.append({"image": self.config["image"]["tag"], "canary": copy.deepcopy(release)})
-        self.deployed = (
-            None
-            if release is None
-            else {
-                "image": f"{release['image']['repository']}:{release['image']['tag']}@{release['image']['digest']}",
-                "appConfig": release["appConfig"],
-                "weight": release["weight"],
-            }
-        )
+@pytest.fixture
+def stack(tmp_path: Path) -> FakeStack:
+    """A canary stack at rest on its stable version (1.0.0, GREETING=Hello)."""
+    return FakeStack(stack_settings(), home=tmp_path)
 
 
 def _prometheus(requests: float = 600.0, failed: float = 0.0, slow: float = 0.0) -> Query:
@@ -102,22 +46,21 @@ def _prometheus(requests: float = 600.0, failed: float = 0.0, slow: float = 0.0)
     return query
 
 
-def _run(stack: RecordingStack, query: Query, *argv: str) -> tuple[int, list[str]]:
+def _run(stack: FakeStack, query: Query, *argv: str) -> tuple[int, list[str]]:
     lines: list[str] = []
-    original = driver.Canary.__init__
-
-    def quiet(self: driver.Canary, *args: Any, **kwargs: Any) -> None:
-        original(self, *args, **kwargs)
-        self.query, self.log, self.sleep = query, lines.append, lambda seconds: None
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(driver.Canary, "__init__", quiet)
-        code = driver.main(["--stack", "prod", "--prometheus", "http://prometheus.invalid", *argv], lambda a: stack)
+    code = driver.main(
+        ["--stack", "prod", "--prometheus", "http://prometheus.invalid", *argv],
+        lambda a: stack,
+        query_factory=lambda url: query,
+        sleep=stack.wait,
+        log=lines.append,
+    )
     return code, lines
 
 
-def test_a_healthy_release_goes_through_every_step_and_is_promoted(capsys: pytest.CaptureFixture[str]) -> None:
-    stack = RecordingStack(_settings())
+def test_a_healthy_release_goes_through_every_step_and_is_promoted(
+    stack: FakeStack, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, lines = _run(stack, _prometheus(), "--image", NEW, "--config", "GREETING=Hi")
     assert code == 0, capsys.readouterr().err
     assert [(up["image"], up["canary"] and up["canary"]["weight"]) for up in stack.ups] == [
@@ -136,9 +79,8 @@ def test_a_healthy_release_goes_through_every_step_and_is_promoted(capsys: pytes
 
 
 def test_a_release_failing_a_fifth_of_its_requests_is_rolled_back_naming_availability_and_the_values(
-    capsys: pytest.CaptureFixture[str],
+    stack: FakeStack, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    stack = RecordingStack(_settings())
     code, _ = _run(stack, _prometheus(failed=0.2), "--image", NEW)
     assert code == 1
     err = capsys.readouterr().err
@@ -150,8 +92,7 @@ def test_a_release_failing_a_fifth_of_its_requests_is_rolled_back_naming_availab
     assert "canaryRelease" not in stack.config
 
 
-def test_a_slow_release_is_rolled_back_naming_latency(capsys: pytest.CaptureFixture[str]) -> None:
-    stack = RecordingStack(_settings())
+def test_a_slow_release_is_rolled_back_naming_latency(stack: FakeStack, capsys: pytest.CaptureFixture[str]) -> None:
     code, _ = _run(stack, _prometheus(slow=0.5), "--image", NEW)
     assert code == 1
     err = capsys.readouterr().err
@@ -171,65 +112,73 @@ def _bad_checks(count: int) -> Query:
     return query
 
 
-@pytest.mark.parametrize(("allowed", "bad", "code"), [(1, 1, 0), (1, 2, 1), (0, 1, 1), (2, 2, 0)])
+# (2, 2): both of step 1's checks failed, tolerated, but no check of the step passed: nothing showed it healthy.
+@pytest.mark.parametrize(("allowed", "bad", "code"), [(1, 1, 0), (1, 2, 1), (0, 1, 1), (2, 2, 1)])
 def test_failed_checks_up_to_max_failed_checks_are_tolerated_and_one_more_rolls_back(
-    allowed: int, bad: int, code: int
+    allowed: int, bad: int, code: int, tmp_path: Path
 ) -> None:
-    assert _run(RecordingStack(_settings(maxFailedChecks=allowed)), _bad_checks(bad), "--image", NEW)[0] == code
+    stack = FakeStack(stack_settings(maxFailedChecks=allowed), home=tmp_path)
+    assert _run(stack, _bad_checks(bad), "--image", NEW)[0] == code
 
 
-def test_a_step_whose_checks_all_saw_too_few_requests_rolls_back(capsys: pytest.CaptureFixture[str]) -> None:
-    stack = RecordingStack(_settings())
+def test_a_step_whose_checks_all_saw_too_few_requests_rolls_back(
+    stack: FakeStack, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, _ = _run(stack, _prometheus(requests=3), "--image", NEW)
     assert code == 1
-    assert "no check could judge the canary (the last: 3 requests in 10s, fewer than minRequests 20)" in (
+    assert "no check could judge the canary healthy (the last: 3 requests in 10s, fewer than minRequests 20)" in (
         capsys.readouterr().err
     )
 
 
-def test_a_prometheus_that_does_not_answer_never_promotes(capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_prometheus_that_does_not_answer_never_promotes(stack: FakeStack, capsys: pytest.CaptureFixture[str]) -> None:
     def down(expression: str) -> float | None:
         raise PrometheusUnavailable("connection refused")
 
-    assert _run(RecordingStack(_settings()), down, "--image", NEW)[0] == 1
+    assert _run(stack, down, "--image", NEW)[0] == 1
     assert "Prometheus did not answer (connection refused)" in capsys.readouterr().err
 
 
-def test_a_failed_update_rolls_back_with_the_engines_message(capsys: pytest.CaptureFixture[str]) -> None:
-    stack = RecordingStack(_settings(), fail_up_at=1)
+def test_a_failed_update_rolls_back_with_the_engines_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack = FakeStack(stack_settings(), home=tmp_path, failing_ups=(1,))
     assert _run(stack, _prometheus(), "--image", NEW)[0] == 1
     assert "step 2's update failed: error: the Deployment's rollout failed: CrashLoopBackOff" in capsys.readouterr().err
     assert stack.ups[-1]["canary"] is None
     assert "canaryRelease" not in stack.config
 
 
-def test_an_interrupted_run_of_the_same_release_resumes_at_its_step() -> None:
-    stack = RecordingStack(_settings(), deployed={"image": NEW, "appConfig": {"GREETING": "Hello"}, "weight": 50})
+def test_an_interrupted_run_of_the_same_release_resumes_at_its_step(tmp_path: Path) -> None:
+    deployed = {"image": NEW, "appConfig": {"GREETING": "Hello"}, "weight": 50}
+    stack = FakeStack(stack_settings(), home=tmp_path, deployed=deployed)
     code, lines = _run(stack, _prometheus(), "--image", NEW)
     assert code == 0
     assert [up["canary"] and up["canary"]["weight"] for up in stack.ups] == [50, None]
     assert any("resuming the interrupted canary" in line for line in lines)
 
 
-def test_an_interrupted_run_of_another_release_is_rolled_back_first() -> None:
-    stack = RecordingStack(_settings(), deployed={"image": OTHER, "appConfig": {"GREETING": "Hello"}, "weight": 20})
+def test_an_interrupted_run_of_another_release_is_rolled_back_first(tmp_path: Path) -> None:
+    deployed = {"image": OTHER, "appConfig": {"GREETING": "Hello"}, "weight": 20}
+    stack = FakeStack(stack_settings(), home=tmp_path, deployed=deployed)
     code, _ = _run(stack, _prometheus(), "--image", NEW)
     assert code == 0
     assert [up["canary"] and up["canary"]["weight"] for up in stack.ups] == [None, 20, 50, None]
 
 
-def test_abort_rolls_back_what_is_in_progress_and_nothing_else(capsys: pytest.CaptureFixture[str]) -> None:
-    stack = RecordingStack(_settings(), deployed={"image": NEW, "appConfig": {}, "weight": 20})
+def test_abort_rolls_back_what_is_in_progress_and_nothing_else(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack = FakeStack(stack_settings(), home=tmp_path / "busy", deployed={"image": NEW, "appConfig": {}, "weight": 20})
     assert _run(stack, _prometheus(), "--abort")[0] == 0
     assert stack.ups == [{"image": "1.0.0", "canary": None}]
-    idle = RecordingStack(_settings())
+    idle = FakeStack(stack_settings(), home=tmp_path / "idle")
     assert _run(idle, _prometheus(), "--abort")[0] == 0
     assert idle.ups == []
     assert "no canary in progress" in capsys.readouterr().out
 
 
-def test_releasing_what_already_runs_updates_nothing() -> None:
-    stack = RecordingStack(_settings())
+def test_releasing_what_already_runs_updates_nothing(stack: FakeStack) -> None:
     assert _run(stack, _prometheus(), "--image", f"ghcr.io/example/webapp:1.0.0@{STABLE_DIGEST}")[0] == 0
     assert stack.ups == []
 
@@ -247,18 +196,17 @@ def test_releasing_what_already_runs_updates_nothing() -> None:
     ],
 )
 def test_bad_arguments_are_refused_before_any_update(
-    argv: list[str], expected: str, capsys: pytest.CaptureFixture[str]
+    argv: list[str], expected: str, stack: FakeStack, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    stack = RecordingStack(_settings())
     assert _run(stack, _prometheus(), *argv)[0] == 1
     assert expected in capsys.readouterr().err
     assert stack.ups == []
 
 
-def test_a_stack_without_canary_enabled_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
-    raw = _settings()
+def test_a_stack_without_canary_enabled_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    raw = stack_settings()
     raw["canary"] = {"enabled": False}
-    stack = RecordingStack(raw)
+    stack = FakeStack(raw, home=tmp_path)
     assert _run(stack, _prometheus(), "--image", NEW)[0] == 1
     assert "canary.enabled is not set" in capsys.readouterr().err
     assert stack.ups == []
@@ -327,3 +275,134 @@ def test_the_prometheus_client_reads_a_value_and_treats_nan_and_nothing_as_none(
     assert prometheus_query(url)("up") is None
     with pytest.raises(PrometheusUnavailable):
         prometheus_query("http://127.0.0.1:9")("up")
+
+
+# The holes an adversarial review found (issue 35: F4-F8), each as the sequence that showed it.
+
+
+def _agrees_on_the_stable_version(stack: FakeStack) -> None:
+    stable = version_of(stack_settings()["image"], {"GREETING": "Hello"})
+    assert stack.disagreement(stable) == []
+
+
+def test_abort_after_a_failed_promotion_and_a_failed_rollback_ends_at_the_version_stable_before_it(
+    stack: FakeStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """F4: the promotion writes the release into the stack file before its `up`; that `up` failing (and the
+    rollback's after it) must not leave `--abort` to roll the stable pods onto the release."""
+    stack.failing_ups = (2, 3)  # the promotion's update, then the rollback's
+    code, _ = _run(stack, _prometheus(), "--image", NEW)
+    assert code == 1
+    assert "was rolled back" not in capsys.readouterr().err
+    assert _run(stack, _prometheus(), "--abort")[0] == 0
+    assert f"the stack runs ghcr.io/example/webapp:1.0.0@{STABLE_DIGEST}" in capsys.readouterr().out
+    _agrees_on_the_stable_version(stack)
+
+
+def test_a_failed_promotion_is_rolled_back_to_the_stable_version(
+    stack: FakeStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """F4: the promotion's own `up` failing rolls back, as a step's does."""
+    stack.failing_ups = (2,)
+    assert _run(stack, _prometheus(), "--image", NEW)[0] == 1
+    assert "the promotion's update failed" in capsys.readouterr().err
+    _agrees_on_the_stable_version(stack)
+
+
+@pytest.mark.parametrize("state_kept", [True, False])
+def test_abort_finds_a_run_killed_in_its_first_update(
+    stack: FakeStack, state_kept: bool, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """F5: killed during its first `up`, a run leaves no `canary` output, but its release in the stack file (and
+    its release state, unless lost with a checkout) and its canary in the cluster: `--abort` takes it out."""
+    stack.fault = Fault("up", 0, "kill during")
+    assert _run(stack, _prometheus(), "--image", NEW)[0] == 130
+    assert stack.deployed is None
+    assert stack.cluster.canary is not None
+    if not state_kept:
+        for path in stack.home.glob("*.json"):
+            path.unlink()
+    stack.fault = None
+    capsys.readouterr()
+    assert _run(stack, _prometheus(), "--abort", "--cancel-stale-update")[0] == 0
+    assert "the canary was rolled back" in capsys.readouterr().out
+    _agrees_on_the_stable_version(stack)
+
+
+def test_a_release_whose_latency_series_is_missing_is_never_promoted(
+    stack: FakeStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """F6: no duration histogram (or not its bucket) is latency never measured, not 0 % slow."""
+
+    def no_latency(expression: str) -> float | None:
+        return None if "duration" in expression else _prometheus()(expression)
+
+    assert _run(stack, no_latency, "--image", NEW)[0] == 1
+    err = capsys.readouterr().err
+    assert "latency (webapp_http_request_duration_seconds_bucket at 0.5 s) not measured" in err, err
+    _agrees_on_the_stable_version(stack)
+
+
+def test_the_failed_checks_budget_spans_a_resumed_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """F8: maxFailedChecks counts over the whole release, not per run: a check failed before a kill still counts."""
+    stack = FakeStack(stack_settings(maxFailedChecks=1), home=tmp_path, fault=Fault("sleep", 1, "kill before"))
+    assert _run(stack, _prometheus(failed=0.2), "--image", NEW)[0] == 130  # one failed check, then killed
+    stack.fault = None
+    # The resumed run sees one failed check, then healthy ones: with the one before the kill, one too many.
+    assert _run(stack, _bad_checks(1), "--image", NEW, "--cancel-stale-update")[0] == 1
+    assert "2 failed check(s), more than maxFailedChecks 1" in capsys.readouterr().err
+    _agrees_on_the_stable_version(stack)
+
+
+def test_a_run_killed_while_rolling_back_is_rolled_back_by_the_next(
+    stack: FakeStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """F8: a kill during the rollback's `up` must not let the next run of the same release resume and promote it."""
+    stack.fault = Fault("up", 1, "kill during")  # the first step's update, then the rollback's
+    assert _run(stack, _prometheus(failed=0.2), "--image", NEW)[0] == 130
+    stack.fault = None
+    code, lines = _run(stack, _prometheus(), "--image", NEW, "--cancel-stale-update")
+    assert code == 1, lines
+    assert "an interrupted run was rolling it back: step 1: 1 failed check(s)" in capsys.readouterr().err
+    _agrees_on_the_stable_version(stack)
+
+
+def test_abort_after_a_promotion_killed_writing_the_stack_file_restores_the_whole_stable_config(
+    stack: FakeStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """F8: the promotion's config write killed part-way (the image written, not the appConfig) leaves a mixed
+    stable config; `--abort` writes the whole stable version back."""
+    stack.fault = Fault("write_stable", 0, "kill during")
+    assert _run(stack, _prometheus(), "--image", NEW, "--config", "GREETING=Hi")[0] == 130
+    stack.fault = None
+    assert _run(stack, _prometheus(), "--abort", "--cancel-stale-update")[0] == 0
+    assert f"the stack runs ghcr.io/example/webapp:1.0.0@{STABLE_DIGEST}" in capsys.readouterr().out
+    _agrees_on_the_stable_version(stack)
+
+
+def test_a_second_run_on_a_stack_refuses_to_start_and_changes_nothing(
+    stack: FakeStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """F8: two runs on one stack would write `canaryRelease` over each other's and judge each other's canary."""
+    refused: list[tuple[int, list[str]]] = []
+
+    def second_run() -> None:
+        before = stack.snapshot()
+        stack.fault = None
+        refused.append(_run(stack, _prometheus(), "--image", OTHER))
+        assert stack.snapshot() == before
+
+    stack.fault, stack.during = Fault("up", 0, "concurrent"), second_run
+    assert _run(stack, _prometheus(), "--image", NEW)[0] == 0
+    assert [code for code, _ in refused] == [1]
+    assert "another run is releasing on this stack (pid " in capsys.readouterr().err
+
+
+def test_a_trickled_answer_is_cut_at_the_query_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """F7: the deadline is the whole answer's, not each read's: a byte every 20 ms passes any per-read timeout."""
+    monkeypatch.setattr(canary_analysis, "QUERY_TIMEOUT_SECONDS", 0.3)
+    with (
+        PrometheusStandIn(script=["trickled"], trickle_gap=0.02).running() as prometheus,
+        pytest.raises(PrometheusUnavailable, match=r"no whole answer within 0\.3 s"),
+    ):
+        prometheus_query(prometheus.url)("sum(increase(x[10s]))")
