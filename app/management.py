@@ -37,7 +37,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from app.probes import Probes, method_not_allowed, serve_probes_in_front
 from app.progress import WSGIApp
-from app.request_head import read_head_bytes
+from app.request_head import head_length, read_head_bytes
 
 METRICS_PATH = "/metrics"
 
@@ -68,6 +68,12 @@ connect and send was evicted under ~3,000 connections/s. A held socket costs a f
 CONNECTION_TIMEOUT_SECONDS = 5.0
 """A connection must have sent its request and taken its answer within this long (kubelet's probes wait 2 s)."""
 MAX_HEAD_BYTES = 8 * 1024
+"""The largest request head (request line and header fields) the port reads: a longer line is answered 414, a
+longer head 431."""
+LINGER_SECONDS = 1.0
+"""How long an answered connection is drained, waiting for the client's close, so request bytes left unread never
+turn the close into a reset that destroys the answer."""
+_LINGER_MAX_BYTES = 64 * 1024
 
 
 class _App:
@@ -107,6 +113,8 @@ class _BufferedRequest(WSGIRequestHandler):
 
     def __init__(self, head: bytes, client_address: tuple[str, int], server: _App) -> None:
         # Not BaseRequestHandler.__init__: there is no socket to set up, only the bytes the selector has read.
+        length = head_length(head)
+        self._oversized = length is None or length > MAX_HEAD_BYTES
         self.rfile = io.BytesIO(head)
         self.wfile = self._answer = io.BytesIO()
         self.client_address = client_address
@@ -122,6 +130,9 @@ class _BufferedRequest(WSGIRequestHandler):
         self.raw_requestline = self.rfile.readline(MAX_HEAD_BYTES + 1)
         if len(self.raw_requestline) > MAX_HEAD_BYTES:
             self.send_error(414)
+            return
+        if self._oversized:
+            self.send_error(431, f"The request head exceeds {MAX_HEAD_BYTES} bytes.")
             return
         if not self.parse_request():
             return
@@ -164,9 +175,10 @@ _JSON_ERROR_HEADERS = (("Content-Type", "application/json"), ("Cache-Control", "
 
 
 class _Connection:
-    """One client of the management port: the bytes read so far, then the answer still to send."""
+    """One client of the management port: the bytes read so far, then the answer still to send, then (answered)
+    what it still sends, drained until it closes."""
 
-    __slots__ = ("address", "deadline", "received", "sock", "unsent")
+    __slots__ = ("address", "deadline", "drained", "received", "sock", "unsent")
 
     def __init__(self, sock: socket.socket, address: tuple[str, int]) -> None:
         self.sock = sock
@@ -174,6 +186,8 @@ class _Connection:
         self.deadline = time.monotonic() + CONNECTION_TIMEOUT_SECONDS
         self.received = bytearray()
         self.unsent: bytes | None = None
+        self.drained: int | None = None
+        """Bytes discarded since the answer was sent; None until then."""
 
 
 class ManagementServer:
@@ -280,13 +294,15 @@ class ManagementServer:
                 self._read(connection)
             if len(self._connections) < below:
                 return
-            if connection.sock in self._connections and connection.unsent is None:
-                self._close(connection)
+            if connection.sock in self._connections and (connection.unsent is None or connection.drained is not None):
+                self._close(connection)  # it sent no whole request, or it has had its answer
                 return
         self._close(next(iter(self._connections.values())))
 
     def _on_ready(self, connection: _Connection) -> None:
-        if connection.unsent is None:
+        if connection.drained is not None:
+            self._drain(connection)
+        elif connection.unsent is None:
             self._read(connection)
         else:
             self._write(connection)
@@ -314,7 +330,32 @@ class ManagementServer:
             return
         connection.unsent = connection.unsent[sent:]
         if not connection.unsent:
-            self._close(connection)
+            self._linger(connection)
+
+    def _linger(self, connection: _Connection) -> None:
+        """The answer is sent: half-close (FIN) and drain what the client still sends until it closes, for
+        LINGER_SECONDS and _LINGER_MAX_BYTES at most (a head refused as too long left the rest of it unread)."""
+        connection.drained = 0
+        connection.deadline = min(connection.deadline, time.monotonic() + LINGER_SECONDS)
+        with contextlib.suppress(OSError):
+            connection.sock.shutdown(socket.SHUT_WR)
+        assert self._selector is not None
+        self._selector.modify(connection.sock, selectors.EVENT_READ, connection)
+        self._drain(connection)
+
+    def _drain(self, connection: _Connection) -> None:
+        assert connection.drained is not None
+        while connection.drained < _LINGER_MAX_BYTES:
+            try:
+                data = connection.sock.recv(MAX_HEAD_BYTES)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                break
+            if not data:
+                break
+            connection.drained += len(data)
+        self._close(connection)
 
     def _expire(self) -> None:
         now = time.monotonic()

@@ -15,9 +15,18 @@ most MAX_HEAD_BYTES of memory, never a thread:
 - a head larger than MAX_HEAD_BYTES is answered 431;
 - each worker holds at most `worker_connections` connections, so memory
   stays bounded however many clients stall; when they are all taken, a new
-  client takes the slot of the idlest one (a kept-alive connection waiting
-  for its next request, oldest first, then the oldest head still arriving)
-  instead of waiting in the listen queue behind clients that do nothing.
+  client takes the slot of one that has proved least: a connection that has
+  sent nothing, oldest first; else the oldest head still arriving; only when
+  no head is left, a kept-alive connection waiting for its next request,
+  the longest idle first (a proxy's pooled connections are never pushed out
+  by silent ones). Each is read before it gives way: one whose bytes have
+  arrived is served, not evicted unread. The new client waits in no listen
+  queue behind clients that do nothing.
+
+A connection is counted against the limit once, when it is accepted, and
+counted out once, whichever path ends it first (`_close`, `_end`); an event
+the selector reported for a connection that an earlier callback of the same
+batch closed is skipped, never handled on a closed socket.
 
 Nor does a client cost a thread or the loop's time once it has its answer:
 
@@ -58,7 +67,7 @@ from functools import partial
 from typing import Any
 
 from gunicorn import util
-from gunicorn.workers.gthread import _DEFER, TConn, ThreadWorker
+from gunicorn.workers.gthread import _DEFER, STOP_KEEPALIVE_LINGER, TConn, ThreadWorker
 
 from app.request_head import HEAD_COMPLETE_KEY, head_ended, read_head_bytes
 from app.shutdown_state import ShutdownState
@@ -110,8 +119,12 @@ class DrainingThreadWorker(ThreadWorker):
         self.head_timeout = float(self.app.settings.head_timeout_seconds)
         self.aborted = False
         self._accept_paused_until = 0.0
-        # Connections whose head is still arriving, oldest deadline first (dicts keep insertion order).
+        # Connections counted against the limit (`nr_conns` is always its size).
+        self._live: set[TConn] = set()
+        # Connections whose head is still arriving, oldest deadline first (dicts keep insertion order), and those
+        # of them that have sent nothing yet, the first to give way at the limit.
         self._heads: dict[TConn, None] = {}
+        self._silent: dict[TConn, None] = {}
         # Half-closed sockets being drained until the client closes, oldest deadline first.
         self._lingering: dict[socket.socket, list[float]] = {}
         # No cap on kept-alive connections below the connection limit: at the limit the idlest makes way instead.
@@ -158,42 +171,109 @@ class DrainingThreadWorker(ThreadWorker):
             if error.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
                 raise
             return
-        self.nr_conns += 1
-        if self.nr_conns > self.worker_connections:
-            self._make_room()
-        self._await_head(TConn(self.cfg, client, address, listener.getsockname()))
+        conn = TConn(self.cfg, client, address, listener.getsockname())
+        self._count(conn)
+        self._make_room()
+        self._await_head(conn)
 
+    # Counting connections: each one in once and out once.
+    def _count(self, conn: TConn) -> None:
+        self._live.add(conn)
+        self.nr_conns = len(self._live)
+
+    def _release(self, conn: TConn) -> bool:
+        """Count `conn` out; False if it already was (whoever ends a connection second does nothing)."""
+        if conn not in self._live:
+            return False
+        self._live.discard(conn)
+        self.nr_conns = len(self._live)
+        return True
+
+    def _close(self, conn: TConn) -> None:
+        """End `conn` at once, owing it no answer: counted out, forgotten, closed; only the first call acts."""
+        if self._release(conn):
+            self._forget_head(conn)
+            conn.close()
+
+    def _end(self, conn: TConn) -> None:
+        """End an answered (or refused) `conn`: counted out, forgotten, half-closed and drained (`_linger`)."""
+        if self._release(conn):
+            self._forget_head(conn)
+            self._linger(conn.sock)
+
+    def wait_for_and_dispatch_events(self, timeout: float) -> None:
+        """gunicorn's dispatch, skipping an event whose connection an earlier callback of the same batch closed or
+        re-registered (eviction, a read made before it): its key is no longer the one registered for its fd."""
+        try:
+            events = self.poller.select(timeout)
+        except InterruptedError:
+            return
+        registered = self.poller.get_map()
+        for key, _ in events:
+            if registered.get(key.fd) is key:
+                key.data(key.fileobj)
+
+    # The connection limit.
     def _idlest(self) -> TConn | None:
-        """The connection that gives way to a new client: the longest-idle kept-alive one, else the oldest head."""
-        if self.keepalived_conns:
-            return self.keepalived_conns[0]
-        return next(iter(self._heads), None)
+        """The connection that gives way to a new client: the oldest that has sent nothing, else the oldest head
+        still arriving, else (no head left) the longest-idle kept-alive one."""
+        for waiting in (self._silent, self._heads):
+            if waiting:
+                return next(iter(waiting))
+        return self.keepalived_conns[0] if self.keepalived_conns else None
 
     def _make_room(self) -> None:
-        conn = self._idlest()
-        if conn is None:
-            return
-        self._log_eviction(conn)
+        """Above the limit, evict the idlest connection, reading each candidate first: one whose bytes have arrived
+        is served instead (or refused, or found closed: a slot freed) and the next candidate is tried."""
+        while self.nr_conns > self.worker_connections:
+            conn = self._idlest()
+            if conn is None:
+                return
+            if self._sent_nothing_new(conn):
+                self._log_eviction(conn)
+                if conn in self._heads:
+                    self._close(conn)
+                else:
+                    self.keepalived_conns.remove(conn)  # the first: O(1)
+                    self._close_kept_alive(conn)
+
+    def _sent_nothing_new(self, conn: TConn) -> bool:
+        """Read what `conn` has sent, as its readable event would; True if there was nothing (it may be evicted)."""
         if conn in self._heads:
-            self._drop_head(conn)
-            return
-        self.keepalived_conns.remove(conn)
+            before = len(conn.head)
+            self._read_head(conn, conn.sock)
+            return conn in self._heads and len(conn.head) == before
+        try:
+            conn.sock.recv(1, socket.MSG_PEEK)
+        except (BlockingIOError, InterruptedError):
+            return True  # idle
+        except OSError:
+            pass  # reset: reading it below drops it
+        self.on_client_socket_readable(conn, conn.sock)  # its next request, or its close, as its event would
+        return False
+
+    def _close_kept_alive(self, conn: TConn) -> None:
+        """Close an idle kept-alive connection already taken off `keepalived_conns`."""
         with contextlib.suppress(KeyError, ValueError, OSError):
             self.poller.unregister(conn.sock)
-        self.nr_conns -= 1
-        conn.close()
+        self._close(conn)
+
+    def murder_keepalived(self, force: bool = False) -> None:
+        """gunicorn's expiry of idle kept-alive connections (all of them if `force`), each counted out once."""
+        now = time.monotonic()
+        while self.keepalived_conns and (force or self.keepalived_conns[0].timeout <= now):
+            self._close_kept_alive(self.keepalived_conns.popleft())
 
     def _log_eviction(self, conn: TConn) -> None:
-        """Say at debug level which connection gave way to a new client (kind and peer), and how many that had sent
-        nothing were held then: the adversarial tests (`bench/adversary.py`) check each client's lost request
-        against these lines, and the eviction order against the count."""
+        """Say at debug level which connection gave way to a new client (kind and peer), and how many heads, and
+        silent ones among them, were held besides: the adversarial tests (`bench/adversary.py`) check each client's
+        lost request against these lines, and the eviction order against the counts."""
         if not self.log.error_log.isEnabledFor(logging.DEBUG):
             return
-        kind = "partial" if conn.head else "silent" if conn in self._heads else "idle"
+        kind = "silent" if conn in self._silent else "partial" if conn in self._heads else "idle"
         fields: dict[str, Any] = {"event": "connection_evicted", "kind": kind, "remote_port": _port(conn)}
-        others = [head for head in self._heads if head is not conn]
-        fields["heads_held"] = len(others)
-        fields["silent_held"] = sum(1 for head in others if not head.head)
+        fields["heads_held"] = len(self._heads) - (conn in self._heads)
+        fields["silent_held"] = len(self._silent) - (conn in self._silent)
         self.log.debug("Evicted a connection for a new client", extra={"fields": fields})
 
     def _pause_accepting(self, error: OSError) -> None:
@@ -216,20 +296,28 @@ class DrainingThreadWorker(ThreadWorker):
         self._read_head(conn, client)
 
     def finish_request(self, conn: TConn, fs: Any) -> None:
-        """gunicorn's bookkeeping after a request; a pipelined next request already read goes back to head reading."""
-        if not fs.cancelled() and fs.exception() is None:
-            result = fs.result()
-            if result is True and conn.parser is not None:
-                buffered = conn.parser.unreader.take_buffered()
-                if buffered:
-                    self._await_head(conn, buffered)
-                    return
-            if result is not _DEFER and not result:  # the connection ends: drained by this loop, never waited on
-                self.nr_conns -= 1
-                self._linger(conn.sock)
-                return
-        super().finish_request(conn, fs)
+        """After a request thread: the connection is kept alive, or reads its next request's head (pipelined bytes
+        already read, or none yet), or ends, drained by this loop and never waited on."""
+        result = fs.result() if not fs.cancelled() and fs.exception() is None else False
+        if result is _DEFER:  # nothing read yet (cannot happen: a thread gets a whole head); read it on this loop
+            self._await_head(conn)
+        elif result and conn.parser is not None and (buffered := conn.parser.unreader.take_buffered()):
+            self._await_head(conn, buffered)
+        elif result:
+            self._keep_alive(conn)
+        else:
+            self._end(conn)
         self._resume_accepting_if_idle()
+
+    def _keep_alive(self, conn: TConn) -> None:
+        """Wait, on the main loop, for the next request of a connection whose answer promised keep-alive (briefly,
+        once stopping: its request is answered with `Connection: close`)."""
+        conn.sock.setblocking(False)
+        conn.set_timeout()
+        if not self.alive:
+            conn.timeout = min(conn.timeout, time.monotonic() + STOP_KEEPALIVE_LINGER)
+        self.keepalived_conns.append(conn)
+        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.on_client_socket_readable, conn))
 
     def _keepalive_after(self, conn: TConn, keepalive: bool) -> bool:
         """Keep the connection only if the body the app left unread has already arrived (gunicorn would wait 5 s
@@ -319,7 +407,7 @@ class DrainingThreadWorker(ThreadWorker):
             message = f"The request head did not arrive within {self.head_timeout:g} s."
             self._refuse(conn, 408, "Request Timeout", message)
         else:
-            self._drop_head(conn)
+            self._close(conn)
 
     def _await_head(self, conn: TConn, received: bytes = b"") -> None:
         # A bytearray: a client that sends its head a byte at a time costs appends, not a copy of the whole per byte.
@@ -329,6 +417,8 @@ class DrainingThreadWorker(ThreadWorker):
             conn.timeout = min(conn.timeout, time.monotonic() + _SILENT_CONNECTION_LINGER_SECONDS)
         conn.sock.setblocking(False)
         self._heads[conn] = None
+        if not received:
+            self._silent[conn] = None
         self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._read_head, conn))
         if received:
             self._check_head(conn, head_ended(conn.head))
@@ -336,8 +426,10 @@ class DrainingThreadWorker(ThreadWorker):
     def _read_head(self, conn: TConn, client: Any) -> None:
         ended = read_head_bytes(conn.sock, conn.head, _RECV_BYTES)
         if ended is None:  # the client closed (or reset) before its head was complete
-            self._drop_head(conn)
+            self._close(conn)
             return
+        if conn.head:
+            self._silent.pop(conn, None)
         self._check_head(conn, ended)
 
     def _check_head(self, conn: TConn, ended: bool) -> None:
@@ -358,19 +450,13 @@ class DrainingThreadWorker(ThreadWorker):
             message,
             extra={"fields": {"event": "request_refused", "status": status, "remote_addr": _address(conn)}},
         )
-        self._forget_head(conn)
-        self.nr_conns -= 1
-        self._linger(conn.sock)
+        self._end(conn)
 
     def _forget_head(self, conn: TConn) -> None:
         self._heads.pop(conn, None)
+        self._silent.pop(conn, None)
         with contextlib.suppress(KeyError, ValueError, OSError):
             self.poller.unregister(conn.sock)
-
-    def _drop_head(self, conn: TConn) -> None:
-        self._forget_head(conn)
-        self.nr_conns -= 1
-        conn.close()
 
     # Stopping.
     def handle_request(self, req: Any, conn: Any) -> Any:
@@ -421,8 +507,9 @@ class DrainingThreadWorker(ThreadWorker):
                     if error.errno == errno.ECONNABORTED:
                         continue
                     break  # EAGAIN: the queue is empty
-                self.nr_conns += 1
-                self._await_head(TConn(self.cfg, client, address, listener.getsockname()))
+                conn = TConn(self.cfg, client, address, listener.getsockname())
+                self._count(conn)
+                self._await_head(conn)
             listener.close()
 
 

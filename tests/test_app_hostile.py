@@ -115,6 +115,21 @@ def test_the_servers_own_errors_are_the_apps_json(
     assert error["message"]
 
 
+@pytest.mark.parametrize(
+    "request_bytes",
+    [b"GET / HTTP/1.1\nHost: x\n\n", b"GET / HTTP/1.1\r\nHost: x\n\n", b"GET / HTTP/1.1\nHost: x\r\n\r\n"],
+    ids=["bare-lf", "bare-lf-blank-line", "bare-lf-request-line"],
+)
+def test_a_bare_lf_request_is_refused_at_once(start_app: StartServer, request_bytes: bytes) -> None:
+    # RFC 9112 lets a server accept bare LF or refuse it; the worker did neither and held the request until its head
+    # timeout, never seeing the blank line it waited for.
+    server = start_app(HEAD_TIMEOUT_SECONDS="60")
+    server.wait_until_ready()
+    with stalled_connections(server.port, 1, request_bytes) as [client]:
+        status, error = _json_error(read_until_closed(client))
+    assert (status, error["error"]) == (400, "bad_request")
+
+
 @pytest.mark.stress
 def test_twenty_thousand_odd_methods_grow_no_metric(start_app: StartServer, tmp_path: Path) -> None:
     server = start_app(TMPDIR=str(tmp_path))

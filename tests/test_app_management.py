@@ -116,6 +116,19 @@ def test_malformed_requests_and_failures_are_answered_in_json(
     assert json.loads(broken.body)["error"] == "internal_server_error"
 
 
+def test_a_head_over_the_bound_is_refused_whole(serving: Callable[[WSGIApp], ManagementServer]) -> None:
+    # The port read 8 KiB of a 70 KiB head, parsed that much and answered the probe 200; the rest, unread, turned
+    # the close into a reset that could destroy the answer.
+    _, progress = _client()
+    progress.bind(progress.reserve(), pid=7)
+    server = serving(management_app(Probes("1.2.3", ShutdownState(), progress), CollectorRegistry()))
+    with socket.create_connection(("127.0.0.1", _port(server)), timeout=5) as client:
+        client.sendall(b"GET /healthz HTTP/1.1\r\nHost: probe\r\nX-Filler: " + b"a" * 70 * 1024 + b"\r\n\r\n")
+        head, _, body = read_until_closed(client).partition(b"\r\n\r\n")
+    assert head.split(b" ")[1] == b"431", head
+    assert json.loads(body)["error"] == "request_header_fields_too_large"
+
+
 @pytest.mark.parametrize(
     "request_bytes",
     [
