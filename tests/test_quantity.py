@@ -6,7 +6,7 @@ import re
 from decimal import Decimal
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from webapp_platform.config.quantity import parse_cpu, parse_memory, parse_quantity
@@ -45,17 +45,20 @@ def test_cpu_rejects_zero() -> None:
         parse_cpu("0")
 
 
+@settings(deadline=None)  # no per-example time limit: a loaded 2-core runner is slow, not wrong
 @given(st.integers(min_value=1, max_value=10**6), st.sampled_from(["Ki", "Mi", "Gi", "Ti"]))
 def test_binary_suffixes_scale_by_powers_of_1024(number: int, suffix: str) -> None:
     power = {"Ki": 1, "Mi": 2, "Gi": 3, "Ti": 4}[suffix]
     assert parse_quantity(f"{number}{suffix}") == Decimal(number) * 1024**power
 
 
+@settings(deadline=None)  # no per-example time limit: a loaded 2-core runner is slow, not wrong
 @given(st.integers(min_value=1, max_value=10**6))
 def test_millicores_equal_fractional_cores(millis: int) -> None:
     assert parse_cpu(f"{millis}m") == parse_cpu(str(Decimal(millis) / 1000))
 
 
+@settings(deadline=None)  # no per-example time limit: a loaded 2-core runner is slow, not wrong
 @given(st.integers(min_value=0, max_value=10**9), st.integers(min_value=0, max_value=10**9))
 def test_order_is_preserved(a: int, b: int) -> None:
     assert (parse_quantity(f"{a}Mi") <= parse_quantity(f"{b}Mi")) == (a <= b)
@@ -72,6 +75,7 @@ _NEAR_MISSES = ["mb", "MB", "K", "mi", "Kib", "x", "b", "KB", "gi", "e", "i", " 
 _SUFFIXES = st.sampled_from([*_VALID_SUFFIXES, *_NEAR_MISSES])
 
 
+@settings(deadline=None)  # no per-example time limit: a loaded 2-core runner is slow, not wrong
 @given(_NUMBERS, _SUFFIXES)
 def test_exactly_kubernetes_quantities_parse(number: str, suffix: str) -> None:
     text = number + suffix
