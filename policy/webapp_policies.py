@@ -16,12 +16,27 @@ from typing import Any, Protocol
 from pulumi_policy import EnforcementLevel, ResourceValidationPolicy, StackValidationPolicy
 
 try:  # imported as the `policy` package (the tests)
-    from .webapp_rules import MANAGEMENT_PORT_NAME, TEST_ROUTES_ENV, looks_secret, unpinned_image_problem
+    from .webapp_rules import (
+        MANAGEMENT_PORT_NAME,
+        TEST_ROUTES_ENV,
+        annotation_problem,
+        credential_problem,
+        looks_secret,
+        namespace_problem,
+        node_selection_problem,
+        toleration_problem,
+        unpinned_image_problem,
+    )
 except ImportError:  # run by the CLI, with the pack's own folder on sys.path
     from webapp_rules import (  # type: ignore[no-redef]
         MANAGEMENT_PORT_NAME,
         TEST_ROUTES_ENV,
+        annotation_problem,
+        credential_problem,
         looks_secret,
+        namespace_problem,
+        node_selection_problem,
+        toleration_problem,
         unpinned_image_problem,
     )
 
@@ -154,13 +169,75 @@ def validate_probes_use_the_management_port(args: ResourceArgs, report_violation
 
 
 def validate_no_secrets_in_configmap(args: ResourceArgs, report_violation: ReportViolation) -> None:
-    """ConfigMap keys never look like secrets: ConfigMaps sit unencrypted in etcd."""
+    """ConfigMap keys never look like secrets and no value holds a credential: ConfigMaps sit unencrypted in etcd,
+    readable by whoever may read the namespace's configuration."""
     if args.resource_type != CONFIG_MAP:
         return
     for field in ("data", "binaryData"):
         for key in _dig(args.props, field) or {}:
             if looks_secret(str(key)):
                 report_violation(f"ConfigMap key {key!r} looks like a secret; put it in a Secret instead.")
+    for key, value in (_dig(args.props, "data") or {}).items():
+        credential = credential_problem(value) if isinstance(value, str) else None
+        if credential:
+            report_violation(f"ConfigMap key {key!r} holds {credential}; put it in a Secret instead.")
+
+
+def _is_kubernetes(args: ResourceArgs) -> bool:
+    return args.resource_type.startswith("kubernetes:")
+
+
+def validate_no_controller_snippets(args: ResourceArgs, report_violation: ReportViolation) -> None:
+    """No object carries a configuration snippet: raw text an ingress controller pastes into the configuration it
+    shares with every host it serves."""
+    if not _is_kubernetes(args):
+        return
+    for key in _dig(args.props, "metadata", "annotations") or {}:
+        problem = annotation_problem(str(key))
+        if problem:
+            report_violation(f"{_kind(args)} annotation {problem}.")
+
+
+def validate_outside_the_clusters_namespaces(args: ResourceArgs, report_violation: ReportViolation) -> None:
+    """No object lives in (and no Namespace object is) one of the cluster's own namespaces: default, kube-system,
+    kube-public, kube-node-lease or any other kube-*."""
+    if not _is_kubernetes(args):
+        return
+    field = "name" if _kind(args) == "Namespace" else "namespace"
+    namespace = _dig(args.props, "metadata", field)
+    problem = namespace_problem(namespace) if isinstance(namespace, str) else None
+    if problem:
+        report_violation(f"{_kind(args)} {_dig(args.props, 'metadata', 'name')!r}: {problem}.")
+
+
+def _node_affinity_terms(pod: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
+    node_affinity = _dig(pod, "affinity", "nodeAffinity") or {}
+    yield from _dig(node_affinity, "requiredDuringSchedulingIgnoredDuringExecution", "nodeSelectorTerms") or []
+    for preferred in node_affinity.get("preferredDuringSchedulingIgnoredDuringExecution") or []:
+        yield _dig(preferred, "preference") or {}
+
+
+def validate_off_the_control_plane(args: ResourceArgs, report_violation: ReportViolation) -> None:
+    """No pod selects the control plane's nodes or tolerates their taint, and no toleration tolerates every taint:
+    the app's pods never run beside the API server and etcd."""
+    pod = _pod(args)
+    if pod is None:
+        return
+    problems = [node_selection_problem(str(key)) for key in pod.get("nodeSelector") or {}]
+    problems += [
+        node_selection_problem(str(requirement.get("key")), str(requirement.get("operator")))
+        for term in _node_affinity_terms(pod)
+        for requirement in _dig(term, "matchExpressions") or []
+        if isinstance(requirement, Mapping)
+    ]
+    problems += [
+        toleration_problem(toleration.get("key"), str(toleration.get("operator", "Equal")))
+        for toleration in pod.get("tolerations") or []
+        if isinstance(toleration, Mapping)
+    ]
+    for problem in problems:
+        if problem:
+            report_violation(f"{_kind(args)} pod: {problem}.")
 
 
 def validate_no_test_routes(args: ResourceArgs, report_violation: ReportViolation) -> None:
@@ -295,7 +372,10 @@ RESOURCE_CHECKS: dict[str, tuple[str, Callable[[ResourceArgs, ReportViolation], 
         validate_image_pinned,
     ),
     "deployments-have-readiness-probes": ("Deployment containers have a readiness probe.", validate_readiness_probe),
-    "configmaps-hold-no-secrets": ("ConfigMap keys do not look like secrets.", validate_no_secrets_in_configmap),
+    "configmaps-hold-no-secrets": (
+        "ConfigMap keys do not look like secrets, and no value holds a credential.",
+        validate_no_secrets_in_configmap,
+    ),
     "no-test-routes": ("No workload turns on the app's test routes.", validate_no_test_routes),
     "probes-use-the-management-port": (
         "Containers with a management port are probed on it, never behind request threads.",
@@ -308,6 +388,18 @@ RESOURCE_CHECKS: dict[str, tuple[str, Callable[[ResourceArgs, ReportViolation], 
     "containers-run-unprivileged": (
         "Containers run as non-root, unprivileged, without privilege escalation, with capabilities dropped.",
         validate_containers_run_unprivileged,
+    ),
+    "no-controller-snippets": (
+        "No object carries a configuration snippet for a shared ingress controller.",
+        validate_no_controller_snippets,
+    ),
+    "outside-the-clusters-namespaces": (
+        "No object lives in default, kube-system, kube-public, kube-node-lease or another kube-* namespace.",
+        validate_outside_the_clusters_namespaces,
+    ),
+    "pods-stay-off-the-control-plane": (
+        "Pods neither select nor tolerate the control plane's nodes, and tolerate no taint by a key-less toleration.",
+        validate_off_the_control_plane,
     ),
 }
 """Each resource policy's name, description and validation, for the pack and for tests that run them all."""

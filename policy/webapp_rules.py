@@ -97,6 +97,90 @@ def looks_secret(name: str) -> bool:
     return any(word in upper for word in SECRET_WORDS)
 
 
+_URL_PASSWORD = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s/?#@:]*:[^\s/?#@]+@")
+_SECRET_PARAMETER = re.compile(r"(?:^|[?&;\s])([A-Za-z_][A-Za-z0-9_.-]*)=[^&;\s]")
+_PRIVATE_KEY = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
+
+
+def credential_problem(value: str) -> str | None:
+    """Which credential a plain value holds (a URL's password, a secret-named parameter such as `password=` or
+    `token=` in a query string or a connection string, a private key), or None. Never repeats the value."""
+    if _URL_PASSWORD.search(value):
+        return "a password in a URL (scheme://user:password@host)"
+    named = [m.group(1) for m in _SECRET_PARAMETER.finditer(value) if looks_secret(m.group(1)) or m.group(1) == "pwd"]
+    if named:
+        return f"a secret-named parameter ({', '.join(f'{name}=...' for name in named)})"
+    if _PRIVATE_KEY.search(value):
+        return "a private key"
+    return None
+
+
+SNIPPET = "snippet"
+"""What ingress controllers name the annotations whose value they paste into their own configuration:
+ingress-nginx's server-, configuration-, auth-, stream- and modsecurity-snippet, NGINX Inc's server-snippets and
+location-snippets, HAProxy's backend-config-snippet."""
+
+
+def annotation_problem(key: str) -> str | None:
+    """Why an object may not carry the annotation `key` (a controller snippet), or None."""
+    if SNIPPET in key.rsplit("/", 1)[-1].lower():
+        return (
+            f"{key} is a configuration snippet: the controller pastes its text into its own configuration, shared by "
+            "every host it serves (and able to read its credentials); use the controller's dedicated annotations "
+            "(e.g. nginx.ingress.kubernetes.io/proxy-body-size) or ask the platform team"
+        )
+    return None
+
+
+CONTROL_PLANE_KEYS = ("node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master")
+"""The label and the taint key of control-plane nodes (kubeadm and most distributions; `master` before 1.24)."""
+_NODE_POOL_HINT = "tolerate the taint of a node pool of the app's own instead, e.g. key: dedicated, value: web"
+
+
+def toleration_problem(key: str | None, operator: str) -> str | None:
+    """Why pods may not carry this toleration (one without a key, which tolerates every taint, or one of the
+    control plane's taint), or None."""
+    if not key and operator == "Exists":
+        return (
+            "a toleration with operator Exists and no key tolerates every taint: the control plane's, and the "
+            f"NoExecute taints that evict pods from failing nodes; {_NODE_POOL_HINT}"
+        )
+    if not key:
+        return f"a toleration needs a key (Kubernetes refuses operator {operator} without one); {_NODE_POOL_HINT}"
+    if key in CONTROL_PLANE_KEYS:
+        return (
+            f"{key} is the control plane's taint: the app's pods never run beside the API server and etcd; "
+            f"{_NODE_POOL_HINT}"
+        )
+    return None
+
+
+def node_selection_problem(key: str, operator: str = "In") -> str | None:
+    """Why pods may not select nodes by this label and operator (the control plane's nodes), or None; a nodeSelector
+    entry is operator In."""
+    if key in CONTROL_PLANE_KEYS and operator not in ("NotIn", "DoesNotExist"):
+        return (
+            f"{key} selects the control plane's nodes: the app's pods never run beside the API server and etcd; "
+            "select a node pool of the app's own (e.g. node-pool: web), or keep away with NotIn or DoesNotExist"
+        )
+    return None
+
+
+CLUSTER_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+"""The namespaces every cluster starts with; `kube-` is reserved for Kubernetes' own."""
+
+
+def namespace_problem(namespace: str) -> str | None:
+    """Why a stack may not deploy into `namespace` (the cluster's own), or None."""
+    if namespace in CLUSTER_NAMESPACES or namespace.startswith("kube-"):
+        return (
+            f"{namespace} is the cluster's own namespace: the app would share it with the cluster's components and "
+            "their credentials, without the restricted Pod Security admission a namespace of its own gets; leave "
+            "namespace out (webapp-<stack>, created restricted) or name one of the app's own, such as webapp-prod"
+        )
+    return None
+
+
 OCI_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
 """The OCI distribution spec's tag grammar: what registries accept (`1.4.2`, `sha-860c190`, `main`)."""
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")

@@ -21,8 +21,11 @@ from policy.webapp_policies import (
     validate_disruption_budgets,
     validate_image_pinned,
     validate_images_by_digest,
+    validate_no_controller_snippets,
     validate_no_secrets_in_configmap,
     validate_no_test_routes,
+    validate_off_the_control_plane,
+    validate_outside_the_clusters_namespaces,
     validate_pods_share_nothing_with_the_node,
     validate_probes_use_the_management_port,
     validate_readiness_probe,
@@ -31,6 +34,7 @@ from policy.webapp_policies import (
 from tests.policy_samples import CONTAINER, LABELS
 from tests.pulumi_helpers import committed_stack
 from tools.manifests import to_manifest
+from tools.mocks import ProgramRun
 from tools.stack_config import REPO_ROOT, stack_names
 
 
@@ -115,6 +119,9 @@ def test_the_pack_has_these_policies_in_this_order() -> None:
         "probes-use-the-management-port",
         "pods-share-nothing-with-the-node",
         "containers-run-unprivileged",
+        "no-controller-snippets",
+        "outside-the-clusters-namespaces",
+        "pods-stay-off-the-control-plane",
         "replicated-deployments-have-disruption-budgets",
         "images-by-digest",
     ]
@@ -225,21 +232,25 @@ def test_autoscaled_minimum_counts_as_replicas() -> None:
     assert len(_violations(validate_disruption_budgets, Stack([_deployment(replicas=1), hpa]))) == 1
 
 
-@pytest.mark.parametrize("stack", stack_names())
-def test_every_rendered_stack_complies_with_the_pack(stack: str) -> None:
-    # The Pulumi type token the mocks recorded, and the object as rendered (names filled in, secrets masked).
-    resources = [
-        Resource(r.type, to_manifest(r).body, name=r.name)
-        for r in committed_stack(stack).run.resources
-        if r.is_kubernetes
-    ]
-    # Every policy of the pack, not a hand-picked list.
+def pack_violations(run: ProgramRun) -> list[str]:
+    """Every violation the whole pack (the digest rule included) reports on what a program run registered.
+
+    Each object as the pack sees it: the Pulumi type token the mocks recorded, and the object as rendered (names
+    filled in, secrets masked). Every policy of the pack, not a hand-picked list; the settings adversary
+    (tests/test_settings_adversary.py) holds every stack it generates to it too.
+    """
+    resources = [Resource(r.type, to_manifest(r).body, name=r.name) for r in run.resources if r.is_kubernetes]
     violations = [
         v for resource in resources for _, check in RESOURCE_CHECKS.values() for v in _violations(check, resource)
     ]
     violations += [v for _, check in STACK_CHECKS.values() for v in _violations(check, Stack(resources))]
     violations += [v for resource in resources for v in _violations(validate_images_by_digest, resource)]
-    assert violations == []
+    return violations
+
+
+@pytest.mark.parametrize("stack", stack_names())
+def test_every_rendered_stack_complies_with_the_pack(stack: str) -> None:
+    assert pack_violations(committed_stack(stack).run) == []
 
 
 def test_the_pack_uses_the_projects_rules_verbatim() -> None:
@@ -342,3 +353,96 @@ def test_a_host_port_is_refused() -> None:
     resource = _deployment(ports=[{"containerPort": 8080, "hostPort": 80}], securityContext=HARDENED)
     [found] = _violations(validate_pods_share_nothing_with_the_node, resource)
     assert "binds the node's port 80" in found
+
+
+# Issue 35, F9: the pack refuses what the settings refuse, for whatever else runs through it.
+
+
+@pytest.mark.parametrize(
+    ("annotations", "violations"),
+    [
+        ({"nginx.ingress.kubernetes.io/proxy-body-size": "8m", "cert-manager.io/cluster-issuer": "le"}, 0),
+        ({"nginx.ingress.kubernetes.io/server-snippet": "location /admin { allow all; }"}, 1),
+        ({"nginx.ingress.kubernetes.io/configuration-snippet": "x", "nginx.org/server-snippets": "y"}, 2),
+    ],
+)
+def test_controller_snippets_are_refused(annotations: dict[str, str], violations: int) -> None:
+    ingress = Resource("kubernetes:networking.k8s.io/v1:Ingress", {"metadata": {"annotations": annotations}})
+    found = _violations(validate_no_controller_snippets, ingress)
+    assert len(found) == violations, found
+    assert all(message.startswith("Ingress annotation ") and "configuration snippet" in message for message in found)
+
+
+@pytest.mark.parametrize(
+    ("resource_type", "metadata", "violations"),
+    [
+        ("kubernetes:apps/v1:Deployment", {"name": "web", "namespace": "webapp-prod"}, 0),
+        ("kubernetes:apps/v1:Deployment", {"name": "web", "namespace": "kube-system"}, 1),
+        ("kubernetes:core/v1:ConfigMap", {"name": "web", "namespace": "default"}, 1),
+        ("kubernetes:core/v1:Namespace", {"name": "kube-webapp"}, 1),
+        ("kubernetes:core/v1:Namespace", {"name": "webapp-dev"}, 0),
+    ],
+)
+def test_objects_stay_out_of_the_clusters_namespaces(
+    resource_type: str, metadata: dict[str, str], violations: int
+) -> None:
+    found = _violations(validate_outside_the_clusters_namespaces, Resource(resource_type, {"metadata": metadata}))
+    assert len(found) == violations, found
+    assert all("is the cluster's own namespace" in message for message in found)
+
+
+CONTROL_PLANE = "node-role.kubernetes.io/control-plane"
+
+
+@pytest.mark.parametrize(
+    ("pod_changes", "violations"),
+    [
+        ({"nodeSelector": {"node-pool": "web"}}, 0),
+        ({"tolerations": [{"key": "dedicated", "operator": "Equal", "value": "web", "effect": "NoSchedule"}]}, 0),
+        ({"nodeSelector": {CONTROL_PLANE: ""}}, 1),
+        ({"tolerations": [{"operator": "Exists"}]}, 1),
+        ({"tolerations": [{"key": "node-role.kubernetes.io/master", "operator": "Exists"}]}, 1),
+        (
+            {
+                "affinity": {
+                    "nodeAffinity": {
+                        "preferredDuringSchedulingIgnoredDuringExecution": [
+                            {
+                                "weight": 1,
+                                "preference": {"matchExpressions": [{"key": CONTROL_PLANE, "operator": "Exists"}]},
+                            }
+                        ]
+                    }
+                }
+            },
+            1,
+        ),
+        (
+            {
+                "affinity": {
+                    "nodeAffinity": {
+                        "requiredDuringSchedulingIgnoredDuringExecution": {
+                            "nodeSelectorTerms": [
+                                {"matchExpressions": [{"key": CONTROL_PLANE, "operator": "DoesNotExist"}]}
+                            ]
+                        }
+                    }
+                }
+            },
+            0,
+        ),
+    ],
+)
+def test_pods_stay_off_the_control_plane(pod_changes: dict[str, Any], violations: int) -> None:
+    found = _violations(validate_off_the_control_plane, _pod_with(pod_changes))
+    assert len(found) == violations, found
+    assert all(message.startswith("Deployment pod: ") for message in found)
+
+
+def test_a_credential_in_a_configmap_value_is_refused_without_repeating_it() -> None:
+    config_map = Resource("kubernetes:core/v1:ConfigMap", {"data": {"DATABASE_URL": "postgres://u:hunter2@db/app"}})
+    [found] = _violations(validate_no_secrets_in_configmap, config_map)
+    assert found == (
+        "ConfigMap key 'DATABASE_URL' holds a password in a URL (scheme://user:password@host); put it in a Secret "
+        "instead."
+    )

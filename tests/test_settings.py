@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pydantic
@@ -524,6 +525,125 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], dict[str, str] | str | None, str]] 
         TEST_SECRETS,
         "a LoadBalancer Service would publish /metrics outside the cluster",
     ),
+    # Issue 35, F9: what a review found rendering with no objection, and what the settings adversary found beside it.
+    (
+        "ingress-server-snippet",
+        valid_config(
+            ingress={
+                "enabled": True,
+                "hosts": ["webapp.example.com"],
+                "annotations": {"nginx.ingress.kubernetes.io/server-snippet": "location /admin { allow all; }"},
+            }
+        ),
+        TEST_SECRETS,
+        "webapp:ingress.annotations: nginx.ingress.kubernetes.io/server-snippet is a configuration snippet: the "
+        "controller pastes its text into its own configuration, shared by every host it serves",
+    ),
+    (
+        "route-configuration-snippet",
+        valid_config(
+            httpRoute={
+                "enabled": True,
+                "gateway": {"name": "shared"},
+                "hostnames": ["webapp.example.com"],
+                "annotations": {"nginx.ingress.kubernetes.io/configuration-snippet": "more_set_headers 'A: b';"},
+            }
+        ),
+        TEST_SECRETS,
+        "webapp:httpRoute.annotations: nginx.ingress.kubernetes.io/configuration-snippet is a configuration snippet",
+    ),
+    (
+        "control-plane-node-selector",
+        valid_config(scheduling={"nodeSelector": {"node-role.kubernetes.io/control-plane": ""}}),
+        TEST_SECRETS,
+        "webapp:scheduling.nodeSelector: node-role.kubernetes.io/control-plane selects the control plane's nodes",
+    ),
+    (
+        "master-node-affinity",
+        valid_config(
+            scheduling={
+                "affinity": {
+                    "nodeAffinity": {
+                        "requiredDuringSchedulingIgnoredDuringExecution": {
+                            "nodeSelectorTerms": [
+                                {"matchExpressions": [{"key": "node-role.kubernetes.io/master", "operator": "Exists"}]}
+                            ]
+                        }
+                    }
+                }
+            }
+        ),
+        TEST_SECRETS,
+        "nodeSelectorTerms.0.matchExpressions.0: node-role.kubernetes.io/master selects the control plane's nodes",
+    ),
+    (
+        "toleration-of-every-taint",
+        valid_config(scheduling={"tolerations": [{"operator": "Exists"}]}),
+        TEST_SECRETS,
+        "webapp:scheduling.tolerations.0: a toleration with operator Exists and no key tolerates every taint",
+    ),
+    (
+        "toleration-without-a-key",
+        valid_config(scheduling={"tolerations": [{"operator": "Equal", "effect": "NoSchedule"}]}),
+        TEST_SECRETS,
+        "webapp:scheduling.tolerations.0: a toleration needs a key (Kubernetes refuses operator Equal without one)",
+    ),
+    (
+        "toleration-of-the-control-plane",
+        valid_config(
+            scheduling={
+                "tolerations": [
+                    {"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"}
+                ]
+            }
+        ),
+        TEST_SECRETS,
+        "webapp:scheduling.tolerations.0: node-role.kubernetes.io/control-plane is the control plane's taint",
+    ),
+    (
+        "kube-system-namespace",
+        valid_config(namespace="kube-system", createNamespace=False),
+        TEST_SECRETS,
+        "webapp:namespace: kube-system is the cluster's own namespace",
+    ),
+    (
+        "default-namespace",
+        valid_config(namespace="default", createNamespace=False),
+        TEST_SECRETS,
+        "webapp:namespace: default is the cluster's own namespace",
+    ),
+    (
+        "credentials-in-a-database-url",
+        valid_config(appConfig={"DATABASE_URL": "postgres://user:hunter2@db.internal:5432/app"}),
+        TEST_SECRETS,
+        "webapp:appConfig: DATABASE_URL's value holds a password in a URL (scheme://user:password@host) and would "
+        "land in a plain ConfigMap; list it in secretKeys and set it with "
+        "`pulumi config set --secret --path 'webapp:secrets.DATABASE_URL' <value>`",
+    ),
+    (
+        "password-in-a-connection-string",
+        valid_config(appConfig={"DATABASE_DSN": "host=db user=app password=hunter2 dbname=app"}),
+        TEST_SECRETS,
+        "webapp:appConfig: DATABASE_DSN's value holds a secret-named parameter (password=...)",
+    ),
+    (
+        "token-in-a-webhook-url",
+        valid_config(appConfig={"ALERT_HOOK": "https://hooks.example.com/in?channel=ops&token=hunter2"}),
+        TEST_SECRETS,
+        "webapp:appConfig: ALERT_HOOK's value holds a secret-named parameter (token=...)",
+    ),
+    (
+        "private-key-in-app-config",
+        valid_config(appConfig={"TLS_PEM": "-----BEGIN EC PRIVATE KEY-----\nhunter2\n-----END EC PRIVATE KEY-----"}),
+        TEST_SECRETS,
+        "webapp:appConfig: TLS_PEM's value holds a private key",
+    ),
+    (
+        "probes-on-the-traffic-port-beside-a-management-port",
+        valid_config(app={"readiness": {"path": "/ready", "port": "traffic"}}),
+        TEST_SECRETS,
+        "webapp:app: readiness probe the traffic port, where a probe waits behind busy request threads",
+    ),
 ]
 
 
@@ -664,3 +784,65 @@ def test_reads_config_the_way_the_cli_hands_it_over(monkeypatch: pytest.MonkeyPa
         runtime_config._SECRET_KEYS.reset(secrets_token)
     assert raw == {"replicas": "3", "image": cli_config["webapp:image"], "secrets": cli_config["webapp:secrets"]}
     assert secret_keys == {"secrets"}
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "nginx.ingress.kubernetes.io/auth-snippet",
+        "nginx.ingress.kubernetes.io/stream-snippet",
+        "nginx.ingress.kubernetes.io/modsecurity-snippet",
+        "nginx.org/location-snippets",
+        "haproxy.org/backend-config-snippet",
+    ],
+)
+def test_every_controller_snippet_is_refused_by_name(key: str) -> None:
+    ingress = {"enabled": True, "hosts": ["webapp.example.com"], "annotations": {key: "return 200;"}}
+    with pytest.raises(ConfigError, match=rf"webapp:ingress\.annotations: {re.escape(key)} is a configuration snippet"):
+        parse_settings("test", valid_config(ingress=ingress, secretKeys=[]), set())
+
+
+@pytest.mark.parametrize("namespace", ["kube-public", "kube-node-lease", "kube-flannel"])
+def test_the_clusters_own_namespaces_are_refused_created_or_not(namespace: str) -> None:
+    for create in (True, False):
+        with pytest.raises(ConfigError, match=rf"webapp:namespace: {namespace} is the cluster's own namespace"):
+            parse_settings("test", valid_config(namespace=namespace, createNamespace=create, secretKeys=[]), set())
+
+
+def test_a_refused_credential_is_never_repeated() -> None:
+    # The error goes to the terminal, the CI log and the pull-request comment: it names the key, never the value.
+    with pytest.raises(ConfigError) as exc:
+        parse_settings("test", valid_config(appConfig={"DATABASE_URL": "postgres://u:hunter2@db/app"}), set())
+    assert "webapp:appConfig: DATABASE_URL's value holds a password in a URL" in str(exc.value)
+    assert "hunter2" not in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "postgres://app@db.internal:5432/app",  # a user, no password: the password comes from DATABASE_PASSWORD
+        "https://cdn.example.com:8443/@team/logo.png",  # a port, then an @ in the path
+        "https://api.example.com/v1?page=2&sort=name",
+        "Hello from dev",
+        "x:y@z",
+        "http://[::1]:8080/",
+    ],
+)
+def test_values_without_credentials_stay_plain_config(value: str) -> None:
+    settings = parse_settings("test", valid_config(appConfig={"UPSTREAM": value}, secretKeys=[]), set()).settings
+    assert settings.app_config == {"UPSTREAM": value}
+
+
+def test_a_node_pool_of_its_own_and_keeping_off_the_control_plane_are_fine() -> None:
+    away = {"key": "node-role.kubernetes.io/control-plane", "operator": "DoesNotExist"}
+    scheduling = {
+        "nodeSelector": {"node-pool": "web"},
+        "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "web", "effect": "NoSchedule"}],
+        "affinity": {
+            "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": [away]}]}
+            }
+        },
+    }
+    settings = parse_settings("test", valid_config(scheduling=scheduling, secretKeys=[]), set()).settings
+    assert settings.scheduling.node_selector == {"node-pool": "web"}

@@ -3,7 +3,7 @@ ConfigMap. Stated once, for both."""
 
 from __future__ import annotations
 
-from webapp_platform.config.rules import MANAGED_ENV, TEST_ROUTES_ENV, looks_secret
+from webapp_platform.config.rules import MANAGED_ENV, TEST_ROUTES_ENV, credential_problem, looks_secret
 from webapp_platform.config.types import ENV_NAME, ENV_NAME_RULE
 
 PROJECT = "webapp"
@@ -11,9 +11,11 @@ PROJECT = "webapp"
 
 
 def checked_app_config(value: dict[str, str]) -> dict[str, str]:
-    """`value` when every name may be set through a ConfigMap; else a ValueError naming each that may not, and why."""
+    """`value` when every name may be set through a ConfigMap, and no value holds a credential; else a ValueError
+    naming each that may not, and why (never repeating a value)."""
     problems = []
-    for name in value:
+    for name, text in value.items():
+        credential = credential_problem(text)
         if not ENV_NAME.match(name):  # a key, so not the EnvName type (its error would point into the key)
             problems.append(f"{name!r} is not {ENV_NAME_RULE}")
         elif name == TEST_ROUTES_ENV:
@@ -26,9 +28,10 @@ def checked_app_config(value: dict[str, str]) -> dict[str, str]:
                 f"{name} is set by the Deployment itself (from {MANAGED_ENV[name]}), which would override "
                 "appConfig; use that setting instead"
             )
-        elif looks_secret(name):
+        elif looks_secret(name) or credential:
+            why = f"{name}'s value holds {credential}" if credential else f"{name} looks secret"
             problems.append(
-                f"{name} looks secret and would land in a plain ConfigMap; "
+                f"{why} and would land in a plain ConfigMap; "
                 f"list it in secretKeys and set it with "
                 f"`pulumi config set --secret --path '{PROJECT}:secrets.{name}' <value>`"
             )

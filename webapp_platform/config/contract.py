@@ -116,6 +116,22 @@ class AppContract(SettingsModel):
                 problems.append("platformEnv lists MANAGEMENT_PORT, and managementPort is not set")
         elif self.management_port == self.port:
             problems.append(f"managementPort {self.management_port} is the traffic port; give it a port of its own")
+        else:
+            on_traffic = [
+                name
+                for name, endpoint in (
+                    ("liveness", self.liveness),
+                    ("readiness", self.readiness),
+                    ("startup", self.startup),
+                )
+                if endpoint.port == "traffic"
+            ]
+            if on_traffic:
+                problems.append(
+                    f"{', '.join(on_traffic)} probe the traffic port, where a probe waits behind busy request threads "
+                    "and a pod that is only busy gets restarted (the policy pack refuses it); give them port: "
+                    "management, or managementPort: null for an app with one port"
+                )
         if problems:
             raise ValueError("; ".join(problems))
         return self

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from webapp_platform.config.rules import node_selection_problem, toleration_problem
 from webapp_platform.config.types import DnsLabel, LabelKey, LabelValue, SettingsModel
 
 Weight = Annotated[int, Field(ge=1, le=100)]
@@ -23,6 +24,9 @@ class Toleration(SettingsModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> Toleration:
+        problem = toleration_problem(self.key, self.operator)
+        if problem:
+            raise ValueError(problem)
         if self.operator == "Exists" and self.value:
             raise ValueError("operator Exists takes no value; leave value out or use operator Equal")
         if self.toleration_seconds is not None and self.effect != "NoExecute":
@@ -57,9 +61,16 @@ class _Requirement(SettingsModel):
 
 
 class NodeSelectorRequirement(_Requirement):
-    """One condition on a node's labels (Gt and Lt compare integers)."""
+    """One condition on a node's labels (Gt and Lt compare integers); never one that selects the control plane."""
 
     operator: Literal["In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt"]
+
+    @model_validator(mode="after")
+    def _not_the_control_plane(self) -> NodeSelectorRequirement:
+        problem = node_selection_problem(self.key, self.operator)
+        if problem:
+            raise ValueError(problem)
+        return self
 
 
 class NodeSelectorTerm(SettingsModel):
@@ -147,7 +158,7 @@ class SchedulingSettings(SettingsModel):
     """Where the pods may run and how they spread: across zones and across nodes."""
 
     node_selector: dict[LabelKey, LabelValue] = Field(default_factory=dict)
-    """Node labels every pod's node must carry, e.g. a node pool."""
+    """Node labels every pod's node must carry, e.g. a node pool; never the control plane's."""
     tolerations: list[Toleration] = Field(default_factory=list)
     """Taints the pods tolerate, e.g. a dedicated node pool's."""
     affinity: Affinity | None = None
@@ -155,3 +166,11 @@ class SchedulingSettings(SettingsModel):
     zone_spread: Literal["preferred", "required"] = "preferred"
     """`required`: two pods never share a zone while another zone has fewer (needs zone-labelled nodes, as every
     cloud cluster has); `preferred`: spread when possible, and still schedule on nodes without zones."""
+
+    @field_validator("node_selector")
+    @classmethod
+    def _not_the_control_plane(cls, value: dict[str, str]) -> dict[str, str]:
+        problems = [problem for key in sorted(value) if (problem := node_selection_problem(key))]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return value

@@ -28,6 +28,7 @@ from webapp_platform.config.rules import (
     STALL_SECONDS,
     TERMINATION_MARGIN_SECONDS,
     app_variable,
+    namespace_problem,
     published_metrics_problem,
     service_type_problem,
 )
@@ -173,6 +174,7 @@ class StackSettings(SettingsModel):
     """metadata.name of the Deployment, Service, Ingress, PDB, HPA and NetworkPolicy (stable, known before `up`)."""
     replicas: int = Field(default=1, ge=1, le=100)
     namespace: DnsLabel | None = None
+    """The namespace to deploy into, `webapp-<stack>` when left out; never one of the cluster's own."""
     create_namespace: bool = True
     service: ServiceSettings = ServiceSettings()
     ingress: IngressSettings = IngressSettings()
@@ -225,6 +227,14 @@ class StackSettings(SettingsModel):
     @classmethod
     def _app_config(cls, value: dict[str, str]) -> dict[str, str]:
         return checked_app_config(value)
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace(cls, value: str | None) -> str | None:
+        problem = namespace_problem(value) if value is not None else None
+        if problem:
+            raise ValueError(problem)
+        return value
 
     @field_validator("secret_keys")
     @classmethod

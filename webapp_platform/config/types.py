@@ -13,7 +13,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
 from pydantic.alias_generators import to_camel
 
 from webapp_platform.config.quantity import parse_cpu, parse_memory
-from webapp_platform.config.rules import DIGEST, DNS_LABEL, unpinned_tag_problem
+from webapp_platform.config.rules import DIGEST, DNS_LABEL, annotation_problem, unpinned_tag_problem
 
 _REPOSITORY = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::\d+)?(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
 _DNS_SUBDOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -102,15 +102,17 @@ MetricPrefix = Annotated[
 ]
 
 
-def _annotation_keys(value: dict[str, str]) -> dict[str, str]:
+def _annotations(value: dict[str, str]) -> dict[str, str]:
     bad = sorted(key for key in value if len(key) > 316 or not _ANNOTATION_KEY.match(key))
-    if bad:
-        raise ValueError(f"{bad} are not annotation keys such as nginx.ingress.kubernetes.io/proxy-body-size")
+    problems = [f"{bad} are not annotation keys such as nginx.ingress.kubernetes.io/proxy-body-size"] if bad else []
+    problems += [problem for key in sorted(value) if (problem := annotation_problem(key))]
+    if problems:
+        raise ValueError("; ".join(problems))
     return value
 
 
-Annotations = Annotated[dict[str, EnvValue], AfterValidator(_annotation_keys)]
-"""Kubernetes annotations: keys an optional DNS-subdomain prefix and a name, values text."""
+Annotations = Annotated[dict[str, EnvValue], AfterValidator(_annotations)]
+"""Kubernetes annotations: keys an optional DNS-subdomain prefix and a name, values text; no controller snippets."""
 LabelKey = Annotated[str, _matching(_ANNOTATION_KEY, "a label key such as topology.kubernetes.io/zone or pool")]
 LabelValue = Annotated[
     str,
