@@ -11,6 +11,7 @@ python -m localcluster down                    # stop and remove everything `up`
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 from pathlib import Path
@@ -128,6 +129,16 @@ def _down() -> int:
     return 0
 
 
+def interruptible() -> None:
+    """Make SIGINT raise KeyboardInterrupt here whatever this process inherited.
+
+    A process started in the background by a non-interactive shell (a script's or a CI runner's `&`) inherits
+    SIGINT ignored, and Python then leaves it ignored: an interrupted `up` would run to its end instead of removing
+    what it had started.
+    """
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Dispatch the subcommand."""
     parser = argparse.ArgumentParser(prog="python -m localcluster", description=__doc__.splitlines()[0])
@@ -146,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "plan":
         return _plan()
     if args.command == "up":
+        interruptible()
         try:
             return _up(args.stack, args.kubeconfig)
         except KeyboardInterrupt:
