@@ -225,6 +225,8 @@ def _check_render_is_accepted(plane: ControlPlane, stack: str, tmp_path: Path) -
 
 KUBECONFIG_STEP = "Point kubectl at this stack's cluster, read-only (the environment's secret)"
 REPORT_STEP = "Report drift"
+NEW_VERSION = f"ghcr.io/example/webapp:1.4.3@sha256:{'3' * 64}"
+"""The version the runbook's "Deploy a new version" releases onto staging (kwok pulls no image)."""
 
 
 def _drift_runner(plane: ControlPlane, ws: Workspace, stack: str, tmp_path: Path) -> tuple[Runner, Path]:
@@ -363,8 +365,9 @@ def test_config_and_image_changes_roll_the_pods(plane: ControlPlane, tmp_path: P
     for pod in running:
         assert _env_from(pod["spec"], "configMapRef") == [new_config]
 
-    # A new image tag: a rolling update that never has fewer available pods than desired.
-    ws.run("pulumi config set --path 'webapp:image.tag' 1.4.3")
+    # A new version, as the runbook deploys one (tools.promote writes its tag and digest together): a rolling
+    # update that never has fewer available pods than desired.
+    ws.run_python_module("runbook: deploy a new version", "tools.promote", "--image", NEW_VERSION, "--to", stack)
     with _sampling(plane, namespace) as samples:
         ws.run("pulumi up --yes")
     assert samples
@@ -386,21 +389,31 @@ def test_config_and_image_changes_roll_the_pods(plane: ControlPlane, tmp_path: P
     first_down = next(i for i, m in enumerate(messages) if m.startswith(f"Scaled down replica set {previous}"))
     assert first_up < first_down, messages
     final = _deployment(plane, namespace)
-    assert final["spec"]["template"]["spec"]["containers"][0]["image"].split("@")[0].endswith(":1.4.3")
+    assert final["spec"]["template"]["spec"]["containers"][0]["image"] == NEW_VERSION
     assert final["status"]["updatedReplicas"] == replicas
-    _runbook_rollback_rotate_and_drain(plane, ws, namespace, replicas)
+    _runbook_rollback_rotate_and_drain(plane, ws, stack, replicas, previous=_reference(stack_file(stack)))
     ws.run("pulumi destroy --yes")
 
 
-def _runbook_rollback_rotate_and_drain(plane: ControlPlane, ws: Workspace, namespace: str, replicas: int) -> None:
-    """The README's runbook steps, as an operator would run them."""
-    # Roll back: the previous tag (its update is in `pulumi stack history`), then `up`.
+def _reference(config: dict[str, Any]) -> str:
+    """The image reference a stack file's `webapp:image` names: repository:tag@digest."""
+    image = config["webapp:image"]
+    return f"{image['repository']}:{image['tag']}@{image['digest']}"
+
+
+def _runbook_rollback_rotate_and_drain(
+    plane: ControlPlane, ws: Workspace, stack: str, replicas: int, *, previous: str
+) -> None:
+    """The runbook's steps (docs/runbook.md), as an operator would run them."""
+    namespace = stack_file(stack)["webapp:namespace"]
+    # Roll back: the previous reference, tag and digest (its update is in `pulumi stack history`), released like
+    # any version.
     history = ws.run("pulumi stack history --json").json()
     assert [entry["kind"] for entry in history[:3]] == ["update", "update", "update"], history[:3]
-    ws.run("pulumi config set --path 'webapp:image.tag' 1.4.2")
+    ws.run_python_module("runbook: roll back", "tools.promote", "--image", previous, "--to", stack)
     ws.run("pulumi up --yes")
     deployment = _deployment(plane, namespace)
-    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"].split("@")[0].endswith(":1.4.2")
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == previous
     assert deployment["status"]["availableReplicas"] == replicas
 
     # Rotate a secret: a new immutable Secret, the pods roll onto it, the old one goes.
