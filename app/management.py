@@ -6,7 +6,10 @@ longer than its timeout restarts a pod that was only busy. The master
 process never handles application requests, so this listener, one selector
 thread of the master that reads each request whole before answering it
 (idle or slow clients cost a socket, never a thread, and at most 512 are
-held), answers within milliseconds however loaded the workers are. It reads the workers' state
+held; a head over MAX_HEAD_BYTES is refused, 431), answers within
+milliseconds however loaded the workers are. An answered connection is
+drained until the client closes (LINGER_SECONDS at most), so request bytes
+it left unread never turn the close into a reset. It reads the workers' state
 from shared memory (`app.progress`, `app.shutdown_state`) and their metric files
 (`app.metrics`), and it writes no log line per request.
 
