@@ -308,19 +308,26 @@ class Served:
 @dataclass
 class PrometheusStandIn:
     """A real HTTP Prometheus on 127.0.0.1 answering /api/v1/query for the canary's checks, one mode per check
-    from `script` (cycled), recording each check it served (`served`); `observe` says what the cluster runs."""
+    from `script`, then healthy ones (a fault that passes), recording each check it served (`served`); `observe`
+    says what the cluster runs."""
 
     script: list[Mode] = field(default_factory=lambda: ["healthy"])
     observe: Callable[[], Deployed | None] = lambda: None
     trickle_gap: float = 0.005
     served: list[Served] = field(default_factory=list)
     url: str = ""
+    script_from: int = 0
+
+    def answer_with(self, script: list[Mode]) -> None:
+        """The next checks' modes, in turn, then healthy ones."""
+        self.script, self.script_from = script, len(self.served)
 
     def answer(self, query: str) -> tuple[int, bytes, Mode]:
         """The status, body and mode for one query (a check begins with its request count)."""
         kind = "requests" if "increase(" in query else "failed" if 'status=~"5.."' in query else "slow"
         if kind == "requests":
-            mode = self.script[len(self.served) % len(self.script)]
+            number = len(self.served) - self.script_from
+            mode = self.script[number] if number < len(self.script) else "healthy"
             seen = self.observe()
             self.served.append(Served(mode, None, None) if seen is None else Served(mode, seen.canary, seen.weight))
         check = self.served[-1] if self.served else Served("healthy", None, None)

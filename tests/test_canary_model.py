@@ -91,7 +91,7 @@ FAULTS = st.none() | st.builds(
     st.sampled_from(["kill before", "kill during", "fail", "concurrent"]),
 )
 SCRIPTS = st.lists(st.sampled_from(("healthy", "healthy", "healthy", *MODES)), min_size=1, max_size=4)
-"""What Prometheus answers a run's checks, in turn: healthy about half the time."""
+"""What Prometheus answers a run's first checks, in turn (healthy about half the time); the rest are healthy."""
 
 
 class ReleaseDriver(RuleBasedStateMachine):
@@ -172,7 +172,7 @@ class ReleaseDriver(RuleBasedStateMachine):
         self.stack.calls.clear()
         self.stack.fault = fault
         self.stack.during = self._second_run
-        self.prometheus.script = script
+        self.prometheus.answer_with(script)
         flags = ["--cancel-stale-update"] if cancel_stale else []
         code, out, err = drive(self.stack, self.prometheus, *argv, *flags)
         self.stack.fault = None
