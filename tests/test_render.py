@@ -174,3 +174,13 @@ def test_cli_renders_and_prints_the_summary(tmp_path: Path, capsys: pytest.Captu
     assert "ghcr.io/example/webapp:1.4.2" in out
     assert "webapp.example.com" in out
     assert (tmp_path / "prod").is_dir()
+
+
+def test_the_render_fails_a_stack_the_policy_pack_refuses(tmp_path: Path) -> None:
+    # A run whose Deployment lost its limits: the pack's requests-and-limits policy fails the render by name.
+    rendered = copy.deepcopy(committed_stack("dev"))
+    (deployment,) = [r for r in rendered.run.resources if r.type == "kubernetes:apps/v1:Deployment"]
+    del deployment.state["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
+    written = {"dev": write_manifests(rendered, tmp_path)}
+    found = check_stacks({"dev": rendered}, written, tmp_path, checkov=None)
+    assert any(problem.startswith("policy pack: ") and "limits" in problem for problem in found["dev"]), found

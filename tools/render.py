@@ -6,8 +6,9 @@
 
 Writes build/manifests/<stack>/NN-<kind>-<name>.yaml (stable names, stable
 content), prints a summary table, validates every manifest against the
-Kubernetes schemas and runs checkov. Exits 1 when the program or a check
-fails, with the reasons on stderr.
+Kubernetes schemas, runs the policy pack's checks on what the program
+registered and runs checkov. Exits 1 when the program or a check fails, with
+the reasons on stderr.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import yaml
 
 from tools.manifests import Manifest, to_manifests
 from tools.mocks import ProgramRun, run_program
+from tools.policy_checks import pack_violations
 from tools.stack_config import REPO_ROOT, StackConfig, load_stack_config, stack_names
 from tools.validate import SUPPORTED_KUBERNETES, CheckovFinding, CheckovScan, schema_problems
 
@@ -169,9 +171,9 @@ def checkov_by_stack(written: dict[str, Path], found: list[CheckovFinding]) -> d
 def check_stacks(
     rendered: dict[str, Rendered], written: dict[str, Path], output: Path, checkov: CheckovScan | None
 ) -> dict[str, list[str]]:
-    """Every written stack's schema problems and, with `checkov`, its checkov findings.
+    """Every written stack's schema problems, the policy pack's violations and, with `checkov`, its checkov findings.
 
-    checkov starts scanning first and the schemas are checked while it runs: on two cores the two overlap.
+    checkov starts scanning first and the schemas and the pack are checked while it runs: on two cores they overlap.
     One checkov scan covers every stack (it takes seconds to start): the stack's own directory when there
     is one stack, else `output`, their common root.
     """
@@ -180,6 +182,8 @@ def check_stacks(
     if checkov is not None:
         checkov.scan(next(iter(written.values())) if len(written) == 1 else output)
     problems = {stack: schema_problems(rendered[stack].manifests) for stack in written}
+    for stack in written:
+        problems[stack] += [f"policy pack: {violation}" for violation in pack_violations(rendered[stack].run)]
     if checkov is not None:
         for stack, found in checkov_by_stack(written, checkov.problems()).items():
             problems[stack] += found
@@ -225,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
             for problem in problems[stack]:
                 print(f"  - {problem}", file=sys.stderr)
         else:
-            checks = "schema" + ("" if args.no_checkov else " and checkov")
+            checks = "schema, policy pack" + ("" if args.no_checkov else " and checkov")
             print(f"[{stack}] {checks} checks passed (Kubernetes {' and '.join(SUPPORTED_KUBERNETES)})")
     return 1 if failed else 0
 
