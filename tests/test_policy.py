@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -14,8 +13,6 @@ from policy.webapp_policies import (
     DEPLOY_CONFIG,
     DIGEST_POLICY,
     POLICIES,
-    RESOURCE_CHECKS,
-    STACK_CHECKS,
     image_problem,
     validate_containers_run_unprivileged,
     validate_disruption_budgets,
@@ -33,32 +30,11 @@ from policy.webapp_policies import (
 )
 from tests.policy_samples import CONTAINER, LABELS
 from tests.pulumi_helpers import committed_stack
-from tools.manifests import to_manifest
-from tools.mocks import ProgramRun
+from tools.policy_checks import PolicyResource as Resource
+from tools.policy_checks import PolicyStack as Stack
+from tools.policy_checks import pack_violations
+from tools.policy_checks import violations as _violations
 from tools.stack_config import REPO_ROOT, stack_names
-
-
-@dataclass
-class Resource:
-    """The part of pulumi_policy's args that the validations read."""
-
-    resource_type: str
-    props: dict[str, Any]
-    name: str = "res"
-    urn: str = "urn:pulumi:test::webapp::res"
-
-
-@dataclass
-class Stack:
-    """Stand-in for StackValidationArgs."""
-
-    resources: list[Resource] = field(default_factory=list)
-
-
-def _violations(validate: Any, args: Any) -> list[str]:
-    found: list[str] = []
-    validate(args, lambda message, urn=None: found.append(message))
-    return found
 
 
 def _deployment(replicas: int = 1, **container_changes: Any) -> Resource:
@@ -230,22 +206,6 @@ def test_autoscaled_minimum_counts_as_replicas() -> None:
         {"spec": {"scaleTargetRef": {"kind": "Deployment", "name": "webapp-deploy-1"}, "minReplicas": 2}},
     )
     assert len(_violations(validate_disruption_budgets, Stack([_deployment(replicas=1), hpa]))) == 1
-
-
-def pack_violations(run: ProgramRun) -> list[str]:
-    """Every violation the whole pack (the digest rule included) reports on what a program run registered.
-
-    Each object as the pack sees it: the Pulumi type token the mocks recorded, and the object as rendered (names
-    filled in, secrets masked). Every policy of the pack, not a hand-picked list; the settings adversary
-    (tests/test_settings_adversary.py) holds every stack it generates to it too.
-    """
-    resources = [Resource(r.type, to_manifest(r).body, name=r.name) for r in run.resources if r.is_kubernetes]
-    violations = [
-        v for resource in resources for _, check in RESOURCE_CHECKS.values() for v in _violations(check, resource)
-    ]
-    violations += [v for _, check in STACK_CHECKS.values() for v in _violations(check, Stack(resources))]
-    violations += [v for resource in resources for v in _violations(validate_images_by_digest, resource)]
-    return violations
 
 
 @pytest.mark.parametrize("stack", stack_names())

@@ -35,9 +35,9 @@ from hypothesis import strategies as st
 
 from harness.stack_values import TEST_SECRETS, valid_config
 from tests.pulumi_helpers import run_main
-from tests.test_policy import pack_violations
 from tools.manifests import Manifest, to_manifests
 from tools.mocks import ProgramRun
+from tools.policy_checks import pack_violations
 from tools.render import Rendered, check_stacks, write_manifests
 from tools.validate import CheckovScan, schema_problems
 from webapp_platform.config.errors import ConfigError
