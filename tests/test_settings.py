@@ -826,6 +826,12 @@ def test_a_refused_credential_is_never_repeated() -> None:
         "Hello from dev",
         "x:y@z",
         "http://[::1]:8080/",
+        # Parameters whose names hold a secret word but whose values are none (found by review: refused before).
+        "postgresql://db.internal:5432/app?sslmode=verify-full&sslrootcert=/etc/ssl/rds-ca.pem",
+        "rediss://redis:6380/0?ssl_cert_reqs=required",
+        "mongodb://mongo:27017/app?tls=true&tlsCertificateKeyFile=/etc/tls/client.pem",
+        "model=small&max_tokens=256",
+        "security.protocol=SSL ssl.keystore.location=/etc/kafka/ks.jks",
     ],
 )
 def test_values_without_credentials_stay_plain_config(value: str) -> None:
@@ -846,3 +852,22 @@ def test_a_node_pool_of_its_own_and_keeping_off_the_control_plane_are_fine() -> 
     }
     settings = parse_settings("test", valid_config(scheduling=scheduling, secretKeys=[]), set()).settings
     assert settings.scheduling.node_selector == {"node-pool": "web"}
+
+
+@pytest.mark.parametrize(
+    ("value", "named"),
+    [
+        ("--password=hunter2", "password=..."),
+        ("-Ddb.password=hunter2 -Xmx512m", "Ddb.password=..."),
+        ("Server=db;User Id=sa;Password = hunter2;", "Password=..."),
+        ('{"user": "app", "password": "hunter2"}', "password=..."),
+        ("client_id=web&client_secret=hunter2", "client_secret=..."),
+        ("apiKey=hunter2", "apiKey=..."),
+    ],
+)
+def test_credentials_in_other_syntaxes_are_refused(value: str, named: str) -> None:
+    # Command-line options, spaces around `=`, JSON and camelCase: each got past the first version of the rule.
+    with pytest.raises(ConfigError) as exc:
+        parse_settings("test", valid_config(appConfig={"EXTRA": value}), set())
+    assert f"webapp:appConfig: EXTRA's value holds a secret-named parameter ({named})" in str(exc.value)
+    assert "hunter2" not in str(exc.value)

@@ -98,16 +98,51 @@ def looks_secret(name: str) -> bool:
 
 
 _URL_PASSWORD = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s/?#@:]*:[^\s/?#@]+@")
-_SECRET_PARAMETER = re.compile(r"(?:^|[?&;\s])([A-Za-z_][A-Za-z0-9_.-]*)=[^&;\s]")
+_SECRET_PARAMETER = re.compile(r"""(?:^|[?&;,{\s"'-])([A-Za-z_][A-Za-z0-9_.-]*)["']?\s*[=:]\s*["']?[^\s&;"',}]""")
 _PRIVATE_KEY = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
+SECRET_PARAMETERS = frozenset(
+    {
+        "password",
+        "passwd",
+        "pwd",
+        "secret",
+        "token",
+        "apikey",
+        "api_key",
+        "access_token",
+        "auth_token",
+        "client_secret",
+        "sslpassword",
+        "private_key",
+        "secret_key",
+        "access_key",
+    }
+)
+"""Parameter names whose value is a credential, whatever the syntax around them: `password=` in a query string or a
+connection string, `--password=` or `-Ddb.password=` on a command line, `"password": ` in JSON. Whole names (after
+the last `.`, `-` read as `_`, any case), never substrings: `sslrootcert`, `ssl_cert_reqs` and `max_tokens` are
+plain settings."""
+_SECRET_PARAMETER_SUFFIXES = tuple(f"_{name}" for name in ("password", "passwd", "secret", "token", "api_key"))
+
+
+def secret_parameter(name: str) -> bool:
+    """True when a parameter named `name` holds a credential (`password`, `db.password`, `DB_PASSWORD`, `apiKey`)."""
+    last = name.rsplit(".", 1)[-1].replace("-", "_")
+    lowered = last.lower()
+    camel_split = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", last).lower()
+    return any(
+        candidate in SECRET_PARAMETERS or candidate.endswith(_SECRET_PARAMETER_SUFFIXES)
+        for candidate in (lowered, camel_split)
+    )
 
 
 def credential_problem(value: str) -> str | None:
-    """Which credential a plain value holds (a URL's password, a secret-named parameter such as `password=` or
-    `token=` in a query string or a connection string, a private key), or None. Never repeats the value."""
+    """Which credential a plain value holds (a URL's password, a credential parameter such as `password=`,
+    `--token=` or `"secret": ` in a query string, a connection string, a command line or JSON, a private key), or
+    None. Never repeats the value."""
     if _URL_PASSWORD.search(value):
         return "a password in a URL (scheme://user:password@host)"
-    named = [m.group(1) for m in _SECRET_PARAMETER.finditer(value) if looks_secret(m.group(1)) or m.group(1) == "pwd"]
+    named = list(dict.fromkeys(m.group(1) for m in _SECRET_PARAMETER.finditer(value) if secret_parameter(m.group(1))))
     if named:
         return f"a secret-named parameter ({', '.join(f'{name}=...' for name in named)})"
     if _PRIVATE_KEY.search(value):
