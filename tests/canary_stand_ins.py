@@ -33,6 +33,8 @@ NEW_DIGEST = "sha256:" + "b" * 64
 STABLE = f"ghcr.io/example/webapp:1.0.0@{STABLE_DIGEST}"
 NEW = f"ghcr.io/example/webapp:2.0.0@{NEW_DIGEST}"
 OTHER = f"ghcr.io/example/webapp:3.0.0@{'sha256:' + 'c' * 64}"
+MANUAL = f"ghcr.io/example/webapp:4.0.0@{'sha256:' + 'd' * 64}"
+"""A version only ever deployed by hand (never released through the canary)."""
 
 
 def stack_settings(**analysis: Any) -> dict[str, Any]:
@@ -227,6 +229,21 @@ class FakeStack:
             if release is None
             else {"image": canary and canary[0], "appConfig": release["appConfig"], "weight": release["weight"]}
         )
+
+    def deploy_by_hand(self, image: str, app_config: Mapping[str, str]) -> None:
+        """What an operator does without the driver (tools.promote and `pulumi up`, as the runbook does for dev and
+        staging), after taking any canary out by hand: `pulumi cancel`, `canaryRelease` out of the stack file,
+        `image` and `app_config` in, and an `up` (its refresh clearing what a killed update left pending)."""
+        self.fault = None
+        self.locked = False
+        if self.pending:
+            self.state, self.pending = self.cluster, False
+        repository, _, rest = image.partition(":")
+        tag, _, digest = rest.partition("@")
+        self.config.pop("canaryRelease", None)
+        self.config["image"] = {"repository": repository, "tag": tag, "digest": digest}
+        self.config["appConfig"] = dict(app_config)
+        self.up()
 
     # What the tests read.
 

@@ -6,8 +6,11 @@ fed a real HTTP server's bad answers."""
 
 from __future__ import annotations
 
+import contextlib
 import http.server
+import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -406,3 +409,111 @@ def test_a_trickled_answer_is_cut_at_the_query_deadline(monkeypatch: pytest.Monk
         pytest.raises(PrometheusUnavailable, match=r"no whole answer within 0\.3 s"),
     ):
         prometheus_query(prometheus.url)("sum(increase(x[10s]))")
+
+
+def _killed_in_its_first_step_then_deployed_by_hand(stack: FakeStack) -> None:
+    stack.fault = Fault("sleep", 0, "kill before")
+    assert _run(stack, _prometheus(), "--image", NEW)[0] == 130  # the release state names 2.0.0 over 1.0.0
+    assert (stack.home / "prod.json").exists()
+    stack.deploy_by_hand(OTHER, {"GREETING": "Hello"})  # 3.0.0, the canary taken out by hand
+    assert stack.disagreement(version_of(stack.config["image"], {"GREETING": "Hello"})) == []
+
+
+def test_abort_discards_a_release_state_a_deploy_made_since_outdated_and_deploys_nothing(
+    stack: FakeStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Review 2, defect 1: a release state left by a killed run outlives a deploy made without the driver (no
+    `canaryRelease`, no canary deployed, the stack file on neither its release nor the version stable before it);
+    `--abort` must discard it, not write its stable version back and undo that deploy."""
+    _killed_in_its_first_step_then_deployed_by_hand(stack)
+    ups = len(stack.ups)
+    capsys.readouterr()
+    code, lines = _run(stack, _prometheus(), "--abort")
+    assert code == 0
+    out = capsys.readouterr().out
+    assert stack.ups[ups:] == [], "the abort deployed something"
+    assert stack.cluster.stable[0] == OTHER, "the abort undid a deploy made after the canary"
+    assert stack.disagreement(version_of(stack.config["image"], {"GREETING": "Hello"})) == []
+    assert not (stack.home / "prod.json").exists()
+    said = "\n".join(lines) + out
+    assert f"{stack.home / 'prod.json'}: discarded" in said, said
+    assert "nothing was taken out or deployed" in said, said
+
+
+def test_a_release_after_a_deploy_made_since_a_kill_starts_from_what_the_stack_runs(
+    stack: FakeStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Review 2, defect 1: the next release must not take the leftover state's stable version (1.0.0) for the
+    stable one: rolled back, it goes back to what the stack ran before it (3.0.0, deployed by hand)."""
+    _killed_in_its_first_step_then_deployed_by_hand(stack)
+    ups = len(stack.ups)
+    capsys.readouterr()
+    code, lines = _run(stack, _prometheus(failed=0.2), "--image", NEW)
+    assert code == 1
+    assert [up["image"] for up in stack.ups[ups:]] == ["3.0.0", "3.0.0"], stack.ups[ups:]  # step 1, its rollback
+    assert stack.disagreement(version_of(stack.config["image"], {"GREETING": "Hello"})) == []
+    assert stack.cluster.stable[0] == OTHER
+    assert not any("resuming the interrupted canary" in line for line in lines), lines
+    assert any(f"{stack.home / 'prod.json'}: discarded" in line for line in lines), lines
+
+
+@pytest.fixture
+def unanswered_addresses() -> Iterator[list[tuple[str, int]]]:
+    """Ten loopback addresses (127.0.0.2-11) whose connects hang: each a listener that never accepts, its accept
+    queue filled first (Linux then drops further SYNs, so a connect waits for its timeout, as to a blackholed
+    host)."""
+    listeners: list[socket.socket] = []
+    held: list[socket.socket] = []
+    addresses = []
+    for host in (f"127.0.0.{n}" for n in range(2, 12)):
+        listener = socket.socket()
+        listener.bind((host, 0))
+        listener.listen(0)
+        listeners.append(listener)
+        address = (host, listener.getsockname()[1])
+        addresses.append(address)
+        for _ in range(8):
+            filler = socket.socket()
+            filler.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                filler.connect(address)
+            held.append(filler)
+    time.sleep(0.2)  # the fillers' handshakes done: the queue is full
+    yield addresses
+    for sock in held + listeners:
+        sock.close()
+
+
+def test_a_query_deadline_covers_connecting_to_every_address_a_name_resolves_to(
+    unanswered_addresses: list[tuple[str, int]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review 2, defect 2: a name resolving to several addresses none of which answers (a headless Service's
+    replicas, unreachable) must not get the query's whole timeout per address: the deadline is the whole answer's,
+    connecting included. No DNS: getaddrinfo answers the name with the ten hanging addresses."""
+    real = socket.getaddrinfo
+
+    def resolve(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host != "prometheus-operated.monitoring.invalid":
+            return real(host, port, *args, **kwargs)
+        return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", a) for a in unanswered_addresses]
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    monkeypatch.setattr(canary_analysis, "QUERY_TIMEOUT_SECONDS", 0.5)
+    outcome: list[BaseException | None] = []
+
+    def ask() -> None:
+        try:
+            prometheus_query("http://prometheus-operated.monitoring.invalid")("up")
+            outcome.append(None)
+        except BaseException as error:
+            outcome.append(error)
+
+    asking = threading.Thread(target=ask, daemon=True)
+    asking.start()
+    # The bound under test is the deadline (0.5 s); the join's 3 s is generous for it on a loaded machine, and
+    # less than the 5 s that ten addresses of 0.5 s each take.
+    asking.join(timeout=3)
+    assert not asking.is_alive(), "the query was still connecting after its deadline (0.5 s) and then some"
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], PrometheusUnavailable), outcome
+    assert "no whole answer within 0.5 s" in str(outcome[0])

@@ -2,7 +2,9 @@
 `main` again and again on one fake stack (tests/canary_stand_ins.py: its stack file, Pulumi state and cluster kept
 apart) judged by a real HTTP Prometheus, with a fault at a random point of each run: a kill before or during any
 call, a failed `up`, a second run started meanwhile; Prometheus answering healthy, failing, slow, with a series
-missing, NaN, too few requests, a 503, nothing, or a healthy answer trickled past the client's deadline.
+missing, NaN, too few requests, a 503, nothing, or a healthy answer trickled past the client's deadline. Between
+runs, an operator may take the canary out and deploy a version by hand (without the driver), leaving whatever
+release state a killed run left behind.
 
 What must hold, whatever the sequence:
 - a release is promoted only when, in each of its steps, a check it completed saw every objective measured and
@@ -11,6 +13,8 @@ What must hold, whatever the sequence:
 - a run or an `--abort` that ends saying the stack runs a version (promoted, rolled back, nothing to do) leaves the
   stack file, the Pulumi state and the cluster all on that one version, and a rollback or abort on the stable one;
 - a run started while another runs on the stack refuses to start and changes nothing;
+- a version deployed by hand is the stable one from then on: no run or `--abort` after it goes back to a version
+  a release state left from before it names;
 - at the end, an `--abort` without faults brings everything back to the stable version.
 
 Seeded: ADVERSARY_SEED (printed) makes a run reproducible; its database is off. bench/canary_adversary.py runs the
@@ -37,6 +41,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, rule, run_sta
 from tests.canary_stand_ins import (
     CALLS,
     FAILING_MODES,
+    MANUAL,
     MODES,
     NEW,
     OTHER,
@@ -90,6 +95,13 @@ FAULTS = st.none() | st.builds(
     st.integers(0, 2),
     st.sampled_from(["kill before", "kill during", "fail", "concurrent"]),
 )
+KILLS = st.builds(
+    Fault,
+    st.sampled_from(("up", "up", "set_release", "write_stable", "sleep", "query")),
+    st.integers(0, 1),
+    st.sampled_from(["kill before", "kill during"]),
+)
+"""A kill at a point a release reaches (most runs do: two steps, two checks each), leaving its release state."""
 SCRIPTS = st.lists(st.sampled_from(("healthy", "healthy", "healthy", *MODES)), min_size=1, max_size=4)
 """What Prometheus answers a run's first checks, in turn (healthy about half the time); the rest are healthy."""
 
@@ -153,6 +165,42 @@ class ReleaseDriver(RuleBasedStateMachine):
         if code == 0:
             self._agree(f"--abort ended ({out.strip()})")
         self._check_end(code, out, err)
+
+    @rule(
+        image=st.sampled_from([NEW, OTHER]),
+        kill=KILLS,
+        script=SCRIPTS,
+        by_hand=st.sampled_from([MANUAL, "stable"]),
+        greeting=st.sampled_from([None, "Hey"]),
+    )
+    def release_killed_then_deployed_by_hand(
+        self, image: str, kill: Fault, script: list[Mode], by_hand: str, greeting: str | None
+    ) -> None:
+        """A release killed somewhere (its release state left, as a cancelled job leaves it); then an operator,
+        without the driver, takes the canary out and deploys `by_hand` (4.0.0, or the stable version's image),
+        with GREETING changed or not, as tools.promote and `pulumi up` would."""
+        self.release(image, None, kill, script, True)
+        self._deploy_by_hand(by_hand, greeting)
+
+    @rule(by_hand=st.sampled_from([MANUAL, "stable"]), greeting=st.sampled_from([None, "Hey"]))
+    def deploy_by_hand(self, by_hand: str, greeting: str | None) -> None:
+        """An operator deploys `by_hand` without the driver, whatever the runs before left."""
+        self._deploy_by_hand(by_hand, greeting)
+
+    def _deploy_by_hand(self, by_hand: str, greeting: str | None) -> None:
+        """`by_hand` deployed without the driver runs everywhere, and is the stable version from now on."""
+        config = dict(self.stable[1]) | ({} if greeting is None else {"GREETING": greeting})
+        version = (self.stable[0] if by_hand == "stable" else by_hand, tuple(sorted(config.items())))
+        left = [path.name for path in self.home.glob("*.json")]
+        self.stack.deploy_by_hand(version[0], config)
+        self.transcript.append(f"$ deployed {version} by hand (release state left: {left})")
+        ReleaseDriver.explored[f"deployed by hand{' over a release state' if left else ''}"] += 1
+        problems = self.stack.disagreement(version)
+        self._require(not problems, f"deployed {version} by hand, but: {problems}")
+        if version != self.stable:  # a release state left names neither it nor its release: nothing in progress
+            self.stable = version
+            self.attempt_from = len(self.prometheus.served)
+            self.condemned.clear()
 
     def teardown(self) -> None:
         """An abort without faults ends at the stable version, whatever the runs before left."""

@@ -73,14 +73,20 @@ class Canary:
     sleep: Callable[[float], None] = time.sleep
 
     def interrupted(self, settings: StackSettings) -> ReleaseState | None:
-        """The release a run left in progress: its release state; else (a state file lost with a checkout) the
-        stack file's `canaryRelease` (written before the first `up`) or the deployed `canary` output, as releasing
-        at the step of its weight; None when nothing is."""
+        """The release a run left in progress: its release state, unless the stack shows that state outdated
+        (then discarded, saying so: see `_changed_since`); else (a state file lost with a checkout) the stack file's
+        `canaryRelease` (written before the first `up`) or the deployed `canary` output, as releasing at the step
+        of its weight; None when nothing is."""
         saved = self.state_file.load()
-        if saved is not None:
+        if saved is not None and not self._changed_since(saved, settings):
             return saved
         written = settings.canary_release
         deployed = self.target.deployed_canary()
+        if saved is not None:
+            if deployed is not None:
+                return saved
+            self._discard(saved, settings)
+            return None
         if written is not None:
             release, weight = Release.from_setting(written), written.weight
         elif deployed is not None:
@@ -89,6 +95,29 @@ class Canary:
             return None
         weights = [step.weight for step in settings.canary.steps]
         return ReleaseState(release, Version.of(settings), step=weights.index(weight) if weight in weights else 0)
+
+    @staticmethod
+    def _changed_since(saved: ReleaseState, settings: StackSettings) -> bool:
+        """Whether the stack file moved on from `saved`: no `canaryRelease`, and a stable version that is neither
+        the release (a promotion's config write landed) nor the version stable before it (a rollback's landed, or
+        the first step's never did). The driver's own writes never leave it so (tools/canary_automation.py writes
+        the values first and removes `canaryRelease` last), so the stack was deployed since without the driver;
+        with no `canary` deployed either, nothing is in progress and `saved` is outdated."""
+        if settings.canary_release is not None:
+            return False
+        return Version.of(settings) not in (saved.stable, saved.release.version)
+
+    def _discard(self, saved: ReleaseState, settings: StackSettings) -> None:
+        """Remove an outdated release state, deploying nothing, and say so: acting on it would write its stable
+        version back and undo the deploy made since."""
+        self.state_file.clear()
+        self.log(
+            f"{self.state_file.path}: discarded the release state a killed run left ({saved.release.image.reference} "
+            f"over {saved.stable.reference}, {saved.phase}): the stack runs {Version.of(settings).reference}, "
+            "neither that release nor the version stable before it, with no canaryRelease in its stack file and no "
+            "canary deployed, so it was deployed since without this driver; nothing is in progress, so nothing was "
+            "taken out or deployed"
+        )
 
     def run(self, release: Release, settings: StackSettings, left: ReleaseState | None) -> None:
         """Take `release` through every step and promote it, finishing `left` (what a run left in progress) when

@@ -19,6 +19,7 @@ import json
 import math
 import socket
 import threading
+import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
@@ -42,9 +43,11 @@ class PrometheusUnavailable(Exception):
 
 @dataclass
 class _Deadline:
-    """The sockets one query opened, cut (shut down, which wakes a blocked read) when its deadline passes: a
-    socket timeout bounds each read, and an answer trickled a byte at a time would pass every one of them."""
+    """The sockets one query opened, cut (shut down, which wakes a blocked read) when its deadline passes (`ends`,
+    on the monotonic clock): a socket timeout bounds each read, and an answer trickled a byte at a time would pass
+    every one of them. Connecting is bounded by the time left (`connect`), which a cut cannot wake."""
 
+    ends: float
     expired: threading.Event = field(default_factory=threading.Event)
     sockets: list[socket.socket] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -63,6 +66,43 @@ class _Deadline:
             for sock in self.sockets:
                 _cut(sock)
 
+    def passed(self) -> bool:
+        """Whether the deadline has passed (its timer may not have run yet)."""
+        return self.expired.is_set() or time.monotonic() >= self.ends
+
+    def connect(
+        self, address: tuple[str, int], timeout: object = None, source_address: tuple[str, int] | None = None
+    ) -> socket.socket:
+        """socket.create_connection within the time left: each address the name resolves to is tried with what
+        remains of the deadline (create_connection gives each the whole timeout), the socket watched from before
+        its connect; TimeoutError once none remains. `timeout` is ignored: the deadline is the query's. The name's
+        resolution itself (getaddrinfo) is not bounded: nothing can interrupt it."""
+        host, port = address
+        errors: list[OSError] = []
+        for family, kind, proto, _, resolved in socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM):
+            if self.passed():
+                break
+            sock = socket.socket(family, kind, proto)
+            try:
+                self.opened(sock)
+                sock.settimeout(max(self.ends - time.monotonic(), 0.001))
+                if source_address:
+                    sock.bind(source_address)
+                sock.connect(resolved)
+            except OSError as error:
+                self._closed(sock)
+                errors.append(error)
+                continue
+            return sock
+        if not self.passed():
+            raise errors[-1] if errors else OSError(f"{host}: getaddrinfo returns an empty list")
+        raise TimeoutError(f"connecting to {host}:{port}: no time left of the query's deadline ({len(errors)} tried)")
+
+    def _closed(self, sock: socket.socket) -> None:
+        with self.lock:
+            self.sockets.remove(sock)
+        sock.close()
+
 
 def _cut(sock: socket.socket) -> None:
     with contextlib.suppress(OSError):
@@ -70,21 +110,24 @@ def _cut(sock: socket.socket) -> None:
 
 
 class _WatchedHTTP(http.client.HTTPConnection):
+    """An HTTP connection that connects within its query's deadline, and is cut when it passes."""
+
     def __init__(self, host: str, *, deadline: _Deadline, **kwargs: Any) -> None:
         super().__init__(host, **kwargs)
         self._deadline = deadline
-
-    def connect(self) -> None:
-        super().connect()
-        self._deadline.opened(self.sock)
+        self._create_connection = deadline.connect
 
 
 class _WatchedHTTPS(http.client.HTTPSConnection):
+    """An HTTPS connection that connects within its query's deadline, and is cut when it passes."""
+
     def __init__(self, host: str, *, deadline: _Deadline, **kwargs: Any) -> None:
         super().__init__(host, **kwargs)
         self._deadline = deadline
+        self._create_connection = deadline.connect
 
     def connect(self) -> None:
+        """Connect (within the deadline), then the TLS handshake; the TLS socket watched from then on."""
         super().connect()
         self._deadline.opened(self.sock)
 
@@ -110,7 +153,7 @@ class _HTTPSHandler(urllib.request.HTTPSHandler):
 def fetch(address: str, seconds: float) -> bytes:
     """GET `address` through urllib (proxies and redirects as it handles them), the whole answer within `seconds`
     or PrometheusUnavailable; at most MAX_ANSWER_BYTES of it."""
-    deadline = _Deadline()
+    deadline = _Deadline(time.monotonic() + seconds)
     opener = urllib.request.build_opener(_HTTPHandler(deadline), _HTTPSHandler(deadline))
     timer = threading.Timer(seconds, deadline.expire)
     timer.daemon = True
@@ -119,12 +162,12 @@ def fetch(address: str, seconds: float) -> bytes:
         with opener.open(address, timeout=seconds) as response:
             body: bytes = response.read(MAX_ANSWER_BYTES)
     except (OSError, http.client.HTTPException) as error:
-        if deadline.expired.is_set():
+        if deadline.passed():
             raise PrometheusUnavailable(f"no whole answer within {seconds:g} s") from error
         raise PrometheusUnavailable(str(error)) from error
     finally:
         timer.cancel()
-    if deadline.expired.is_set():
+    if deadline.passed():
         raise PrometheusUnavailable(f"no whole answer within {seconds:g} s")
     return body
 
