@@ -203,7 +203,13 @@ class DrainingThreadWorker(ThreadWorker):
 
     def wait_for_and_dispatch_events(self, timeout: float) -> None:
         """gunicorn's dispatch, skipping an event whose connection an earlier callback of the same batch closed or
-        re-registered (eviction, a read made before it): its key is no longer the one registered for its fd."""
+        re-registered (eviction, a read made before it): its key is no longer the one registered for its fd.
+
+        During a pause in accepting (`_pause_accepting`) the wait ends when the pause does, so the loop polls the
+        listener again then rather than up to a whole `timeout` later."""
+        paused_for = self._accept_paused_until - time.monotonic()
+        if paused_for > 0 and not self._accepting:
+            timeout = min(timeout, paused_for)
         try:
             events = self.poller.select(timeout)
         except InterruptedError:
@@ -278,9 +284,16 @@ class DrainingThreadWorker(ThreadWorker):
 
     def _pause_accepting(self, error: OSError) -> None:
         """Out of file descriptors or memory: stop accepting for a moment instead of dying (the connections in
-        flight finish, which frees what accepting needs), and say so once per pause."""
+        flight finish, which frees what accepting needs), and say so once per pause.
+
+        The listener leaves the selector even while connections are held: `set_accept_enabled` keeps it there at
+        the connection limit for a new client to take the idlest one's slot, but a client that cannot be accepted
+        takes nothing, and a listener left readable would fail accept() on every turn of the loop. Polling resumes
+        once the pause is over (`set_accept_enabled(True)`, asked by gunicorn's loop below the limit and by
+        `_resume_accepting_if_idle` at it); the loop's wait is cut short to that moment
+        (`wait_for_and_dispatch_events`)."""
         self._accept_paused_until = time.monotonic() + ACCEPT_BACKOFF_SECONDS
-        self.set_accept_enabled(False)
+        ThreadWorker.set_accept_enabled(self, False)
         self.log.warning(
             "accept() failed (%s): not accepting for %g s",
             error.strerror,
