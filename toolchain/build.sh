@@ -80,8 +80,10 @@ for patch in "$root"/toolchain/provider/patches/*.patch; do
   (cd "$provider_src" && export GIT_CEILING_DIRECTORIES="$out" \
     && git apply -p1 "$patch" && git apply -p1 --reverse --check "$patch")
 done
+# The workspace's go line is the wrapper module's own (a workspace may not name an older Go than a module it uses).
+provider_go="$(sed -n 's/^go //p' "$root/toolchain/provider/go.mod")"
 cat > "$out/provider.work" <<WORK
-go 1.26
+go $provider_go
 
 use $root/toolchain/provider
 
