@@ -16,13 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pulumi
-import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.settings import get_monitor
 
 from prerequisites.expected import Prerequisite
+from prerequisites.kubeconfig import kubeconfig_api
 
 REQUEST_TIMEOUT_SECONDS = 5
 METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
@@ -87,17 +87,7 @@ def api_lookup(api: client.ApiClient) -> Lookup:
 def _provider_api() -> client.ApiClient:
     """An API client for the cluster the default Kubernetes provider deploys to."""
     settings = pulumi.Config("kubernetes")
-    kubeconfig, context = settings.get("kubeconfig"), settings.get("context")
-    configuration = client.Configuration()
-    if kubeconfig and kubeconfig.lstrip().startswith(("apiVersion", "{", "clusters", "kind")):
-        config.load_kube_config_from_dict(  # type: ignore[no-untyped-call]
-            yaml.safe_load(kubeconfig), context=context, client_configuration=configuration
-        )
-    else:
-        config.load_kube_config(  # type: ignore[no-untyped-call]
-            config_file=kubeconfig, context=context, client_configuration=configuration
-        )
-    return client.ApiClient(configuration)
+    return kubeconfig_api(settings.get("kubeconfig"), settings.get("context"))
 
 
 def no_cluster() -> bool:

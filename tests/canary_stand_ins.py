@@ -10,6 +10,7 @@ driver's own client (its deadline included) reads every answer, trickled ones to
 from __future__ import annotations
 
 import copy
+import dataclasses
 import http.server
 import json
 import threading
@@ -25,6 +26,7 @@ from harness.stack_values import valid_config
 from tools import canary as driver
 from tools.canary import Release
 from tools.canary_state import Version as StableVersion
+from tools.canary_target import PodState, PodsUnavailable
 from webapp_platform.config.loading import parse_settings_only
 from webapp_platform.config.settings import StackSettings
 
@@ -79,7 +81,17 @@ class Deployed:
 FaultKind = Literal["kill before", "kill during", "fail", "concurrent"]
 
 
-CALLS = ("up", "set_release", "write_stable", "recover", "sleep", "query", "settings", "deployed_canary")
+CALLS = (
+    "up",
+    "set_release",
+    "write_stable",
+    "recover",
+    "sleep",
+    "query",
+    "settings",
+    "deployed_canary",
+    "canary_pods",
+)
 """The calls a run makes that a fault can hit: the stack's, and the driver's waits and Prometheus queries."""
 
 
@@ -93,11 +105,25 @@ class Fault:
     kind: FaultKind
 
 
+PodEvent = Literal["fine", "restart", "not ready", "error"]
+"""What befalls the canary's pods in the wait before a check: nothing; one of them restarts (a crash, an OOM kill,
+a failed liveness probe); one is not Ready for that check; the Kubernetes API errs for that check."""
+POD_EVENTS: tuple[PodEvent, ...] = ("fine", "restart", "not ready", "error")
+
+
+def canary_pod_count(weight: int | None) -> int:
+    """The fake's canary pods at `weight`: one at 20 %, two at 50 % (a step adds pods and keeps the old)."""
+    return 0 if weight is None else 1 if weight < 50 else 2
+
+
 @dataclass
 class FakeStack:
     """A stack whose stack file (`config`), Pulumi state (`state`, `deployed` its `canary` output, `pending`,
     `locked`) and cluster (`cluster`) are kept apart, and which records each `up` (`ups`), each call (`calls`) and
-    each fault that struck (`fired`); the `up`s numbered in `failing_ups` (from 0, counting failed ones) fail."""
+    each fault that struck (`fired`); the `up`s numbered in `failing_ups` (from 0, counting failed ones) fail.
+    The cluster's canary pods (`pods`) are created with the canary and added to at a larger weight; each wait
+    between checks applies the next of `pod_script` to them (then "fine"), and `step_restarts` counts their
+    restarts since the cluster's canary last changed (version or weight: its step began)."""
 
     config: dict[str, Any]
     home: Path = Path("/nonexistent")
@@ -111,12 +137,18 @@ class FakeStack:
     fired: list[Fault] = field(default_factory=list)
     pending: bool = False
     locked: bool = False
+    pod_script: list[PodEvent] = field(default_factory=list)
+    pod_event: PodEvent = "fine"
+    pods: dict[str, PodState] = field(default_factory=dict)
+    step_restarts: int = 0
+    pod_reads: int = 0
 
     def __post_init__(self) -> None:
         stable = version_of(self.config["image"], self.config.get("appConfig", {}))
         canary = None if self.deployed is None else self._version_of_output(self.deployed)
         weight = None if self.deployed is None else int(self.deployed["weight"])
         self.state = self.cluster = Deployed(stable, canary, weight)
+        self._pods_follow(None)
 
     @staticmethod
     def _version_of_output(output: Mapping[str, Any]) -> Version:
@@ -143,9 +175,36 @@ class FakeStack:
             raise KeyboardInterrupt
 
     def wait(self, seconds: float) -> None:
-        """The driver's wait between checks (not waited): a point a kill can land in."""
+        """The driver's wait between checks (not waited): a point a kill can land in, and where the next of
+        `pod_script` befalls the canary's pods."""
         if self.point("sleep") is not None:
             raise KeyboardInterrupt
+        self.pod_event = self.pod_script.pop(0) if self.pod_script else "fine"
+        if self.pod_event == "restart" and self.pods:
+            name = sorted(self.pods)[0]
+            self.pods[name] = dataclasses.replace(self.pods[name], restarts=self.pods[name].restarts + 1)
+            self.step_restarts += 1
+
+    def _pods_follow(self, before: Deployed | None) -> None:
+        """The canary's pods after the cluster changed from `before`: none without a canary, new ones for a new
+        version, more kept and added at a larger weight; its step begins anew when its version or weight changed."""
+        self.pod_event = "fine"
+        now = self.cluster
+        if before is not None and (before.canary, before.weight) == (now.canary, now.weight):
+            return
+        self.step_restarts = 0
+        if now.canary is None:
+            self.pods = {}
+            return
+        if before is None or before.canary != now.canary:
+            self.pods = {}
+        for number in range(len(self.pods), canary_pod_count(now.weight)):
+            name = f"webapp-dev-canary-{len(self.ups)}-{number}"
+            self.pods[name] = PodState(name, True, 0)
+
+    def pods_condition(self) -> tuple[bool, PodEvent]:
+        """What a check sees of the canary's pods now: whether they restarted in the step, and this check's event."""
+        return self.step_restarts > 0, self.pod_event
 
     # The driver's Target.
 
@@ -163,6 +222,18 @@ class FakeStack:
         """The Pulumi state's `canary` output."""
         self.point("deployed_canary")
         return self.deployed
+
+    def canary_pods(self, namespace: str, selector: Mapping[str, str]) -> list[PodState]:
+        """The cluster's canary pods (one not Ready, or an API error, when this check's event says so)."""
+        self.point("canary_pods")
+        self.pod_reads += 1
+        assert selector.get("track") == "canary", selector
+        if self.pod_event == "error":
+            raise PodsUnavailable("the Kubernetes API answered 503 Service Unavailable")
+        pods = [self.pods[name] for name in sorted(self.pods)]
+        if self.pod_event == "not ready" and pods:
+            pods[-1] = dataclasses.replace(pods[-1], ready=False)
+        return pods
 
     def set_release(self, release: Release, weight: int) -> None:
         """`canaryRelease` into the stack file."""
@@ -210,12 +281,14 @@ class FakeStack:
         desired = Deployed(stable, canary, None if release is None else int(release["weight"]))
         if len(self.ups) in self.failing_ups:
             kind = "fail"
+        before = self.cluster
         if kind in ("fail", "kill during"):
             # A release's canary comes first; a rollback's or promotion's stable version (and the route) first.
             if desired.canary is not None:
                 self.cluster = Deployed(self.cluster.stable, desired.canary, desired.weight)
             else:
                 self.cluster = Deployed(desired.stable, self.cluster.canary, self.cluster.weight)
+            self._pods_follow(before)
             if kind == "kill during":
                 self.pending = self.locked = True
                 raise KeyboardInterrupt
@@ -224,6 +297,7 @@ class FakeStack:
             raise driver.UpFailed("error: the Deployment's rollout failed: CrashLoopBackOff")
         self.ups.append({"image": self.config["image"]["tag"], "canary": copy.deepcopy(release)})
         self.state = self.cluster = desired
+        self._pods_follow(before)
         self.deployed = (
             None
             if release is None
@@ -314,12 +388,15 @@ def _answer(mode: Mode, kind: str) -> tuple[int, bytes]:
 @dataclass
 class Served:
     """One check as Prometheus answered it: its mode, what the cluster's canary was at its first query, and how many
-    of its three queries were answered (a check is judged only on all three)."""
+    of its three queries were answered (a check is judged only on all three); and its canary's pods then: whether
+    they had restarted since the step began, and the check's pod event."""
 
     mode: Mode
     canary: Version | None
     weight: int | None
     answered: int = 0
+    restarted: bool = False
+    pods: PodEvent = "fine"
 
 
 @dataclass
@@ -330,6 +407,7 @@ class PrometheusStandIn:
 
     script: list[Mode] = field(default_factory=lambda: ["healthy"])
     observe: Callable[[], Deployed | None] = lambda: None
+    observe_pods: Callable[[], tuple[bool, PodEvent]] = lambda: (False, "fine")
     trickle_gap: float = 0.005
     served: list[Served] = field(default_factory=list)
     url: str = ""
@@ -346,7 +424,9 @@ class PrometheusStandIn:
             number = len(self.served) - self.script_from
             mode = self.script[number] if number < len(self.script) else "healthy"
             seen = self.observe()
-            self.served.append(Served(mode, None, None) if seen is None else Served(mode, seen.canary, seen.weight))
+            restarted, pods = self.observe_pods()
+            canary, weight = (None, None) if seen is None else (seen.canary, seen.weight)
+            self.served.append(Served(mode, canary, weight, restarted=restarted, pods=pods))
         check = self.served[-1] if self.served else Served("healthy", None, None)
         check.answered += 1
         status, body = _answer("healthy" if check.mode == "trickled" else check.mode, kind)

@@ -2,14 +2,17 @@
 `main` again and again on one fake stack (tests/canary_stand_ins.py: its stack file, Pulumi state and cluster kept
 apart) judged by a real HTTP Prometheus, with a fault at a random point of each run: a kill before or during any
 call, a failed `up`, a second run started meanwhile; Prometheus answering healthy, failing, slow, with a series
-missing, NaN, too few requests, a 503, nothing, or a healthy answer trickled past the client's deadline. Between
+missing, NaN, too few requests, a 503, nothing, or a healthy answer trickled past the client's deadline; the
+canary's pods restarting, not Ready, or the Kubernetes API erring in the wait before a check. Between
 runs, an operator may take the canary out and deploy a version by hand (without the driver), leaving whatever
 release state a killed run left behind.
 
 What must hold, whatever the sequence:
 - a release is promoted only when, in each of its steps, a check it completed saw every objective measured and
-  met, and no more checks failed over the whole release (across its resumed runs) than maxFailedChecks allows; a
-  release whose rollback had begun is never promoted;
+  met and every canary pod Ready with none restarted since the step began, and no more checks failed over the whole
+  release (across its resumed runs) than maxFailedChecks allows, a check that saw its pods restarted counting as
+  failed; so never past a step in which its pods restarted (with no failed check allowed) or were not Ready at
+  every check; a release whose rollback had begun is never promoted;
 - a run or an `--abort` that ends saying the stack runs a version (promoted, rolled back, nothing to do) leaves the
   stack file, the Pulumi state and the cluster all on that one version, and a rollback or abort on the stable one;
 - a run started while another runs on the stack refuses to start and changes nothing;
@@ -28,7 +31,7 @@ import os
 import shutil
 import tempfile
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import ClassVar
 
@@ -45,9 +48,11 @@ from tests.canary_stand_ins import (
     MODES,
     NEW,
     OTHER,
+    POD_EVENTS,
     FakeStack,
     Fault,
     Mode,
+    PodEvent,
     PrometheusStandIn,
     Version,
     stack_settings,
@@ -104,6 +109,8 @@ KILLS = st.builds(
 """A kill at a point a release reaches (most runs do: two steps, two checks each), leaving its release state."""
 SCRIPTS = st.lists(st.sampled_from(("healthy", "healthy", "healthy", *MODES)), min_size=1, max_size=4)
 """What Prometheus answers a run's first checks, in turn (healthy about half the time); the rest are healthy."""
+POD_SCRIPTS = st.lists(st.sampled_from(("fine", "fine", "fine", *POD_EVENTS)), max_size=4)
+"""What befalls the canary's pods before a run's first checks, in turn (nothing about half the time); then nothing."""
 
 
 class ReleaseDriver(RuleBasedStateMachine):
@@ -116,7 +123,7 @@ class ReleaseDriver(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.home = Path(tempfile.mkdtemp(prefix="canary-model-"))
-        self.prometheus = PrometheusStandIn(observe=lambda: self.stack.cluster)
+        self.prometheus = PrometheusStandIn(observe=lambda: self.stack.cluster, observe_pods=self._pods_condition)
         self._serving = self.prometheus.running()
         self._serving.__enter__()
         self.stack = FakeStack(stack_settings(), home=self.home)
@@ -139,15 +146,23 @@ class ReleaseDriver(RuleBasedStateMachine):
         fault=FAULTS,
         script=SCRIPTS,
         cancel_stale=st.booleans(),
+        pods=POD_SCRIPTS,
     )
     def release(
-        self, image: str, greeting: str | None, fault: Fault | None, script: list[Mode], cancel_stale: bool
+        self,
+        image: str,
+        greeting: str | None,
+        fault: Fault | None,
+        script: list[Mode],
+        cancel_stale: bool,
+        *,
+        pods: list[PodEvent],
     ) -> None:
-        """Release `image` (with GREETING changed, or not) through the canary."""
+        """Release `image` (with GREETING changed, or not) through the canary, its pods befallen by `pods`."""
         config = dict(self.stable[1]) | ({} if greeting is None else {"GREETING": greeting})
         release = (image, tuple(sorted(config.items())))
         argv = ["--image", image, *(["--config", f"GREETING={greeting}"] if greeting else [])]
-        code, out, err = self._run(fault, script, cancel_stale, *argv)
+        code, out, err = self._run(fault, script, cancel_stale, *argv, pods=pods)
         if "rolling back: " in out and code == 130:
             self.condemned.add(release)
         if code == 0 and "promoted" in out:
@@ -172,14 +187,15 @@ class ReleaseDriver(RuleBasedStateMachine):
         script=SCRIPTS,
         by_hand=st.sampled_from([MANUAL, "stable"]),
         greeting=st.sampled_from([None, "Hey"]),
+        pods=POD_SCRIPTS,
     )
     def release_killed_then_deployed_by_hand(
-        self, image: str, kill: Fault, script: list[Mode], by_hand: str, greeting: str | None
+        self, image: str, kill: Fault, script: list[Mode], by_hand: str, greeting: str | None, *, pods: list[PodEvent]
     ) -> None:
         """A release killed somewhere (its release state left, as a cancelled job leaves it); then an operator,
         without the driver, takes the canary out and deploys `by_hand` (4.0.0, or the stable version's image),
         with GREETING changed or not, as tools.promote and `pulumi up` would."""
-        self.release(image, None, kill, script, True)
+        self.release(image, None, kill, script, True, pods=pods)
         self._deploy_by_hand(by_hand, greeting)
 
     @rule(by_hand=st.sampled_from([MANUAL, "stable"]), greeting=st.sampled_from([None, "Hey"]))
@@ -211,13 +227,17 @@ class ReleaseDriver(RuleBasedStateMachine):
                 self._agree(f"a fault-free --abort ended ({out.strip()})")
         finally:
             ReleaseDriver.explored.update(f"check served {s.mode}" for s in self.prometheus.served)
+            ReleaseDriver.explored.update(f"check's pods {s.pods}" for s in self.prometheus.served)
             self._serving.__exit__(None, None, None)
             shutil.rmtree(self.home, ignore_errors=True)
 
     # The run and its judges.
 
-    def _run(self, fault: Fault | None, script: list[Mode], cancel_stale: bool, *argv: str) -> tuple[int, str, str]:
+    def _run(
+        self, fault: Fault | None, script: list[Mode], cancel_stale: bool, *argv: str, pods: Sequence[PodEvent] = ()
+    ) -> tuple[int, str, str]:
         self.stack.calls.clear()
+        self.stack.pod_script = list(pods)
         self.stack.fault = fault
         self.stack.during = self._second_run
         self.prometheus.answer_with(script)
@@ -227,7 +247,10 @@ class ReleaseDriver(RuleBasedStateMachine):
         ReleaseDriver.explored[f"{argv[0]} -> exit {code}"] += 1
         ReleaseDriver.explored.update(f"fault {fault.kind} at {fault.call}" for fault in self.stack.fired)
         self.stack.fired.clear()
-        self.transcript.append(f"$ canary {' '.join(argv + tuple(flags))} [{fault}, {script}] -> {code}\n{out}{err}")
+        self.stack.pod_script = []
+        self.transcript.append(
+            f"$ canary {' '.join(argv + tuple(flags))} [{fault}, {script}, pods {pods}] -> {code}\n{out}{err}"
+        )
         return code, out, err
 
     def _require(self, holds: bool, problem: str) -> None:
@@ -235,6 +258,10 @@ class ReleaseDriver(RuleBasedStateMachine):
         if not holds:
             self.broken = True
             raise AssertionError(problem)
+
+    def _pods_condition(self) -> tuple[bool, PodEvent]:
+        """What a check Prometheus serves sees of the canary's pods (the stack is replaced by `deploy`)."""
+        return self.stack.pods_condition()
 
     def _second_run(self) -> None:
         """A run on the same stack started while this one runs: refused, nothing changed."""
@@ -262,9 +289,16 @@ class ReleaseDriver(RuleBasedStateMachine):
     def _check_promotion(self, release: Version) -> None:
         served = [s for s in self.prometheus.served[self.attempt_from :] if s.canary == release and s.answered == 3]
         for weight in WEIGHTS:
-            healthy = any(s.mode == "healthy" and s.weight == weight for s in served)
-            self._require(healthy, f"promoted without a check at {weight} % that saw every objective met: {served}")
-        failed = sum(s.mode in FAILING_MODES for s in served)
+            healthy = any(
+                s.mode == "healthy" and s.weight == weight and s.pods == "fine" and not s.restarted for s in served
+            )
+            self._require(
+                healthy,
+                f"promoted without a check at {weight} % that saw every objective met, every canary pod Ready and "
+                f"none restarted in the step: {served}",
+            )
+        # A restart the Kubernetes API's error hid from a check is seen by the step's next one.
+        failed = sum(s.mode in FAILING_MODES or (s.restarted and s.pods != "error") for s in served)
         self._require(failed <= self.allowed, f"promoted after {failed} failed checks, maxFailedChecks {self.allowed}")
         self._require(release not in self.condemned, "promoted a release whose rollback had begun")
         problems = self.stack.disagreement(release)

@@ -5,14 +5,15 @@
     python -m tools.canary --stack prod --abort            # roll back a release left in progress
 
 Every step is a `pulumi up` through the Automation API (tools/canary_automation.py): the release (the stack's
-`canaryRelease`: image, its appConfig, the step's weight) runs beside the stable version, then the analysis checks it
-against the stack's objectives every `canary.analysis.intervalSeconds` for the step's `seconds`
-(tools/canary_analysis.py); a step needs a check that passed. After the last step it is promoted: `image` and
-`appConfig` become the release's and one `up` without `canaryRelease` rolls the stable pods and takes the canary
-out, so the state matches the stack file. A failed check beyond `maxFailedChecks` (over the whole release), a step
-in which no check passed, or a failed `up` (the promotion's included) rolls it back: the stack file back to the
-version stable before the release and one `up` (the route's weight back to the stable Service first, then the
-canary's objects deleted), and exit 1 naming the objective and the values seen.
+`canaryRelease`: image, its appConfig, the step's weight) runs beside the stable version, then the analysis checks
+it against the stack's objectives every `canary.analysis.intervalSeconds` for the step's `seconds`
+(tools/canary_analysis.py), with its pods as the Kubernetes API shows them: a restart since the step began fails a
+check, a pod not Ready leaves it inconclusive; a step needs a check that passed. After the last step it is promoted:
+`image` and `appConfig` become the release's and one `up` without `canaryRelease` rolls the stable pods and takes
+the canary out, so the state matches the stack file. A failed check beyond `maxFailedChecks` (over the whole
+release), a step in which no check passed, or a failed `up` (the promotion's included) rolls it back: the stack file
+back to the version stable before the release and one `up` (the route's weight back to the stable Service first,
+then the canary's objects deleted), and exit 1 naming the objective and the values seen.
 
 Before each change the driver records what it is doing (tools/canary_state.py: the release, the version stable
 before it, releasing, promoting or rolling back, the step, the failed checks), so a run killed anywhere (Ctrl-C, a
@@ -24,6 +25,7 @@ and rolled back to the stable version by `--abort`. One run at a time per stack 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
@@ -34,13 +36,15 @@ from typing import NoReturn
 
 from pydantic import ValidationError
 
-from tools.canary_analysis import Objectives, Query, check_canary, prometheus_query
+from tools.canary_analysis import Objectives, Query, check_canary, prometheus_query, with_pods
 from tools.canary_lock import StackBusy, holding
 from tools.canary_state import Release, ReleaseState, StateFile, Version
-from tools.canary_target import Target, UpFailed
+from tools.canary_target import PodState, PodsUnavailable, Target, UpFailed
 from tools.promote import Image, PromotionError
 from webapp_platform.components.alert_rules import Scope
-from webapp_platform.components.canary import canary_name, effective_weight
+from webapp_platform.components.canary import canary_labels, canary_name, effective_weight
+from webapp_platform.components.labels import selector_labels, selector_of
+from webapp_platform.config.app_config import PROJECT
 from webapp_platform.config.app_metrics import BUNDLED, MetricNames
 from webapp_platform.config.canary import MAX_WEIGHT, CanaryAnalysis, CanaryRelease
 from webapp_platform.config.errors import ConfigError
@@ -60,6 +64,14 @@ class RollbackUnfinished(Exception):
 Log = Callable[[str], None]
 
 
+def canary_pod_selector(settings: StackSettings, stack: str) -> dict[str, str]:
+    """The labels that select the canary's pods on `stack` (its short name): the stable service's selector
+    labels (the program's WebApp is named PROJECT, its instance `<PROJECT>-<stack>`) made the canary's, as
+    webapp_platform/components/canary.py makes them (`track: canary`; through a route, its own instance)."""
+    stable = selector_labels(PROJECT, f"{PROJECT}-{stack}")
+    return selector_of(canary_labels(stable, by_route=settings.canary_weighted_by_route))
+
+
 @dataclass
 class Canary:
     """One canary run on `target`: steps, analysis, and its end (promotion or rollback), each change preceded by
@@ -71,6 +83,8 @@ class Canary:
     state_file: StateFile
     log: Log = print
     sleep: Callable[[float], None] = time.sleep
+    pod_selector: Mapping[str, str] = dataclasses.field(default_factory=lambda: {"track": "canary"})
+    """The canary's pods' labels (`canary_pod_selector`)."""
 
     def interrupted(self, settings: StackSettings) -> ReleaseState | None:
         """The release a run left in progress: its release state, unless the stack shows that state outdated
@@ -159,7 +173,9 @@ class Canary:
         scope = Scope(namespace=self.namespace, name=canary_name(settings.name), names=names)
         for index in range(state.step, len(steps)):
             step, number = steps[index], index + 1
-            state = self.state_file.save(state.to("releasing", step=index))
+            # A new step's pods are first seen after its update; a resumed step keeps what its first run saw.
+            baseline = state.restart_baseline if index == state.step else None
+            state = self.state_file.save(state.to("releasing", step=index, restart_baseline=baseline))
             share = effective_weight(settings.initial_replicas, step.weight, by_route=settings.canary_weighted_by_route)
             self.log(
                 f"step {number}/{len(steps)}: {step.weight} % of the requests ({share:.0f} %) for {step.seconds} s"
@@ -169,6 +185,7 @@ class Canary:
                 self.target.up()
             except UpFailed as error:
                 self._roll_back(state, f"step {number}'s update failed: {str(error)[-1500:]}")
+            state = self._first_seen(state, self._pods())
             state = self._analyse(
                 state, number=number, seconds=step.seconds, scope=scope, objectives=objectives, analysis=canary.analysis
             )
@@ -190,7 +207,10 @@ class Canary:
         passed = 0
         for _ in range(max(1, seconds // interval)):
             self.sleep(interval)
+            pods = self._pods()
+            state = self._first_seen(state, pods)
             check = check_canary(self.query, scope, interval, objectives)
+            check = with_pods(check, pods, state.restart_baseline or {})
             self.log(f"  check: {check.verdict}: {check.reason}")
             if check.verdict == "passed":
                 passed += 1
@@ -205,6 +225,20 @@ class Canary:
         if passed == 0:
             self._roll_back(state, f"step {number}: no check could judge the canary healthy (the last: {check.reason})")
         return state
+
+    def _pods(self) -> Sequence[PodState] | str:
+        """The canary's pods, or why the Kubernetes API could not say."""
+        try:
+            return self.target.canary_pods(self.namespace, self.pod_selector)
+        except PodsUnavailable as error:
+            return str(error)
+
+    def _first_seen(self, state: ReleaseState, pods: Sequence[PodState] | str) -> ReleaseState:
+        """`state` with the step's pods' restarts as their baseline (saved, so a resumed run keeps it), unless it
+        has one or the pods could not be read."""
+        if state.restart_baseline is not None or isinstance(pods, str):
+            return state
+        return self.state_file.save(state.to("releasing", restart_baseline={pod.name: pod.restarts for pod in pods}))
 
     def _promote(self, state: ReleaseState) -> None:
         state = self.state_file.save(state.to("promoting"))
@@ -336,7 +370,15 @@ def _release_or_abort(
         print(line)
     settings = target.settings()
     state_file = StateFile(target.state_dir / f"{short_name}.json")
-    canary = Canary(target, query, settings.namespace_name(short_name), state_file, log, sleep)
+    canary = Canary(
+        target,
+        query,
+        settings.namespace_name(short_name),
+        state_file,
+        log,
+        sleep,
+        canary_pod_selector(settings, short_name),
+    )
     if args.abort:
         stable = canary.abort(settings)
         if stable is None:

@@ -8,6 +8,10 @@ divided by its objective's budget is a burn rate; a check fails when either burn
 `analysis.burnRateThreshold`. Too few requests, a share that cannot be measured (its series missing, NaN), or no
 whole answer from Prometheus within the query's deadline judges nothing: the driver then fails a step in which no
 check passed, so a canary is never promoted on silence, nor on one objective measured and the other not.
+
+What the app's metrics cannot see is read from the Kubernetes API (`with_pods`): a canary pod that restarted (a
+crash, an OOM kill, a failed liveness probe: its requests in flight never reach the metrics) fails the check; one
+not Ready (its requests go to the others, or nowhere) leaves it inconclusive, as do pods that cannot be read.
 """
 
 from __future__ import annotations
@@ -22,10 +26,11 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from tools.canary_target import PodState
 from webapp_platform.components.alert_rules import Scope, duration, failed_ratio, slow_ratio
 from webapp_platform.config.canary import CanaryAnalysis
 from webapp_platform.config.monitoring import MetricsSettings
@@ -286,3 +291,42 @@ def check_canary(query: Query, scope: Scope, window_seconds: int, objectives: Ob
         )
     seen = f"{requests:.0f} requests, {failed:.2%} failed, {slow:.2%} slower than {bound:g} s"
     return Check("passed", requests, failed, slow, seen)
+
+
+def restarts_since(pods: Sequence[PodState], baseline: Mapping[str, int]) -> dict[str, int]:
+    """Each pod's restarts since `baseline` (restarts by pod when the step's pods were first seen; a pod not in it
+    was created since, so all its restarts count), for those that restarted."""
+    grown = {pod.name: pod.restarts - baseline.get(pod.name, 0) for pod in pods}
+    return {name: count for name, count in grown.items() if count > 0}
+
+
+def with_pods(check: Check, pods: Sequence[PodState] | str, baseline: Mapping[str, int]) -> Check:
+    """`check` (Prometheus's verdict) judged with the canary's pods as the Kubernetes API shows them (`pods`; a
+    string: why they could not be read) against their restarts when the step's pods were first seen (`baseline`):
+    restarts since then fail it, naming the pods; a pod not Ready, no pod, or pods that could not be read make it
+    inconclusive unless Prometheus failed it (a failure measured stands); otherwise Prometheus's verdict stands."""
+    if isinstance(pods, str):
+        unseen = f"the canary's pods could not be read: {pods}"
+        return (
+            check if check.verdict == "failed" else replace(check, verdict="inconclusive", reason=_and(unseen, check))
+        )
+    restarted = restarts_since(pods, baseline)
+    if restarted:
+        names = ", ".join(sorted(restarted))
+        crashed = f"the canary's pods restarted {sum(restarted.values())} time(s) ({names})"
+        reason = crashed if check.verdict != "failed" else f"{crashed}; {check.reason}"
+        return replace(check, verdict="failed", reason=reason)
+    if check.verdict == "failed":
+        return check
+    unready = sorted(pod.name for pod in pods if not pod.ready)
+    if not pods:
+        return replace(check, verdict="inconclusive", reason=_and("no canary pods found", check))
+    if unready:
+        not_ready = f"{len(unready)} of {len(pods)} canary pods not Ready ({', '.join(unready)})"
+        return replace(check, verdict="inconclusive", reason=_and(not_ready, check))
+    return check
+
+
+def _and(pods: str, check: Check) -> str:
+    """What was seen of the pods, then what Prometheus showed."""
+    return f"{pods}; Prometheus: {check.reason}"

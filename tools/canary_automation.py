@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from tools.canary_state import Release, Version
-from tools.canary_target import UpFailed
+from tools.canary_target import PodState, PodsUnavailable, UpFailed
 from webapp_platform.config.app_config import PROJECT
 from webapp_platform.config.loading import parse_settings_only
 from webapp_platform.config.settings import StackSettings
@@ -21,6 +21,8 @@ from webapp_platform.config.settings import StackSettings
 RELEASE_KEY = f"{PROJECT}:canaryRelease"
 STATE_DIR = ".canary"
 """Where, in the project's directory, the driver keeps its release state and lock (one pair per stack)."""
+KUBERNETES_TIMEOUT_SECONDS = 10
+"""The Kubernetes API's answer to the canary's pods within this many seconds (connecting, and each read)."""
 
 
 class AutomationTarget:
@@ -65,6 +67,53 @@ class AutomationTarget:
         """The stack's `canary` output."""
         output = self.stack.outputs().get("canary")
         return dict(output.value) if output is not None and output.value else None
+
+    def canary_pods(self, namespace: str, selector: Mapping[str, str]) -> list[PodState]:
+        """The canary's pods through the official Kubernetes client, in the cluster the stack's program deploys to
+        (its `kubernetes:kubeconfig` and `kubernetes:context`, else KUBECONFIG or ~/.kube/config: see
+        prerequisites/kubeconfig.py). A pod that is going away (being deleted, or evicted: its phase Failed or
+        Succeeded) is left out: it takes no requests and its replacement is listed. PodsUnavailable naming the
+        cause when the kubeconfig will not load or the API errs."""
+        from kubernetes import client, config
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
+
+        from prerequisites.kubeconfig import kubeconfig_api
+
+        settings = {key: value.value for key, value in self.stack.get_all_config().items()}
+        try:
+            api = kubeconfig_api(settings.get("kubernetes:kubeconfig"), settings.get("kubernetes:context"))
+        except (config.ConfigException, OSError, TypeError, ValueError, yaml.YAMLError) as error:
+            raise PodsUnavailable(f"cannot load the kubeconfig ({error})") from error
+        labels = ",".join(f"{name}={value}" for name, value in sorted(selector.items()))
+        try:
+            with api:
+                listed = client.CoreV1Api(api).list_namespaced_pod(
+                    namespace, label_selector=labels, _request_timeout=KUBERNETES_TIMEOUT_SECONDS
+                )
+        except ApiException as error:
+            raise PodsUnavailable(
+                f"the Kubernetes API answered {error.status} {error.reason} listing pods {labels} in {namespace}"
+            ) from error
+        except (HTTPError, OSError, ValueError) as error:
+            raise PodsUnavailable(f"the Kubernetes API did not answer listing pods in {namespace} ({error})") from error
+        pods = []
+        for pod in listed.items:
+            status, metadata = pod.status, pod.metadata
+            if metadata is None or metadata.deletion_timestamp is not None:
+                continue
+            if status is not None and status.phase in ("Failed", "Succeeded"):
+                continue
+            conditions = (status and status.conditions) or []
+            containers = (status and status.container_statuses) or []
+            pods.append(
+                PodState(
+                    name=str(metadata.name),
+                    ready=any(c.type == "Ready" and c.status == "True" for c in conditions),
+                    restarts=sum(int(c.restart_count or 0) for c in containers),
+                )
+            )
+        return pods
 
     def set_release(self, release: Release, weight: int) -> None:
         """`canaryRelease` into the stack file."""

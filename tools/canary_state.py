@@ -87,8 +87,9 @@ Phase = Literal["releasing", "promoting", "rolling back"]
 @dataclass(frozen=True)
 class ReleaseState:
     """A release in progress: the release, the version stable before it, what the run was doing, the step it was
-    at (from 0), the failed checks so far (their reasons: the maxFailedChecks budget spans resumed runs), and why
-    it is being rolled back."""
+    at (from 0), the failed checks so far (their reasons: the maxFailedChecks budget spans resumed runs), why it is
+    being rolled back, and the restarts of the step's canary pods when first seen, by pod (None: not seen yet; kept
+    so a resumed run still sees a restart from before it)."""
 
     release: Release
     stable: Version
@@ -96,6 +97,7 @@ class ReleaseState:
     step: int = 0
     failed_checks: tuple[str, ...] = ()
     reason: str = ""
+    restart_baseline: Mapping[str, int] | None = None
 
     def to(self, phase: Phase, **changes: Any) -> ReleaseState:
         """This state in `phase`, with `changes`."""
@@ -112,6 +114,7 @@ class ReleaseState:
             "step": self.step,
             "failedChecks": list(self.failed_checks),
             "reason": self.reason,
+            "restartBaseline": None if self.restart_baseline is None else dict(self.restart_baseline),
         }
 
     @classmethod
@@ -120,6 +123,7 @@ class ReleaseState:
         phase = record["phase"]
         if phase not in ("releasing", "promoting", "rolling back"):
             raise ValueError(f"phase {phase!r}")
+        baseline = record.get("restartBaseline")  # absent in a state written before it was kept
         return cls(
             release=Release.from_output(record["release"]),
             stable=Version(**record["stable"]),
@@ -127,6 +131,7 @@ class ReleaseState:
             step=int(record["step"]),
             failed_checks=tuple(str(reason) for reason in record["failedChecks"]),
             reason=str(record["reason"]),
+            restart_baseline=None if baseline is None else {str(pod): int(n) for pod, n in dict(baseline).items()},
         )
 
 

@@ -4,7 +4,8 @@ stack file, the Pulumi state and the cluster apart to check the driver leaves th
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -14,6 +15,21 @@ from webapp_platform.config.settings import StackSettings
 
 class UpFailed(Exception):
     """A `pulumi up` (or the refresh that recovers one) failed; the message is the engine's."""
+
+
+class PodsUnavailable(Exception):
+    """The canary's pods could not be read from the Kubernetes API (its kubeconfig would not load, or the API
+    refused or did not answer); the message names the cause."""
+
+
+@dataclass(frozen=True)
+class PodState:
+    """One canary pod as the Kubernetes API shows it: its name, whether its Ready condition is True, and its
+    containers' restarts summed."""
+
+    name: str
+    ready: bool
+    restarts: int
 
 
 class Target(Protocol):
@@ -28,6 +44,10 @@ class Target(Protocol):
 
     def deployed_canary(self) -> Mapping[str, Any] | None:
         """The deployed stack's `canary` output (written by an `up` that finished), or None."""
+
+    def canary_pods(self, namespace: str, selector: Mapping[str, str]) -> Sequence[PodState]:
+        """The pods in `namespace` whose labels match `selector` (the canary's), as the cluster shows them now;
+        raise PodsUnavailable naming the cause when the Kubernetes API cannot be asked or does not answer."""
 
     def set_release(self, release: Release, weight: int) -> None:
         """Write `canaryRelease` for `release` at `weight` into the stack's config."""
