@@ -25,6 +25,7 @@ from typing import Any, Literal
 from harness.stack_values import valid_config
 from tools import canary as driver
 from tools.canary import Release
+from tools.canary_analysis import Query
 from tools.canary_state import Version as StableVersion
 from tools.canary_target import PodState, PodsUnavailable
 from webapp_platform.config.loading import parse_settings_only
@@ -468,3 +469,17 @@ class PrometheusStandIn:
         finally:
             server.shutdown()
             server.server_close()
+
+
+def run_driver(stack: FakeStack, query: Query, *argv: str) -> tuple[int, list[str]]:
+    """`python -m tools.canary --stack prod ...` on `stack` with Prometheus answering `query`: its exit code and the
+    lines it logged."""
+    lines: list[str] = []
+    code = driver.main(
+        ["--stack", "prod", "--prometheus", "http://prometheus.invalid", *argv],
+        lambda args: stack,
+        query_factory=lambda url: query,
+        sleep=stack.wait,
+        log=lines.append,
+    )
+    return code, lines

@@ -25,10 +25,10 @@ from tests.canary_stand_ins import (
     FakeStack,
     Fault,
     PrometheusStandIn,
+    run_driver,
     stack_settings,
     version_of,
 )
-from tools import canary as driver
 from tools import canary_analysis
 from tools.canary_analysis import PrometheusUnavailable, Query, prometheus_query
 
@@ -49,22 +49,10 @@ def _prometheus(requests: float = 600.0, failed: float = 0.0, slow: float = 0.0)
     return query
 
 
-def _run(stack: FakeStack, query: Query, *argv: str) -> tuple[int, list[str]]:
-    lines: list[str] = []
-    code = driver.main(
-        ["--stack", "prod", "--prometheus", "http://prometheus.invalid", *argv],
-        lambda a: stack,
-        query_factory=lambda url: query,
-        sleep=stack.wait,
-        log=lines.append,
-    )
-    return code, lines
-
-
 def test_a_healthy_release_goes_through_every_step_and_is_promoted(
     stack: FakeStack, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, lines = _run(stack, _prometheus(), "--image", NEW, "--config", "GREETING=Hi")
+    code, lines = run_driver(stack, _prometheus(), "--image", NEW, "--config", "GREETING=Hi")
     assert code == 0, capsys.readouterr().err
     assert [(up["image"], up["canary"] and up["canary"]["weight"]) for up in stack.ups] == [
         ("1.0.0", 20),
@@ -84,7 +72,7 @@ def test_a_healthy_release_goes_through_every_step_and_is_promoted(
 def test_a_release_failing_a_fifth_of_its_requests_is_rolled_back_naming_availability_and_the_values(
     stack: FakeStack, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, _ = _run(stack, _prometheus(failed=0.2), "--image", NEW)
+    code, _ = run_driver(stack, _prometheus(failed=0.2), "--image", NEW)
     assert code == 1
     err = capsys.readouterr().err
     assert "rolled back" in err
@@ -96,7 +84,7 @@ def test_a_release_failing_a_fifth_of_its_requests_is_rolled_back_naming_availab
 
 
 def test_a_slow_release_is_rolled_back_naming_latency(stack: FakeStack, capsys: pytest.CaptureFixture[str]) -> None:
-    code, _ = _run(stack, _prometheus(slow=0.5), "--image", NEW)
+    code, _ = run_driver(stack, _prometheus(slow=0.5), "--image", NEW)
     assert code == 1
     err = capsys.readouterr().err
     assert "latency: 50.00% of 600 requests took longer than 0.5 s" in err, err
@@ -121,13 +109,13 @@ def test_failed_checks_up_to_max_failed_checks_are_tolerated_and_one_more_rolls_
     allowed: int, bad: int, code: int, tmp_path: Path
 ) -> None:
     stack = FakeStack(stack_settings(maxFailedChecks=allowed), home=tmp_path)
-    assert _run(stack, _bad_checks(bad), "--image", NEW)[0] == code
+    assert run_driver(stack, _bad_checks(bad), "--image", NEW)[0] == code
 
 
 def test_a_step_whose_checks_all_saw_too_few_requests_rolls_back(
     stack: FakeStack, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, _ = _run(stack, _prometheus(requests=3), "--image", NEW)
+    code, _ = run_driver(stack, _prometheus(requests=3), "--image", NEW)
     assert code == 1
     assert "no check could judge the canary healthy (the last: 3 requests in 10s, fewer than minRequests 20)" in (
         capsys.readouterr().err
@@ -138,7 +126,7 @@ def test_a_prometheus_that_does_not_answer_never_promotes(stack: FakeStack, caps
     def down(expression: str) -> float | None:
         raise PrometheusUnavailable("connection refused")
 
-    assert _run(stack, down, "--image", NEW)[0] == 1
+    assert run_driver(stack, down, "--image", NEW)[0] == 1
     assert "Prometheus did not answer (connection refused)" in capsys.readouterr().err
 
 
@@ -146,7 +134,7 @@ def test_a_failed_update_rolls_back_with_the_engines_message(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     stack = FakeStack(stack_settings(), home=tmp_path, failing_ups=(1,))
-    assert _run(stack, _prometheus(), "--image", NEW)[0] == 1
+    assert run_driver(stack, _prometheus(), "--image", NEW)[0] == 1
     assert "step 2's update failed: error: the Deployment's rollout failed: CrashLoopBackOff" in capsys.readouterr().err
     assert stack.ups[-1]["canary"] is None
     assert "canaryRelease" not in stack.config
@@ -155,7 +143,7 @@ def test_a_failed_update_rolls_back_with_the_engines_message(
 def test_an_interrupted_run_of_the_same_release_resumes_at_its_step(tmp_path: Path) -> None:
     deployed = {"image": NEW, "appConfig": {"GREETING": "Hello"}, "weight": 50}
     stack = FakeStack(stack_settings(), home=tmp_path, deployed=deployed)
-    code, lines = _run(stack, _prometheus(), "--image", NEW)
+    code, lines = run_driver(stack, _prometheus(), "--image", NEW)
     assert code == 0
     assert [up["canary"] and up["canary"]["weight"] for up in stack.ups] == [50, None]
     assert any("resuming the interrupted canary" in line for line in lines)
@@ -164,7 +152,7 @@ def test_an_interrupted_run_of_the_same_release_resumes_at_its_step(tmp_path: Pa
 def test_an_interrupted_run_of_another_release_is_rolled_back_first(tmp_path: Path) -> None:
     deployed = {"image": OTHER, "appConfig": {"GREETING": "Hello"}, "weight": 20}
     stack = FakeStack(stack_settings(), home=tmp_path, deployed=deployed)
-    code, _ = _run(stack, _prometheus(), "--image", NEW)
+    code, _ = run_driver(stack, _prometheus(), "--image", NEW)
     assert code == 0
     assert [up["canary"] and up["canary"]["weight"] for up in stack.ups] == [None, 20, 50, None]
 
@@ -173,16 +161,16 @@ def test_abort_rolls_back_what_is_in_progress_and_nothing_else(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     stack = FakeStack(stack_settings(), home=tmp_path / "busy", deployed={"image": NEW, "appConfig": {}, "weight": 20})
-    assert _run(stack, _prometheus(), "--abort")[0] == 0
+    assert run_driver(stack, _prometheus(), "--abort")[0] == 0
     assert stack.ups == [{"image": "1.0.0", "canary": None}]
     idle = FakeStack(stack_settings(), home=tmp_path / "idle")
-    assert _run(idle, _prometheus(), "--abort")[0] == 0
+    assert run_driver(idle, _prometheus(), "--abort")[0] == 0
     assert idle.ups == []
     assert "no canary in progress" in capsys.readouterr().out
 
 
 def test_releasing_what_already_runs_updates_nothing(stack: FakeStack) -> None:
-    assert _run(stack, _prometheus(), "--image", f"ghcr.io/example/webapp:1.0.0@{STABLE_DIGEST}")[0] == 0
+    assert run_driver(stack, _prometheus(), "--image", f"ghcr.io/example/webapp:1.0.0@{STABLE_DIGEST}")[0] == 0
     assert stack.ups == []
 
 
@@ -201,7 +189,7 @@ def test_releasing_what_already_runs_updates_nothing(stack: FakeStack) -> None:
 def test_bad_arguments_are_refused_before_any_update(
     argv: list[str], expected: str, stack: FakeStack, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert _run(stack, _prometheus(), *argv)[0] == 1
+    assert run_driver(stack, _prometheus(), *argv)[0] == 1
     assert expected in capsys.readouterr().err
     assert stack.ups == []
 
@@ -210,7 +198,7 @@ def test_a_stack_without_canary_enabled_is_refused(tmp_path: Path, capsys: pytes
     raw = stack_settings()
     raw["canary"] = {"enabled": False}
     stack = FakeStack(raw, home=tmp_path)
-    assert _run(stack, _prometheus(), "--image", NEW)[0] == 1
+    assert run_driver(stack, _prometheus(), "--image", NEW)[0] == 1
     assert "canary.enabled is not set" in capsys.readouterr().err
     assert stack.ups == []
 
@@ -294,10 +282,10 @@ def test_abort_after_a_failed_promotion_and_a_failed_rollback_ends_at_the_versio
     """F4: the promotion writes the release into the stack file before its `up`; that `up` failing (and the
     rollback's after it) must not leave `--abort` to roll the stable pods onto the release."""
     stack.failing_ups = (2, 3)  # the promotion's update, then the rollback's
-    code, _ = _run(stack, _prometheus(), "--image", NEW)
+    code, _ = run_driver(stack, _prometheus(), "--image", NEW)
     assert code == 1
     assert "was rolled back" not in capsys.readouterr().err
-    assert _run(stack, _prometheus(), "--abort")[0] == 0
+    assert run_driver(stack, _prometheus(), "--abort")[0] == 0
     assert f"the stack runs ghcr.io/example/webapp:1.0.0@{STABLE_DIGEST}" in capsys.readouterr().out
     _agrees_on_the_stable_version(stack)
 
@@ -307,7 +295,7 @@ def test_a_failed_promotion_is_rolled_back_to_the_stable_version(
 ) -> None:
     """F4: the promotion's own `up` failing rolls back, as a step's does."""
     stack.failing_ups = (2,)
-    assert _run(stack, _prometheus(), "--image", NEW)[0] == 1
+    assert run_driver(stack, _prometheus(), "--image", NEW)[0] == 1
     assert "the promotion's update failed" in capsys.readouterr().err
     _agrees_on_the_stable_version(stack)
 
@@ -319,7 +307,7 @@ def test_abort_finds_a_run_killed_in_its_first_update(
     """F5: killed during its first `up`, a run leaves no `canary` output, but its release in the stack file (and
     its release state, unless lost with a checkout) and its canary in the cluster: `--abort` takes it out."""
     stack.fault = Fault("up", 0, "kill during")
-    assert _run(stack, _prometheus(), "--image", NEW)[0] == 130
+    assert run_driver(stack, _prometheus(), "--image", NEW)[0] == 130
     assert stack.deployed is None
     assert stack.cluster.canary is not None
     if not state_kept:
@@ -327,7 +315,7 @@ def test_abort_finds_a_run_killed_in_its_first_update(
             path.unlink()
     stack.fault = None
     capsys.readouterr()
-    assert _run(stack, _prometheus(), "--abort", "--cancel-stale-update")[0] == 0
+    assert run_driver(stack, _prometheus(), "--abort", "--cancel-stale-update")[0] == 0
     assert "the canary was rolled back" in capsys.readouterr().out
     _agrees_on_the_stable_version(stack)
 
@@ -340,19 +328,19 @@ def test_a_release_whose_latency_series_is_missing_is_never_promoted(
     def no_latency(expression: str) -> float | None:
         return None if "duration" in expression else _prometheus()(expression)
 
-    assert _run(stack, no_latency, "--image", NEW)[0] == 1
+    assert run_driver(stack, no_latency, "--image", NEW)[0] == 1
     err = capsys.readouterr().err
     assert "latency (webapp_http_request_duration_seconds_bucket at 0.5 s) not measured" in err, err
     _agrees_on_the_stable_version(stack)
 
 
-def test_the_failed_checks_budget_spans_a_resumed_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_failed_checks_budget_spans_a_resumedrun_driver(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """F8: maxFailedChecks counts over the whole release, not per run: a check failed before a kill still counts."""
     stack = FakeStack(stack_settings(maxFailedChecks=1), home=tmp_path, fault=Fault("sleep", 1, "kill before"))
-    assert _run(stack, _prometheus(failed=0.2), "--image", NEW)[0] == 130  # one failed check, then killed
+    assert run_driver(stack, _prometheus(failed=0.2), "--image", NEW)[0] == 130  # one failed check, then killed
     stack.fault = None
     # The resumed run sees one failed check, then healthy ones: with the one before the kill, one too many.
-    assert _run(stack, _bad_checks(1), "--image", NEW, "--cancel-stale-update")[0] == 1
+    assert run_driver(stack, _bad_checks(1), "--image", NEW, "--cancel-stale-update")[0] == 1
     assert "2 failed check(s), more than maxFailedChecks 1" in capsys.readouterr().err
     _agrees_on_the_stable_version(stack)
 
@@ -362,9 +350,9 @@ def test_a_run_killed_while_rolling_back_is_rolled_back_by_the_next(
 ) -> None:
     """F8: a kill during the rollback's `up` must not let the next run of the same release resume and promote it."""
     stack.fault = Fault("up", 1, "kill during")  # the first step's update, then the rollback's
-    assert _run(stack, _prometheus(failed=0.2), "--image", NEW)[0] == 130
+    assert run_driver(stack, _prometheus(failed=0.2), "--image", NEW)[0] == 130
     stack.fault = None
-    code, lines = _run(stack, _prometheus(), "--image", NEW, "--cancel-stale-update")
+    code, lines = run_driver(stack, _prometheus(), "--image", NEW, "--cancel-stale-update")
     assert code == 1, lines
     assert "an interrupted run was rolling it back: step 1: 1 failed check(s)" in capsys.readouterr().err
     _agrees_on_the_stable_version(stack)
@@ -376,9 +364,9 @@ def test_abort_after_a_promotion_killed_writing_the_stack_file_restores_the_whol
     """F8: the promotion's config write killed part-way (the image written, not the appConfig) leaves a mixed
     stable config; `--abort` writes the whole stable version back."""
     stack.fault = Fault("write_stable", 0, "kill during")
-    assert _run(stack, _prometheus(), "--image", NEW, "--config", "GREETING=Hi")[0] == 130
+    assert run_driver(stack, _prometheus(), "--image", NEW, "--config", "GREETING=Hi")[0] == 130
     stack.fault = None
-    assert _run(stack, _prometheus(), "--abort", "--cancel-stale-update")[0] == 0
+    assert run_driver(stack, _prometheus(), "--abort", "--cancel-stale-update")[0] == 0
     assert f"the stack runs ghcr.io/example/webapp:1.0.0@{STABLE_DIGEST}" in capsys.readouterr().out
     _agrees_on_the_stable_version(stack)
 
@@ -392,11 +380,11 @@ def test_a_second_run_on_a_stack_refuses_to_start_and_changes_nothing(
     def second_run() -> None:
         before = stack.snapshot()
         stack.fault = None
-        refused.append(_run(stack, _prometheus(), "--image", OTHER))
+        refused.append(run_driver(stack, _prometheus(), "--image", OTHER))
         assert stack.snapshot() == before
 
     stack.fault, stack.during = Fault("up", 0, "concurrent"), second_run
-    assert _run(stack, _prometheus(), "--image", NEW)[0] == 0
+    assert run_driver(stack, _prometheus(), "--image", NEW)[0] == 0
     assert [code for code, _ in refused] == [1]
     assert "another run is releasing on this stack (pid " in capsys.readouterr().err
 
@@ -413,7 +401,7 @@ def test_a_trickled_answer_is_cut_at_the_query_deadline(monkeypatch: pytest.Monk
 
 def _killed_in_its_first_step_then_deployed_by_hand(stack: FakeStack) -> None:
     stack.fault = Fault("sleep", 0, "kill before")
-    assert _run(stack, _prometheus(), "--image", NEW)[0] == 130  # the release state names 2.0.0 over 1.0.0
+    assert run_driver(stack, _prometheus(), "--image", NEW)[0] == 130  # the release state names 2.0.0 over 1.0.0
     assert (stack.home / "prod.json").exists()
     stack.deploy_by_hand(OTHER, {"GREETING": "Hello"})  # 3.0.0, the canary taken out by hand
     assert stack.disagreement(version_of(stack.config["image"], {"GREETING": "Hello"})) == []
@@ -428,7 +416,7 @@ def test_abort_discards_a_release_state_a_deploy_made_since_outdated_and_deploys
     _killed_in_its_first_step_then_deployed_by_hand(stack)
     ups = len(stack.ups)
     capsys.readouterr()
-    code, lines = _run(stack, _prometheus(), "--abort")
+    code, lines = run_driver(stack, _prometheus(), "--abort")
     assert code == 0
     out = capsys.readouterr().out
     assert stack.ups[ups:] == [], "the abort deployed something"
@@ -448,7 +436,7 @@ def test_a_release_after_a_deploy_made_since_a_kill_starts_from_what_the_stack_r
     _killed_in_its_first_step_then_deployed_by_hand(stack)
     ups = len(stack.ups)
     capsys.readouterr()
-    code, lines = _run(stack, _prometheus(failed=0.2), "--image", NEW)
+    code, lines = run_driver(stack, _prometheus(failed=0.2), "--image", NEW)
     assert code == 1
     assert [up["image"] for up in stack.ups[ups:]] == ["3.0.0", "3.0.0"], stack.ups[ups:]  # step 1, its rollback
     assert stack.disagreement(version_of(stack.config["image"], {"GREETING": "Hello"})) == []

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.canary_stand_ins import NEW, FakeStack, Fault, stack_settings
+from tests.canary_stand_ins import NEW, FakeStack, Fault, run_driver, stack_settings
 from tools import canary as driver
 from tools.canary_analysis import Check, restarts_since, with_pods
 from tools.canary_automation import AutomationTarget
@@ -94,20 +94,13 @@ def test_the_restart_baseline_is_kept_in_the_release_state_and_an_older_record_r
     assert ReleaseState.from_json(record).restart_baseline is None
 
 
+def _healthy(expression: str) -> float | None:
+    return 600.0 if "increase(" in expression else 0.0
+
+
 def _run(stack: FakeStack, *argv: str) -> tuple[int, list[str]]:
-    lines: list[str] = []
-
-    def healthy(expression: str) -> float | None:
-        return 600.0 if "increase(" in expression else 0.0
-
-    code = driver.main(
-        ["--stack", "prod", "--prometheus", "http://prometheus.invalid", "--image", NEW, *argv],
-        lambda args: stack,
-        query_factory=lambda url: healthy,
-        sleep=stack.wait,
-        log=lines.append,
-    )
-    return code, lines
+    """A release of NEW that Prometheus sees healthy throughout: only the pods can fail it."""
+    return run_driver(stack, _healthy, "--image", NEW, *argv)
 
 
 def test_a_release_whose_pod_restarts_is_rolled_back_though_prometheus_saw_it_healthy(
